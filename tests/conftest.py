@@ -1,0 +1,1 @@
+"""Shared fixtures: the real OpenSearch upstream, the Bedrock emulator and the proxy under test."""
