@@ -1,0 +1,128 @@
+"""The composition root: builds the aiohttp application and picks every concrete component.
+
+Each resource is one cleanup context, set up in start order and torn down in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from esproxy.app_keys import (
+    BEDROCK_CLIENTS,
+    BEDROCK_ENDPOINT_URL,
+    CIPHER,
+    INFERENCE_SERVICE,
+    SETTINGS,
+    STORE,
+)
+from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
+from esproxy.inference.rate_limits import RateLimiters
+from esproxy.inference.service import InferenceService
+from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
+from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
+from esproxy.settings import Settings, SettingsError
+from esproxy.storage.memory import InMemoryEndpointStore
+from esproxy.storage.sqlite import SqliteEndpointStore
+from esproxy.web import handlers
+from esproxy.web.middlewares import error_middleware
+from esproxy.web.routes import add_routes
+
+log = logging.getLogger(__name__)
+
+# Server options for every way of running the app (CLI and tests): request bodies stay compressed
+# so forwarding is byte-exact, and a client that goes away cancels its handler (and Bedrock call).
+SERVER_KWARGS = {"auto_decompress": False, "handler_cancellation": True}
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=0)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend(
+        [start_dev_emulator, open_bedrock_clients, open_cipher, open_store, build_service]
+    )
+    root = handlers.root_info if not settings.upstream.urls else None
+    add_routes(app, handlers.no_upstream, root)
+    return app
+
+
+async def start_dev_emulator(app: web.Application) -> AsyncIterator[None]:
+    """Under `--dev` without an explicit Bedrock URL, serve the emulator from this process."""
+    settings = app[SETTINGS]
+    if settings.bedrock.endpoint_url or not settings.server.dev:
+        if settings.bedrock.endpoint_url:
+            app[BEDROCK_ENDPOINT_URL] = settings.bedrock.endpoint_url
+        yield
+        return
+    knobs = settings.emulator
+    emulator = create_emulator_app(
+        EmulatorSettings(latency_ms=knobs.latency_ms, stream_delay_ms=knobs.stream_delay_ms)
+    )
+    runner = web.AppRunner(emulator, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    app[BEDROCK_ENDPOINT_URL] = f"http://127.0.0.1:{port}"
+    log.warning("dev mode: Bedrock calls go to the bundled emulator at http://127.0.0.1:%d", port)
+    yield
+    await runner.cleanup()
+
+
+async def open_bedrock_clients(app: web.Application) -> AsyncIterator[None]:
+    bedrock = app[SETTINGS].bedrock
+    clients = BedrockClients(
+        endpoint_url=app.get(BEDROCK_ENDPOINT_URL),
+        max_pool_connections=bedrock.max_pool_connections,
+        connect_timeout=bedrock.connect_timeout,
+        read_timeout=bedrock.read_timeout,
+    )
+    app[BEDROCK_CLIENTS] = clients
+    yield
+    await clients.close()
+
+
+async def open_cipher(app: web.Application) -> AsyncIterator[None]:
+    app[CIPHER] = await asyncio.to_thread(build_cipher, app[SETTINGS])
+    yield
+
+
+def build_cipher(settings: Settings) -> SecretCipher:
+    others = [parse_key(text) for text in settings.secrets.previous_keys]
+    if settings.secrets.key:
+        return SecretCipher(parse_key(settings.secrets.key), others)
+    if settings.storage_backend == "elasticsearch" and not settings.server.dev:
+        raise SettingsError(
+            "a secrets key is required when endpoints are stored in the cluster: set "
+            "ESPROXY_SECRETS_KEY or [secrets] key (generate one with `esproxy generate-key`)"
+        )
+    return SecretCipher(load_or_create_key_file(settings.storage.key_file), others)
+
+
+async def open_store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    backend = settings.storage_backend
+    if backend == "memory":
+        app[STORE] = InMemoryEndpointStore()
+        yield
+        return
+    if backend != "sqlite":
+        raise SettingsError(f"storage backend [{backend}] is not available yet")
+    store = SqliteEndpointStore(settings.storage.sqlite_path)
+    await store.open()
+    app[STORE] = store
+    try:
+        yield
+    finally:
+        await store.close()
+
+
+async def build_service(app: web.Application) -> AsyncIterator[None]:
+    registry = IntegrationRegistry([AmazonBedrockIntegration(app[BEDROCK_CLIENTS])])
+    app[INFERENCE_SERVICE] = InferenceService(app[STORE], registry, app[CIPHER], RateLimiters())
+    yield

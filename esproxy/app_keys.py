@@ -1,0 +1,18 @@
+"""Every typed AppKey the application holds: the inventory of its app-scoped components."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from esproxy.inference.service import InferenceService
+from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.secret_cipher import SecretCipher
+from esproxy.settings import Settings
+from esproxy.storage.base import EndpointStore
+
+SETTINGS = web.AppKey("settings", Settings)
+BEDROCK_ENDPOINT_URL = web.AppKey("bedrock_endpoint_url", str)
+BEDROCK_CLIENTS = web.AppKey("bedrock_clients", BedrockClients)
+CIPHER = web.AppKey("cipher", SecretCipher)
+STORE = web.AppKey("store", EndpointStore)  # type: ignore[type-abstract]
+INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)

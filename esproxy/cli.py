@@ -1,0 +1,143 @@
+"""The `esproxy` command line: sub-commands only; each one loads settings and runs one app."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from esproxy import __version__
+from esproxy.settings import DEFAULT_LISTEN, SettingsError, load_settings, parse_listen
+
+log = logging.getLogger("esproxy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esproxy", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"esproxy {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the _inference API and forward the rest")
+    serve.add_argument("--config", type=Path, help="TOML settings file (env: ESPROXY_CONFIG)")
+    serve.add_argument("--listen", help=f"HOST:PORT to listen on (default {DEFAULT_LISTEN})")
+    serve.add_argument(
+        "--upstream", action="append", help="cluster URL to forward to; repeat for more nodes"
+    )
+    serve.add_argument("--data-dir", help="where the embedded store and generated key live")
+    serve.add_argument("--bedrock-endpoint-url", help="send every Bedrock call to this URL")
+    serve.add_argument(
+        "--dev", action="store_true", default=None, help="local development: bundled emulator"
+    )
+    serve.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
+
+    emulator = commands.add_parser("bedrock-emulator", help="run the bundled Bedrock emulator")
+    emulator.add_argument("--listen", default=os.environ.get("ESPROXY_EMULATOR_LISTEN", "127.0.0.1:9300"))
+    emulator.add_argument("--latency-ms", type=float, default=env_float("LATENCY_MS", 0.0))
+    emulator.add_argument("--stream-delay-ms", type=float, default=env_float("STREAM_DELAY_MS", 0.0))
+    emulator.add_argument(
+        "--quota-per-minute", type=int, default=env_int("QUOTA_PER_MINUTE"),
+        help="requests per minute per access key before Bedrock-style throttling",
+    )
+    emulator.add_argument(
+        "--key", action="append", default=[], metavar="ACCESS:SECRET",
+        help="verify SigV4 against this key pair; repeatable (default: accept any credentials)",
+    )
+    emulator.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
+
+    commands.add_parser("generate-key", help="print a new secrets key for [secrets] key")
+    return parser
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(f"ESPROXY_EMULATOR_{name}", default))
+
+
+def env_int(name: str) -> int | None:
+    value = os.environ.get(f"ESPROXY_EMULATOR_{name}")
+    return int(value) if value else None
+
+
+def serve_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Only the flags that were given, so they override the file and the environment."""
+    overrides: dict[str, dict[str, Any]] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+
+    put("server", "listen", args.listen)
+    put("server", "dev", args.dev)
+    put("upstream", "urls", args.upstream)
+    put("storage", "data_dir", args.data_dir)
+    put("bedrock", "endpoint_url", args.bedrock_endpoint_url)
+    return overrides
+
+
+def serve(args: argparse.Namespace) -> int:
+    from esproxy.app import SERVER_KWARGS, create_app
+
+    settings = load_settings(args.config, overrides=serve_overrides(args))
+    if settings.server.dev:
+        print(
+            "esproxy dev mode: bundled Bedrock emulator, any AWS credentials accepted, "
+            "no authentication — not for production",
+            file=sys.stderr,
+        )
+    web.run_app(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        shutdown_timeout=settings.server.shutdown_grace_seconds,
+        access_log=None,
+        print=lambda *_: log.info(
+            "esproxy %s listening on http://%s:%d", __version__, settings.server.host,
+            settings.server.port,
+        ),
+        **SERVER_KWARGS,
+    )
+    return 0
+
+
+def run_emulator(args: argparse.Namespace) -> int:
+    from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
+
+    host, port = parse_listen(args.listen)
+    keys = dict(pair.split(":", 1) for pair in args.key)
+    settings = EmulatorSettings(
+        latency_ms=args.latency_ms,
+        stream_delay_ms=args.stream_delay_ms,
+        quota_per_minute=args.quota_per_minute,
+        keys=keys,
+    )
+    web.run_app(create_emulator_app(settings), host=host, port=port, access_log=None,
+                print=lambda *_: log.info("Bedrock emulator listening on http://%s:%d", host, port))
+    return 0
+
+
+def generate_key(_: argparse.Namespace) -> int:
+    from esproxy.secret_cipher import generate_key_text
+
+    print(generate_key_text())
+    return 0
+
+
+COMMANDS = {"serve": serve, "bedrock-emulator": run_emulator, "generate-key": generate_key}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except SettingsError as error:
+        print(f"esproxy: {error}", file=sys.stderr)
+        return 2

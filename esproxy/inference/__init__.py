@@ -1,0 +1,1 @@
+"""Integration-neutral inference: models, request schemas, the service and rate limits."""

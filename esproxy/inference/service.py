@@ -1,0 +1,166 @@
+"""InferenceService: the one place that combines the store, the integrations and the rate limits.
+
+It speaks in models and errors only; HTTP parsing and rendering stay in `web/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from esproxy.errors import (
+    BadRequest,
+    EndpointAlreadyExists,
+    EndpointNotFound,
+    RequestTimedOut,
+)
+from esproxy.inference import schemas
+from esproxy.inference.models import (
+    EndpointConfig,
+    InferenceResult,
+    StoredEndpoint,
+    TaskType,
+)
+from esproxy.inference.rate_limits import RateLimiters
+from esproxy.inference.timeouts import default_timeout, render_time_value
+from esproxy.integrations.base import CallSlot, Integration
+from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.secret_cipher import SecretCipher
+from esproxy.storage.base import EndpointRecord, EndpointStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ALL_IDS = frozenset({"_all", "*"})
+
+
+class InferenceService:
+    def __init__(
+        self,
+        store: EndpointStore,
+        registry: IntegrationRegistry,
+        cipher: SecretCipher,
+        limiters: RateLimiters,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._cipher = cipher
+        self._limiters = limiters
+
+    async def put_endpoint(
+        self,
+        path_task_type: TaskType | None,
+        inference_id: str,
+        raw_body: bytes,
+        timeout: float | None = None,
+    ) -> EndpointConfig:
+        schemas.validate_inference_id(inference_id)
+        body = schemas.decode_json_body(raw_body)
+        task_type = schemas.resolve_task_type(path_task_type, body)
+        integration = self._registry.get(schemas.require_service(body))
+        endpoint = integration.parse_request(inference_id, task_type, body)
+        # ES checks for an existing id only after its probe call; checking first saves that call.
+        await self._ensure_absent(inference_id)
+        seconds = default_timeout(TaskType.TEXT_EMBEDDING) if timeout is None else timeout
+        endpoint = await self._within(
+            seconds, integration.validate(endpoint, self._slots(integration, endpoint))
+        )
+        await self._store.create(self._seal(endpoint))
+        return endpoint.config
+
+    async def get_endpoints(
+        self, task_type: TaskType | None, inference_id: str | None
+    ) -> list[EndpointConfig]:
+        if inference_id is None or inference_id in ALL_IDS:
+            configs = [EndpointConfig.from_dict(r.config) for r in await self._store.list()]
+            return [c for c in configs if task_type in (None, c.task_type)]
+        config = EndpointConfig.from_dict((await self._store.get(inference_id)).config)
+        check_requested_task_type(task_type, config)
+        return [config]
+
+    async def delete_endpoint(
+        self, task_type: TaskType | None, inference_id: str, *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        config = EndpointConfig.from_dict((await self._store.get(inference_id)).config)
+        check_requested_task_type(task_type, config)
+        # With no cluster behind us there are no pipelines or semantic_text mappings to protect.
+        if dry_run:
+            return {"acknowledged": False, "pipelines": [], "indexes": []}
+        await self._store.delete(inference_id)
+        # Rate limits read only the public config, so no secrets are decrypted to drop the limiter.
+        limit = self._registry.get(config.service).rate_limit(StoredEndpoint(config, secrets={}))
+        self._limiters.forget(limit.key)
+        return {"acknowledged": True, "pipelines": [], "indexes": []}
+
+    async def infer(
+        self,
+        path_task_type: TaskType | None,
+        inference_id: str,
+        raw_body: bytes,
+        timeout: float | None = None,
+    ) -> InferenceResult:
+        body = schemas.decode_json_body(raw_body)
+        request = schemas.load_inference_request(path_task_type or TaskType.ANY, body)
+        endpoint = await self.load_endpoint(inference_id)
+        task_type = endpoint.config.task_type
+        if path_task_type not in (None, TaskType.ANY, task_type):
+            raise BadRequest(
+                f"Incompatible task_type, the requested type [{path_task_type}] does not match "
+                f"the model type [{task_type}]"
+            )
+        integration = self._registry.get(endpoint.config.service)
+        integration.validate_request(endpoint, request)
+        seconds = default_timeout(task_type) if timeout is None else timeout
+        slots = self._slots(integration, endpoint)
+        return await self._within(seconds, integration.infer(endpoint, request, slots))
+
+    async def load_endpoint(self, inference_id: str) -> StoredEndpoint:
+        record = await self._store.get(inference_id)
+        endpoint = StoredEndpoint(
+            config=EndpointConfig.from_dict(record.config),
+            secrets=self._cipher.open(inference_id, record.sealed_secrets),
+            internal=record.internal,
+        )
+        return self._registry.get(endpoint.config.service).parse_stored(endpoint)
+
+    async def _ensure_absent(self, inference_id: str) -> None:
+        try:
+            await self._store.get(inference_id)
+        except EndpointNotFound:
+            return
+        raise EndpointAlreadyExists(inference_id)
+
+    def _seal(self, endpoint: StoredEndpoint) -> EndpointRecord:
+        return EndpointRecord(
+            inference_id=endpoint.inference_id,
+            config=endpoint.config.to_dict(),
+            internal=dict(endpoint.internal),
+            sealed_secrets=self._cipher.seal(endpoint.inference_id, endpoint.secrets),
+        )
+
+    def _slots(self, integration: Integration, endpoint: StoredEndpoint) -> Callable[[], CallSlot]:
+        limit = integration.rate_limit(endpoint)
+        return lambda: self._limiters.slot(limit)
+
+    @staticmethod
+    async def _within(seconds: float, work: Awaitable[T]) -> T:
+        """Run `work` under the caller's deadline, which covers slot waits and Bedrock calls."""
+        try:
+            async with asyncio.timeout(seconds if seconds >= 0 else None):
+                return await work
+        except TimeoutError:
+            raise RequestTimedOut(
+                f"Request timed out waiting to be sent after [{render_time_value(seconds)}]"
+            ) from None
+
+
+def check_requested_task_type(task_type: TaskType | None, config: EndpointConfig) -> None:
+    if task_type not in (None, TaskType.ANY, config.task_type):
+        raise BadRequest(
+            f"Requested task type [{task_type}] does not match the inference endpoint's task "
+            f"type [{config.task_type}]"
+        )
+

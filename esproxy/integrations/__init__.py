@@ -1,0 +1,1 @@
+"""Adapters selected by an endpoint's `service` value."""

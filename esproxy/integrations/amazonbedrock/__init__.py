@@ -1,0 +1,1 @@
+"""The `amazonbedrock` integration: settings, model providers, and the Bedrock Runtime client."""

@@ -1,0 +1,53 @@
+"""The seam every integration implements; the inference service knows integrations only by this."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from esproxy.inference.models import (
+    InferenceRequest,
+    InferenceResult,
+    StoredEndpoint,
+    TaskType,
+)
+from esproxy.inference.rate_limits import RateLimit
+
+CallSlot = AbstractAsyncContextManager[None]
+"""Entered around every single provider call: a rate-limit slot (and later, a concurrency slot)."""
+
+
+class SlotSource(Protocol):
+    def __call__(self) -> CallSlot: ...
+
+
+class Integration(Protocol):
+    """An adapter for one `service` value, such as `amazonbedrock`.
+
+    `parse_request` validates a PUT body strictly and in Elasticsearch's checking order, raising the
+    errors of `esproxy.errors`; `parse_stored` reads a stored record leniently so that records written
+    by older versions keep working. `validate` makes the probe call that PUT runs and returns the
+    endpoint completed with what it learned (for embeddings, `dimensions` and `similarity`).
+    """
+
+    name: str
+    task_types: frozenset[TaskType]
+
+    def parse_request(
+        self, inference_id: str, task_type: TaskType, body: Mapping[str, Any]
+    ) -> StoredEndpoint: ...
+
+    def parse_stored(self, endpoint: StoredEndpoint) -> StoredEndpoint: ...
+
+    def rate_limit(self, endpoint: StoredEndpoint) -> RateLimit: ...
+
+    def validate_request(self, endpoint: StoredEndpoint, request: InferenceRequest) -> None:
+        """Integration-specific POST checks, such as the allowed `input_type` values."""
+        ...
+
+    async def validate(self, endpoint: StoredEndpoint, slot: SlotSource) -> StoredEndpoint: ...
+
+    async def infer(
+        self, endpoint: StoredEndpoint, request: InferenceRequest, slot: SlotSource
+    ) -> InferenceResult: ...

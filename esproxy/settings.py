@@ -1,0 +1,293 @@
+"""esproxy's configuration: frozen dataclasses, loaded from TOML, environment and flags.
+
+Layers, later ones winning: built-in defaults, the TOML file, `ESPROXY_<SECTION>_<KEY>` environment
+variables (plus the short aliases below), then command-line flags. marshmallow validates the merged
+result, so a bad value names its section and key whatever layer it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate
+
+DEFAULT_LISTEN = "127.0.0.1:9200"
+
+# Short environment names for the settings people set most; every setting also has its long name.
+ENV_ALIASES = {
+    "ESPROXY_LISTEN": ("server", "listen"),
+    "ESPROXY_DEV": ("server", "dev"),
+    "ESPROXY_UPSTREAM": ("upstream", "urls"),
+    "ESPROXY_DATA_DIR": ("storage", "data_dir"),
+    "ESPROXY_SECRETS_KEY": ("secrets", "key"),
+}
+
+
+class SettingsError(Exception):
+    """A configuration that cannot start esproxy; the message says which setting and why."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 9200
+    dev: bool = False
+    max_body_bytes: int = 100 * 1024 * 1024
+    shutdown_grace_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    urls: tuple[str, ...] = ()
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    verify_certs: bool = True
+    ca_certs: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    backend: str | None = None  # None: sqlite without an upstream, elasticsearch with one
+    data_dir: Path = Path("data")
+    index: str = ".esproxy-inference"
+    cache_seconds: float = 5.0
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "endpoints.sqlite3"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "secrets.key"
+
+
+@dataclass(frozen=True)
+class SecretsSettings:
+    key: str | None = field(default=None, repr=False)
+    previous_keys: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class BedrockSettings:
+    endpoint_url: str | None = None
+    max_pool_connections: int = 64
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class EmulatorKnobs:
+    """The in-process Bedrock emulator that `--dev` starts."""
+
+    latency_ms: float = 0.0
+    stream_delay_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = ServerSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    storage: StorageSettings = StorageSettings()
+    secrets: SecretsSettings = SecretsSettings()
+    bedrock: BedrockSettings = BedrockSettings()
+    emulator: EmulatorKnobs = EmulatorKnobs()
+
+    @property
+    def storage_backend(self) -> str:
+        if self.storage.backend:
+            return self.storage.backend
+        return "elasticsearch" if self.upstream.urls else "sqlite"
+
+
+class CommaList(fields.List):
+    """A list that also accepts one comma-separated string, as environment variables give it."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def positive() -> validate.Range:
+    return validate.Range(min=0, min_inclusive=False)
+
+
+def check_listen(value: str) -> None:
+    parse_listen(value)
+
+
+class ServerSchema(Schema):
+    listen = fields.String(validate=check_listen)
+    dev = fields.Boolean()
+    max_body_bytes = fields.Integer(validate=positive())
+    shutdown_grace_seconds = fields.Float(validate=validate.Range(min=0))
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> ServerSettings:
+        if "listen" in data:
+            data["host"], data["port"] = parse_listen(data.pop("listen"))
+        return ServerSettings(**data)
+
+
+class UpstreamSchema(Schema):
+    urls = CommaList(fields.Url(require_tld=False, schemes={"http", "https"}))
+    username = fields.String(allow_none=True)
+    password = fields.String(allow_none=True)
+    api_key = fields.String(allow_none=True)
+    verify_certs = fields.Boolean()
+    ca_certs = fields.String(allow_none=True)
+    connect_timeout = fields.Float(validate=positive())
+    read_timeout = fields.Float(validate=positive())
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> UpstreamSettings:
+        if "urls" in data:
+            data["urls"] = tuple(url.rstrip("/") for url in data["urls"])
+        return UpstreamSettings(**data)
+
+
+class StorageSchema(Schema):
+    backend = fields.String(
+        allow_none=True, validate=validate.OneOf(["sqlite", "elasticsearch", "memory"])
+    )
+    data_dir = fields.String()
+    index = fields.String(validate=validate.Length(min=1))
+    cache_seconds = fields.Float(validate=validate.Range(min=0))
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> StorageSettings:
+        if "data_dir" in data:
+            data["data_dir"] = Path(data["data_dir"])
+        return StorageSettings(**data)
+
+
+class SecretsSchema(Schema):
+    key = fields.String(allow_none=True)
+    previous_keys = CommaList(fields.String())
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> SecretsSettings:
+        if "previous_keys" in data:
+            data["previous_keys"] = tuple(data["previous_keys"])
+        return SecretsSettings(**data)
+
+
+class BedrockSchema(Schema):
+    endpoint_url = fields.Url(require_tld=False, allow_none=True, schemes={"http", "https"})
+    max_pool_connections = fields.Integer(validate=positive())
+    connect_timeout = fields.Float(validate=positive())
+    read_timeout = fields.Float(validate=positive())
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> BedrockSettings:
+        return BedrockSettings(**data)
+
+
+class EmulatorSchema(Schema):
+    latency_ms = fields.Float(validate=validate.Range(min=0))
+    stream_delay_ms = fields.Float(validate=validate.Range(min=0))
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> EmulatorKnobs:
+        return EmulatorKnobs(**data)
+
+
+class SettingsSchema(Schema):
+    server = fields.Nested(ServerSchema)
+    upstream = fields.Nested(UpstreamSchema)
+    storage = fields.Nested(StorageSchema)
+    secrets = fields.Nested(SecretsSchema)
+    bedrock = fields.Nested(BedrockSchema)
+    emulator = fields.Nested(EmulatorSchema)
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> Settings:
+        return Settings(**data)
+
+
+SECTIONS: dict[str, type[Schema]] = {
+    "server": ServerSchema,
+    "upstream": UpstreamSchema,
+    "storage": StorageSchema,
+    "secrets": SecretsSchema,
+    "bedrock": BedrockSchema,
+    "emulator": EmulatorSchema,
+}
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValidationError(f"expected HOST:PORT, got [{value}]")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as error:
+        raise SettingsError(f"cannot read config file [{path}]: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config file [{path}] is not valid TOML: {error}") from None
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Every `ESPROXY_<SECTION>_<KEY>` and alias that names a known setting."""
+    found: dict[str, dict[str, Any]] = {}
+    for section, schema in SECTIONS.items():
+        for key in schema().fields:
+            name = f"ESPROXY_{section}_{key}".upper()
+            if name in environ:
+                found.setdefault(section, {})[key] = environ[name]
+    for name, (section, key) in ENV_ALIASES.items():
+        if name in environ:
+            found.setdefault(section, {})[key] = environ[name]
+    return found
+
+
+def merge(*layers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for section, values in layer.items():
+            if not isinstance(values, Mapping):
+                raise SettingsError(f"[{section}] must be a table of settings")
+            merged.setdefault(section, {}).update(values)
+    return merged
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Defaults < config file < environment < overrides (the command-line flags)."""
+    environ = os.environ if environ is None else environ
+    if config_file is None and environ.get("ESPROXY_CONFIG"):
+        config_file = Path(environ["ESPROXY_CONFIG"])
+    from_file = read_toml(config_file) if config_file else {}
+    raw = merge(from_file, read_environment(environ), overrides or {})
+    try:
+        settings: Settings = SettingsSchema().load(raw)
+    except ValidationError as error:
+        raise SettingsError(f"invalid settings: {describe(error.messages)}") from None
+    return settings
+
+
+def describe(messages: Any, prefix: str = "") -> str:
+    """Flatten marshmallow's nested messages into `[section] key: problem` text."""
+    if isinstance(messages, Mapping):
+        parts = [describe(value, f"{prefix}.{key}" if prefix else str(key))
+                 for key, value in messages.items()]
+        return "; ".join(parts)
+    if isinstance(messages, list):
+        return f"{prefix}: " + " ".join(str(m) for m in messages)
+    return f"{prefix}: {messages}"

@@ -1,0 +1,1 @@
+"""The HTTP surface: routes, thin handlers, middleware and response rendering."""

@@ -1,0 +1,42 @@
+"""The error middleware: every ProxyError, aiohttp HTTP error or surprise becomes an ES error body."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from esproxy.errors import PlainError, ProxyError
+from esproxy.web.media_types import JSON
+from esproxy.web.responses import json_response
+
+log = logging.getLogger(__name__)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ProxyError as error:
+        return render_error(request, error)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return render_error(request, PlainError(error.reason, status=error.status))
+    except Exception:
+        # The only place an unexpected error is caught; it is a bug, so log it with its traceback.
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        return render_error(request, ProxyError("esproxy failed to handle the request"))
+
+
+def render_error(request: web.Request, error: ProxyError) -> web.Response:
+    if error.status >= 500:
+        log.warning("%s %s -> %s %s", request.method, request.path, error.status, error.reason)
+    return json_response(
+        error.to_body(),
+        status=error.status,
+        content_type=request.get("content_type", JSON),
+        pretty="pretty" in request.query,
+        headers=error.headers,
+    )

@@ -1,0 +1,44 @@
+"""Rendering of the responses esproxy makes itself: compact JSON, ES headers, float32 vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import orjson
+from aiohttp import web
+
+from esproxy.web.media_types import JSON
+
+PRODUCT_HEADERS = {"X-elastic-product": "Elasticsearch"}
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def encode_default(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise TypeError(f"cannot render {type(value).__name__} as JSON")
+
+
+def to_json(body: Any, *, pretty: bool = False) -> bytes:
+    options = _OPTIONS | orjson.OPT_INDENT_2 if pretty else _OPTIONS
+    return orjson.dumps(body, default=encode_default, option=options)
+
+
+def float32_vectors(vectors: Any) -> Any:
+    """Vectors as float32 arrays, so they print in float32's shortest form, as ES prints them."""
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def json_response(
+    body: Any,
+    *,
+    status: int = 200,
+    content_type: str = JSON,
+    pretty: bool = False,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    data = to_json(body, pretty=pretty) + (b"\n" if pretty else b"")
+    all_headers = {**PRODUCT_HEADERS, "Content-Type": content_type, **(headers or {})}
+    return web.Response(status=status, body=data, headers=all_headers)

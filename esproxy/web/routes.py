@@ -1,0 +1,61 @@
+"""The whole HTTP surface in one place: the `_inference` routes, their fallback, then the rest.
+
+aiohttp tries routes sharing a path prefix in registration order, so the `_inference` fallback is
+registered after the real routes: a wrong method or unknown sub-path under `/_inference` gets
+esproxy's own ES-shaped 405 or 400 and is never forwarded.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from esproxy.errors import PlainError
+from esproxy.web import handlers
+
+# Methods per `_inference` path shape, in the order ES lists them in its 405 message.
+ENDPOINT_ROUTES: dict[str, Handler] = {
+    "GET": handlers.get_endpoints,
+    "POST": handlers.infer,
+    "PUT": handlers.put_endpoint,
+    "DELETE": handlers.delete_endpoint,
+}
+# Indexed by the number of path segments: `/_inference`, `/_inference/{a}`, `/_inference/{a}/{b}`.
+SHAPES = (("GET",), tuple(ENDPOINT_ROUTES), tuple(ENDPOINT_ROUTES))
+
+
+def add_routes(app: web.Application, other: Handler, root: Handler | None) -> None:
+    """`other` serves every path outside `_inference`; `root` answers `/` when set."""
+    router = app.router
+    router.add_get("/_inference", handlers.get_endpoints)
+    for path in ("/_inference/{first}", "/_inference/{first}/{second}"):
+        router.add_get(path, handlers.get_endpoints)  # add_get answers HEAD too, as ES does
+        for method, handler in ENDPOINT_ROUTES.items():
+            if method != "GET":
+                router.add_route(method, path, handler)
+    router.add_route("*", "/_inference", reject_inference)
+    router.add_route("*", "/_inference/{tail:.*}", reject_inference)
+    if root is not None:
+        router.add_get("/", root)
+    router.add_route("*", "/{tail:.*}", other)
+
+
+async def reject_inference(request: web.Request) -> web.StreamResponse:
+    allowed = allowed_methods(request.path)
+    if allowed:
+        raise PlainError(
+            f"Incorrect HTTP method for uri [{request.path_qs}] and method [{request.method}], "
+            f"allowed: [{', '.join(allowed)}]",
+            status=405,
+            headers={"Allow": ",".join(allowed)},
+        )
+    raise PlainError(
+        f"no handler found for uri [{request.path_qs}] and method [{request.method}]", status=400
+    )
+
+
+def allowed_methods(path: str) -> tuple[str, ...]:
+    segments = path.strip("/").split("/")
+    if segments[0] != "_inference" or "" in segments or len(segments) > len(SHAPES):
+        return ()
+    return SHAPES[len(segments) - 1]
