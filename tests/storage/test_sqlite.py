@@ -163,7 +163,7 @@ async def test_a_write_lock_held_too_long_is_unavailable_then_recovers(db_path, 
         await store.close()
 
 
-def all_subclasses(cls: type) -> list[type]:
+def all_subclasses(cls: type[sqlite3.Error]) -> list[type[sqlite3.Error]]:
     return [cls, *(sub for direct in cls.__subclasses__() for sub in all_subclasses(direct))]
 
 
