@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # Server options for every way of running the app (CLI and tests): request bodies stay compressed
 # so forwarding is byte-exact, and a client that goes away cancels its handler (and Bedrock call).
-SERVER_KWARGS = {"auto_decompress": False, "handler_cancellation": True}
+SERVER_KWARGS: dict[str, Any] = {"auto_decompress": False, "handler_cancellation": True}
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -93,7 +94,9 @@ async def open_cipher(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_cipher(settings: Settings) -> SecretCipher:
-    others = [parse_key(text) for text in settings.secrets.previous_keys]
+    others = [
+        parse_key(t, source="[secrets] previous_keys") for t in settings.secrets.previous_keys
+    ]
     if settings.secrets.key:
         return SecretCipher(parse_key(settings.secrets.key), others)
     if settings.storage_backend == "elasticsearch" and not settings.server.dev:

@@ -14,5 +14,5 @@ SETTINGS = web.AppKey("settings", Settings)
 BEDROCK_ENDPOINT_URL = web.AppKey("bedrock_endpoint_url", str)
 BEDROCK_CLIENTS = web.AppKey("bedrock_clients", BedrockClients)
 CIPHER = web.AppKey("cipher", SecretCipher)
-STORE = web.AppKey("store", EndpointStore)  # type: ignore[type-abstract]
+STORE = web.AppKey("store", EndpointStore)
 INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)

@@ -37,15 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
 
     emulator = commands.add_parser("bedrock-emulator", help="run the bundled Bedrock emulator")
-    emulator.add_argument("--listen", default=os.environ.get("ESPROXY_EMULATOR_LISTEN", "127.0.0.1:9300"))
-    emulator.add_argument("--latency-ms", type=float, default=env_float("LATENCY_MS", 0.0))
-    emulator.add_argument("--stream-delay-ms", type=float, default=env_float("STREAM_DELAY_MS", 0.0))
     emulator.add_argument(
-        "--quota-per-minute", type=int, default=env_int("QUOTA_PER_MINUTE"),
+        "--listen", default=os.environ.get("ESPROXY_EMULATOR_LISTEN", "127.0.0.1:9300")
+    )
+    emulator.add_argument("--latency-ms", type=float, default=env_float("LATENCY_MS", 0.0))
+    emulator.add_argument(
+        "--stream-delay-ms", type=float, default=env_float("STREAM_DELAY_MS", 0.0)
+    )
+    emulator.add_argument(
+        "--quota-per-minute",
+        type=int,
+        default=env_int("QUOTA_PER_MINUTE"),
         help="requests per minute per access key before Bedrock-style throttling",
     )
     emulator.add_argument(
-        "--key", action="append", default=[], metavar="ACCESS:SECRET",
+        "--key",
+        action="append",
+        default=[],
+        metavar="ACCESS:SECRET",
         help="verify SigV4 against this key pair; repeatable (default: accept any credentials)",
     )
     emulator.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
@@ -96,7 +105,9 @@ def serve(args: argparse.Namespace) -> int:
         shutdown_timeout=settings.server.shutdown_grace_seconds,
         access_log=None,
         print=lambda *_: log.info(
-            "esproxy %s listening on http://%s:%d", __version__, settings.server.host,
+            "esproxy %s listening on http://%s:%d",
+            __version__,
+            settings.server.host,
             settings.server.port,
         ),
         **SERVER_KWARGS,
@@ -115,8 +126,13 @@ def run_emulator(args: argparse.Namespace) -> int:
         quota_per_minute=args.quota_per_minute,
         keys=keys,
     )
-    web.run_app(create_emulator_app(settings), host=host, port=port, access_log=None,
-                print=lambda *_: log.info("Bedrock emulator listening on http://%s:%d", host, port))
+    web.run_app(
+        create_emulator_app(settings),
+        host=host,
+        port=port,
+        access_log=None,
+        print=lambda *_: log.info("Bedrock emulator listening on http://%s:%d", host, port),
+    )
     return 0
 
 

@@ -1,16 +1,16 @@
 """esproxy's one error tree, and the Elasticsearch-shaped JSON each error renders to.
 
-Foreign exceptions (botocore, aiohttp client, marshmallow, sqlite3) are translated into this tree at
-the module that meets them; handlers never catch, and `web/middlewares.py` renders whatever is raised.
+Foreign exceptions (botocore, aiohttp client, marshmallow, sqlite3) are translated into this tree
+at the module that meets them; handlers never catch, and `web/middlewares.py` renders the rest.
 
     ProxyError                       status  ES error type
     ├── BadRequest                   400     status_exception (or the type given)
-    │   ├── ValidationFailed         400     validation_exception  "Validation Failed: 1: ...;"
+    │   ├── ValidationFailed         400     validation_exception "Validation Failed: 1: ..;"
     │   ├── RequestValidationFailed  400     action_request_validation_exception
     │   ├── EndpointAlreadyExists    400     resource_already_exists_exception
     │   └── BodyParseError           400     parse_exception / x_content_parse_exception
     ├── EndpointNotFound             404     resource_not_found_exception
-    ├── StatusError                  any     status_exception (ES's ElasticsearchStatusException)
+    ├── StatusError                  any     status_exception (ElasticsearchStatusException)
     ├── RequestTimedOut              429     timeout_exception
     ├── QueueFull                    429     es_rejected_execution_exception
     ├── ProviderError                mapped  exception: Bedrock answered with an error
@@ -19,10 +19,10 @@ the module that meets them; handlers never catch, and `web/middlewares.py` rende
     │   └── UpstreamTimeout          504
     ├── NoUpstream                   502     exception: no cluster is configured
     ├── StoreUnavailable             503     exception: the endpoint store cannot be reached
-    └── SecretsUnreadable            500     exception: a stored endpoint's secrets cannot be decrypted
+    └── SecretsUnreadable            500     exception: stored secrets cannot be decrypted
 
-`PlainError` renders Elasticsearch's string form (`{"error": "...", "status": N}`), which ES uses for
-"no handler found" and "Incorrect HTTP method" answers.
+`PlainError` renders Elasticsearch's string form (`{"error": "...", "status": N}`), which ES uses
+for "no handler found" and "Incorrect HTTP method" answers.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 
 class ProxyError(Exception):
-    """An error with an HTTP status, an Elasticsearch error type and a reason a person can act on."""
+    """An error with an HTTP status, an ES error type and a reason a person can act on."""
 
     status: int = 500
     error_type: str = "exception"
@@ -185,7 +185,7 @@ def render_validation(messages: Sequence[str]) -> str:
 
 
 def snake_case(name: str) -> str:
-    """`ThrottlingException` -> `throttling_exception`, as ES derives error types from class names."""
+    """`ThrottlingException` -> `throttling_exception`, as ES derives types from class names."""
     out: list[str] = []
     for i, char in enumerate(name):
         if char.isupper() and i and not name[i - 1].isupper():

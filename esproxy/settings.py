@@ -107,7 +107,7 @@ class Settings:
         return "elasticsearch" if self.upstream.urls else "sqlite"
 
 
-class CommaList(fields.List):
+class CommaList(fields.List):  # type: ignore[type-arg]
     """A list that also accepts one comma-separated string, as environment variables give it."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
@@ -285,8 +285,10 @@ def load_settings(
 def describe(messages: Any, prefix: str = "") -> str:
     """Flatten marshmallow's nested messages into `[section] key: problem` text."""
     if isinstance(messages, Mapping):
-        parts = [describe(value, f"{prefix}.{key}" if prefix else str(key))
-                 for key, value in messages.items()]
+        parts = [
+            describe(value, f"{prefix}.{key}" if prefix else str(key))
+            for key, value in messages.items()
+        ]
         return "; ".join(parts)
     if isinstance(messages, list):
         return f"{prefix}: " + " ".join(str(m) for m in messages)

@@ -55,7 +55,7 @@ class InferenceService:
         path_task_type: TaskType | None,
         inference_id: str,
         raw_body: bytes,
-        timeout: float | None = None,
+        time_limit: float | None = None,
     ) -> EndpointConfig:
         schemas.validate_inference_id(inference_id)
         body = schemas.decode_json_body(raw_body)
@@ -64,7 +64,7 @@ class InferenceService:
         endpoint = integration.parse_request(inference_id, task_type, body)
         # ES checks for an existing id only after its probe call; checking first saves that call.
         await self._ensure_absent(inference_id)
-        seconds = default_timeout(TaskType.TEXT_EMBEDDING) if timeout is None else timeout
+        seconds = default_timeout(TaskType.TEXT_EMBEDDING) if time_limit is None else time_limit
         endpoint = await self._within(
             seconds, integration.validate(endpoint, self._slots(integration, endpoint))
         )
@@ -100,7 +100,7 @@ class InferenceService:
         path_task_type: TaskType | None,
         inference_id: str,
         raw_body: bytes,
-        timeout: float | None = None,
+        time_limit: float | None = None,
     ) -> InferenceResult:
         body = schemas.decode_json_body(raw_body)
         request = schemas.load_inference_request(path_task_type or TaskType.ANY, body)
@@ -113,7 +113,7 @@ class InferenceService:
             )
         integration = self._registry.get(endpoint.config.service)
         integration.validate_request(endpoint, request)
-        seconds = default_timeout(task_type) if timeout is None else timeout
+        seconds = default_timeout(task_type) if time_limit is None else time_limit
         slots = self._slots(integration, endpoint)
         return await self._within(seconds, integration.infer(endpoint, request, slots))
 
@@ -163,4 +163,3 @@ def check_requested_task_type(task_type: TaskType | None, config: EndpointConfig
             f"Requested task type [{task_type}] does not match the inference endpoint's task "
             f"type [{config.task_type}]"
         )
-

@@ -27,10 +27,11 @@ class EndpointRecord:
 class EndpointStore(Protocol):
     """Keeps endpoints by `inference_id`.
 
-    `create` is atomic and raises `EndpointAlreadyExists` when the id is taken, so concurrent creators
-    end with exactly one endpoint. `get` raises `EndpointNotFound`. `delete` raises `EndpointNotFound`
-    when nothing was deleted. `replace` overwrites an existing record (updates, key rotation) and raises
-    `EndpointNotFound` when the id is gone. Backend failures raise `StoreUnavailable`.
+    `create` is atomic and raises `EndpointAlreadyExists` when the id is taken, so concurrent
+    creators end with exactly one endpoint. `get` raises `EndpointNotFound`. `delete` raises
+    `EndpointNotFound` when nothing was deleted. `replace` overwrites an existing record (updates,
+    key rotation) and raises `EndpointNotFound` when the id is gone. Backend failures raise
+    `StoreUnavailable`.
     """
 
     async def create(self, record: EndpointRecord) -> None: ...

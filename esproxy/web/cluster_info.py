@@ -1,4 +1,4 @@
-"""The `GET /` body esproxy gives when no cluster stands behind it, so `info()` and `ping()` work."""
+"""The `GET /` body esproxy gives with no cluster behind it, so `info()` and `ping()` work."""
 
 from __future__ import annotations
 

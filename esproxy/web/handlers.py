@@ -25,7 +25,9 @@ def prepare(request: web.Request, *params: str) -> None:
 
 
 def respond(request: web.Request, body: Any) -> web.Response:
-    return json_response(body, content_type=request["content_type"], pretty="pretty" in request.query)
+    return json_response(
+        body, content_type=request["content_type"], pretty="pretty" in request.query
+    )
 
 
 def path_parts(request: web.Request) -> tuple[TaskType | None, str]:
@@ -54,8 +56,8 @@ async def put_endpoint(request: web.Request) -> web.Response:
 
 async def get_endpoints(request: web.Request) -> web.Response:
     prepare(request)
-    task_type, inference_id = (None, None) if "first" not in request.match_info else path_parts(
-        request
+    task_type, inference_id = (
+        (None, None) if "first" not in request.match_info else path_parts(request)
     )
     configs = await request.app[INFERENCE_SERVICE].get_endpoints(task_type, inference_id)
     return respond(request, {"endpoints": [config.to_dict() for config in configs]})

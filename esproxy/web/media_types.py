@@ -24,7 +24,7 @@ class MediaType:
 
 
 def parse_media_type(header: str | None, name: str) -> MediaType | None:
-    """The first entry of a header such as `application/vnd.elasticsearch+json; compatible-with=9`."""
+    """The first entry of an Accept or Content-Type header, with its compatible version."""
     if not header or not header.strip():
         return None
     first = header.split(",")[0]

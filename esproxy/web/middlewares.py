@@ -1,4 +1,4 @@
-"""The error middleware: every ProxyError, aiohttp HTTP error or surprise becomes an ES error body."""
+"""The error middleware: a ProxyError, aiohttp HTTP error or surprise becomes an ES error body."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Query-string rules shared by esproxy's own routes: ES rejects parameters a route does not know."""
+"""Query-string rules for esproxy's own routes: ES rejects parameters a route does not know."""
 
 from __future__ import annotations
 

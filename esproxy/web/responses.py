@@ -22,8 +22,28 @@ def encode_default(value: Any) -> Any:
 
 
 def to_json(body: Any, *, pretty: bool = False) -> bytes:
-    options = _OPTIONS | orjson.OPT_INDENT_2 if pretty else _OPTIONS
-    return orjson.dumps(body, default=encode_default, option=options)
+    if pretty:
+        return "".join(pretty_parts(body, 0)).encode() + b"\n"
+    return orjson.dumps(body, default=encode_default, option=_OPTIONS)
+
+
+def pretty_parts(value: Any, level: int) -> list[str]:
+    """ES's `?pretty` layout (Jackson's printer): `"key" : value`, `[ ]` and `{ }` when empty."""
+    inner, outer = "\n" + "  " * (level + 1), "\n" + "  " * level
+    if isinstance(value, dict):
+        if not value:
+            return ["{ }"]
+        entries = [
+            inner + orjson.dumps(str(key)).decode() + " : " + "".join(pretty_parts(item, level + 1))
+            for key, item in value.items()
+        ]
+        return ["{", ",".join(entries), outer, "}"]
+    if isinstance(value, (list, tuple, np.ndarray)):
+        if len(value) == 0:
+            return ["[ ]"]
+        items = [inner + "".join(pretty_parts(item, level + 1)) for item in value]
+        return ["[", ",".join(items), outer, "]"]
+    return [orjson.dumps(value, option=_OPTIONS).decode()]
 
 
 def float32_vectors(vectors: Any) -> Any:
@@ -39,6 +59,6 @@ def json_response(
     pretty: bool = False,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    data = to_json(body, pretty=pretty) + (b"\n" if pretty else b"")
+    data = to_json(body, pretty=pretty)
     all_headers = {**PRODUCT_HEADERS, "Content-Type": content_type, **(headers or {})}
     return web.Response(status=status, body=data, headers=all_headers)

@@ -1,0 +1,80 @@
+"""Settings layering (defaults < file < environment < flags) and the errors bad values get."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from esproxy.settings import Settings, SettingsError, load_settings
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def test_defaults_serve_the_embedded_store_on_9200():
+    settings = load_settings(environ={})
+    assert (settings.server.host, settings.server.port) == ("127.0.0.1", 9200)
+    assert settings.storage_backend == "sqlite"
+    assert settings == Settings()
+
+
+def test_shipped_config_files_load():
+    dev = load_settings(CONF / "dev.toml", environ={})
+    assert dev.server.dev and dev.storage_backend == "sqlite"
+    example = load_settings(CONF / "example.toml", environ={})
+    assert example.storage_backend == "elasticsearch"
+    assert example.upstream.urls == ("https://es-node-1:9200", "https://es-node-2:9200")
+
+
+def test_environment_beats_file_and_flags_beat_environment(tmp_path):
+    config = tmp_path / "esproxy.toml"
+    config.write_text('[server]\nlisten = "127.0.0.1:9201"\n[bedrock]\nread_timeout = 7\n')
+    environ = {"ESPROXY_LISTEN": "127.0.0.1:9202", "ESPROXY_BEDROCK_READ_TIMEOUT": "8"}
+    settings = load_settings(config, environ=environ)
+    assert settings.server.port == 9202
+    assert settings.bedrock.read_timeout == 8.0
+    flagged = load_settings(config, environ=environ, overrides={"server": {"listen": "0.0.0.0:1"}})
+    assert (flagged.server.host, flagged.server.port) == ("0.0.0.0", 1)
+
+
+def test_config_file_from_environment(tmp_path):
+    config = tmp_path / "esproxy.toml"
+    config.write_text('[storage]\ndata_dir = "/srv/esproxy"\n')
+    settings = load_settings(environ={"ESPROXY_CONFIG": str(config)})
+    assert settings.storage.sqlite_path == Path("/srv/esproxy/endpoints.sqlite3")
+
+
+def test_upstream_list_from_one_environment_variable():
+    settings = load_settings(environ={"ESPROXY_UPSTREAM": "http://a:9200/, http://b:9200"})
+    assert settings.upstream.urls == ("http://a:9200", "http://b:9200")
+    assert settings.storage_backend == "elasticsearch"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"ESPROXY_LISTEN": "nowhere"}, "server.listen: expected HOST:PORT, got [nowhere]"),
+        ({"ESPROXY_SERVER_MAX_BODY_BYTES": "-1"}, "server.max_body_bytes"),
+        ({"ESPROXY_STORAGE_BACKEND": "postgres"}, "storage.backend"),
+        ({"ESPROXY_UPSTREAM": "ftp://x"}, "upstream.urls"),
+    ],
+)
+def test_bad_values_name_their_setting(environ, message):
+    with pytest.raises(SettingsError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_settings(environ=environ)
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(SettingsError, match="cannot read config file"):
+        load_settings(tmp_path / "missing.toml", environ={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server\n")
+    with pytest.raises(SettingsError, match="is not valid TOML"):
+        load_settings(broken, environ={})
+
+
+def test_secrets_never_in_repr():
+    settings = load_settings(
+        environ={"ESPROXY_SECRETS_KEY": "c2VjcmV0", "ESPROXY_UPSTREAM_PASSWORD": "hunter2"}
+    )
+    assert "c2VjcmV0" not in repr(settings) and "hunter2" not in repr(settings)
