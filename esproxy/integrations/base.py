@@ -25,10 +25,11 @@ class SlotSource(Protocol):
 class Integration(Protocol):
     """An adapter for one `service` value, such as `amazonbedrock`.
 
-    `parse_request` validates a PUT body strictly and in Elasticsearch's checking order, raising the
-    errors of `esproxy.errors`; `parse_stored` reads a stored record leniently so that records written
-    by older versions keep working. `validate` makes the probe call that PUT runs and returns the
-    endpoint completed with what it learned (for embeddings, `dimensions` and `similarity`).
+    `parse_request` validates a PUT body strictly and in Elasticsearch's checking order, raising
+    the errors of `esproxy.errors`; `parse_stored` reads a stored record leniently so that records
+    written by older versions keep working. `validate` makes the probe call that PUT runs and
+    returns the endpoint completed with what it learned (for embeddings, `dimensions` and
+    `similarity`).
     """
 
     name: str
