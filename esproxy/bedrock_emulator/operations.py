@@ -1,0 +1,48 @@
+"""The non-streaming operations: InvokeModel (embedding models) and Converse (chat models)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from esproxy.bedrock_emulator.calls import ModelCall
+from esproxy.bedrock_emulator.completions import Completion, complete
+from esproxy.bedrock_emulator.conversations import read_conversation
+from esproxy.bedrock_emulator.embedding_models import invoke_embedding
+from esproxy.bedrock_emulator.model_ids import require_chat_model, require_embedding_model
+
+
+async def invoke_model(request: web.Request, call: ModelCall) -> web.StreamResponse:
+    family = require_embedding_model(call.model)
+    # Hashing and serialising up to 96 vectors takes milliseconds: keep it off the event loop.
+    result = await asyncio.to_thread(invoke_embedding, family, call.body)
+    return web.Response(
+        body=result.body,
+        headers={
+            "Content-Type": "application/json",
+            "x-amzn-RequestId": call.request_id,
+            "X-Amzn-Bedrock-Invocation-Latency": str(call.elapsed_ms()),
+            "X-Amzn-Bedrock-Input-Token-Count": str(result.input_tokens),
+        },
+    )
+
+
+async def converse(request: web.Request, call: ModelCall) -> web.StreamResponse:
+    completion = answer_conversation(call)
+    body = {
+        "output": {"message": {"role": "assistant", "content": [{"text": completion.text}]}},
+        "stopReason": completion.stop_reason,
+        "usage": completion.usage(),
+        "metrics": {"latencyMs": call.elapsed_ms()},
+    }
+    return web.Response(
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "x-amzn-RequestId": call.request_id},
+    )
+
+
+def answer_conversation(call: ModelCall) -> Completion:
+    require_chat_model(call.model)
+    return complete(call.model, read_conversation(call.model, call.body))

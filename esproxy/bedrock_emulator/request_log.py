@@ -1,0 +1,43 @@
+"""The record of model calls received, served by `GET /_emulator/requests`; never holds secrets."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One model call: `body` is the decoded JSON (or the text when it is not JSON)."""
+
+    operation: str
+    model: str
+    body: object
+    signature_verified: bool
+    access_key: str | None
+
+
+class RequestLog:
+    """The newest `limit` calls, oldest first."""
+
+    def __init__(self, limit: int) -> None:
+        self._requests: deque[RecordedRequest] = deque(maxlen=max(limit, 1))
+
+    def record(self, request: RecordedRequest) -> None:
+        self._requests.append(request)
+
+    def clear(self) -> None:
+        self._requests.clear()
+
+    def to_json(self) -> dict[str, object]:
+        return {"requests": [asdict(request) for request in self._requests]}
+
+
+def decode_body(raw: bytes) -> object:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        return raw.decode(errors="replace")

@@ -1,0 +1,32 @@
+"""EmulatorState: the app-scoped parts of one emulator (settings, faults, quotas, request log)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from esproxy.bedrock_emulator.faults import FaultBook
+from esproxy.bedrock_emulator.quotas import QuotaBook
+from esproxy.bedrock_emulator.request_log import RequestLog
+from esproxy.bedrock_emulator.settings import EmulatorSettings
+
+
+@dataclass(frozen=True)
+class EmulatorState:
+    settings: EmulatorSettings
+    faults: FaultBook
+    quotas: QuotaBook
+    requests: RequestLog
+
+    @classmethod
+    def from_settings(cls, settings: EmulatorSettings) -> EmulatorState:
+        return cls(
+            settings=settings,
+            faults=FaultBook(),
+            quotas=QuotaBook(settings.quota_per_minute),
+            requests=RequestLog(settings.max_recorded_requests),
+        )
+
+
+EMULATOR_STATE = web.AppKey("bedrock_emulator_state", EmulatorState)
