@@ -40,6 +40,8 @@ public final class TestOpenSearchNode {
         for (String dir : List.of("config", "plugins", "modules", "data", "logs")) {
             Files.createDirectories(home.resolve(dir));
         }
+        // A reused home keeps the last run's ports file; readers must only ever see this run's.
+        Files.deleteIfExists(home.resolve("logs/http.ports"));
         Settings settings = Settings.builder()
             .put("path.home", home.toString())
             .put("path.data", home.resolve("data").toString())
