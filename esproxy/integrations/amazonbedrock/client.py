@@ -1,0 +1,319 @@
+"""BedrockClients: cached bedrock-runtime clients and the three calls esproxy makes through them.
+
+botocore and aiohttp exceptions stop here: callers see only ProviderError and ProviderUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+from aiobotocore.config import AioConfig  # type: ignore[import-untyped, unused-ignore]
+from aiobotocore.session import AioSession  # type: ignore[import-untyped, unused-ignore]
+from botocore.exceptions import (  # type: ignore[import-untyped, unused-ignore]
+    BotoCoreError,
+    ClientError,
+    ParamValidationError,
+)
+from botocore.parsers import ResponseParserError  # type: ignore[import-untyped, unused-ignore]
+from types_aiobotocore_bedrock_runtime import BedrockRuntimeClient
+
+from esproxy.errors import ProviderError, ProviderUnavailable, ProxyError, snake_case
+
+log = logging.getLogger(__name__)
+
+# What an answered error becomes; codes not listed here answer 500.
+STATUS_BY_CODE: Mapping[str, int] = {
+    "ValidationException": 400,
+    "AccessDeniedException": 403,
+    "UnrecognizedClientException": 403,
+    "InvalidSignatureException": 403,
+    "IncompleteSignature": 403,
+    "IncompleteSignatureException": 403,
+    "InvalidClientTokenId": 403,
+    "MissingAuthenticationTokenException": 403,
+    "ExpiredTokenException": 403,
+    "NotAuthorized": 403,
+    "RequestExpired": 403,
+    "ResourceNotFoundException": 404,
+    "ModelTimeoutException": 408,
+    "ModelErrorException": 424,
+    "ModelStreamErrorException": 424,
+    "ThrottlingException": 429,
+    "ModelNotReadyException": 429,
+    "ServiceQuotaExceededException": 429,
+    "InternalServerException": 500,
+    "InternalFailure": 500,
+    "ServiceUnavailableException": 503,
+    "ServiceUnavailable": 503,
+}
+
+# Failures that arrive before any answer does; each becomes ProviderUnavailable.
+NO_ANSWER = (BotoCoreError, ResponseParserError, aiohttp.ClientError, OSError, TimeoutError)
+
+
+class Account(Protocol):
+    """Where and as whom to call Bedrock; `BedrockEndpoint` is one."""
+
+    @property
+    def region(self) -> str: ...
+    @property
+    def access_key(self) -> str: ...
+    @property
+    def secret_key(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Failure:
+    """ES's wording for one operation's failures."""
+
+    answered: str
+    unanswered: str
+
+
+INVOKE_MODEL = Failure(
+    "AmazonBedrock invoke model failure", "Amazon Bedrock invoke model call failed"
+)
+CONVERSE = Failure("AmazonBedrock converse failure", "Amazon Bedrock converse call failed")
+STREAMING = Failure(
+    "AmazonBedrock StreamingChatProcessor failure", "Amazon Bedrock converse call failed"
+)
+
+
+class BedrockClients:
+    """One aiobotocore client per (region, keys), opened on first use and closed by `close()`."""
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        max_pool_connections: int = 64,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+    ) -> None:
+        self._endpoint_url = endpoint_url
+        self._config = AioConfig(
+            # One attempt only: throttling and outages are answered honestly (429 with
+            # Retry-After, 503) in one place, instead of being retried, slowly and out of our
+            # rate limiter's sight, inside botocore. `total_max_attempts` counts the first try;
+            # botocore's `max_attempts` would count retries only, so 1 would mean two tries.
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=max_pool_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            # Pinned so that AWS_BEARER_TOKEN_BEDROCK in our environment cannot replace the
+            # endpoint's own keys.
+            signature_version="v4",
+            # botocore reads its JSON service models from disk; do that in a worker thread.
+            warm_up_loader_caches=True,
+        )
+        self._session = AioSession()
+        self._stack = AsyncExitStack()
+        self._clients: dict[str, BedrockRuntimeClient] = {}
+        self._opening: dict[str, asyncio.Task[BedrockRuntimeClient]] = {}
+        self._closed = False
+
+    async def client_for(self, account: Account) -> BedrockRuntimeClient:
+        """The cached client for these credentials; concurrent first calls share one client."""
+        key = account_key(account)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        if self._closed:
+            raise RuntimeError("BedrockClients is closed")
+        task = self._opening.get(key)
+        if task is None:
+            task = asyncio.create_task(self._open(key, account))
+            task.add_done_callback(mark_retrieved)
+            self._opening[key] = task
+        # Shielded so that a caller's deadline never leaves a half-opened client behind.
+        return await asyncio.shield(task)
+
+    async def _open(self, key: str, account: Account) -> BedrockRuntimeClient:
+        try:
+            client: BedrockRuntimeClient = await self._stack.enter_async_context(
+                self._session.create_client(
+                    "bedrock-runtime",
+                    region_name=account.region,
+                    endpoint_url=self._endpoint_url,
+                    aws_access_key_id=account.access_key,
+                    aws_secret_access_key=account.secret_key,
+                    config=self._config,
+                )
+            )
+        finally:
+            del self._opening[key]
+        self._clients[key] = client
+        return client
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._opening.values()):
+            task.cancel()
+        await asyncio.gather(*self._opening.values(), return_exceptions=True)
+        await self._stack.aclose()
+        self._clients.clear()
+
+    async def invoke_model(
+        self, account: Account, model: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """InvokeModel with a model-native JSON body; returns the parsed JSON answer."""
+        async with self._call("InvokeModel", model, INVOKE_MODEL):
+            client = await self.client_for(account)
+            response = await client.invoke_model(
+                modelId=model,
+                body=orjson.dumps(body),
+                contentType="application/json",
+                accept="application/json",
+            )
+            async with response["body"] as stream:
+                raw = await stream.read()
+        return parse_json(raw)
+
+    async def converse(
+        self, account: Account, model: str, request: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        async with self._call("Converse", model, CONVERSE):
+            client = await self.client_for(account)
+            response = await client.converse(modelId=model, **request)
+        return dict(response)
+
+    async def converse_stream(
+        self, account: Account, model: str, request: Mapping[str, Any]
+    ) -> AsyncIterator[str]:
+        """The text deltas of a ConverseStream answer; other events are skipped, as in ES."""
+        async with self._call("ConverseStream", model, CONVERSE) as call:
+            client = await self.client_for(account)
+            response = await client.converse_stream(modelId=model, **request)
+            stream = response["stream"]
+            call.failure = STREAMING
+            try:
+                async for event in stream:
+                    text = event.get("contentBlockDelta", {}).get("delta", {}).get("text")
+                    if text is not None:
+                        yield text
+            finally:
+                # Frees the connection when the consumer stops reading early.
+                stream.close()
+
+    @asynccontextmanager
+    async def _call(self, operation: str, model: str, failure: Failure) -> AsyncIterator[Call]:
+        call = Call(failure)
+        started = time.monotonic()
+        status: int | str = 200
+        try:
+            yield call
+        except ProxyError as error:
+            status = error.status
+            raise
+        except ClientError as error:
+            translated = provider_error(error, call.failure.answered)
+            status = translated.status
+            raise translated from error
+        except ParamValidationError as error:
+            # Caught by botocore before sending; Bedrock would answer it with a 400.
+            status = 400
+            raise answered_error(
+                call.failure.answered, "ValidationException", str(error), None, {}
+            ) from error
+        except NO_ANSWER as error:
+            status = "no answer"
+            raise ProviderUnavailable(
+                call.failure.unanswered,
+                caused_by={"type": snake_case(type(error).__name__), "reason": str(error)},
+            ) from error
+        except GeneratorExit:
+            status = "closed by caller"
+            raise
+        except BaseException:
+            status = "cancelled"
+            raise
+        finally:
+            elapsed_ms = (time.monotonic() - started) * 1000
+            log.info(
+                "bedrock %s model=%s status=%s duration_ms=%.0f",
+                operation,
+                model,
+                status,
+                elapsed_ms,
+            )
+
+
+@dataclass
+class Call:
+    """One Bedrock call in flight; a stream switches `failure` once its events start."""
+
+    failure: Failure
+
+
+def provider_error(error: ClientError, reason: str) -> ProviderError:
+    response: Mapping[str, Any] = error.response
+    details = response.get("Error", {})
+    metadata = response.get("ResponseMetadata", {})
+    # Event-stream exceptions name their code in lower camel case, as the union member is named.
+    code = str(details.get("Code") or "")
+    code = code[:1].upper() + code[1:]
+    message = str(details.get("Message") or response.get("message") or "")
+    headers = metadata.get("HTTPHeaders", {})
+    return answered_error(reason, code, message, metadata.get("RequestId"), headers)
+
+
+def answered_error(
+    reason: str, code: str, message: str, request_id: str | None, headers: Mapping[str, str]
+) -> ProviderError:
+    status = status_for(code)
+    retry = {"Retry-After": retry_after(headers)} if status == 429 else None
+    return ProviderError(
+        f"{reason}: [{message}]",
+        status=status,
+        code=code,
+        message=message,
+        request_id=request_id,
+        headers=retry,
+    )
+
+
+def status_for(code: str) -> int:
+    if code in STATUS_BY_CODE:
+        return STATUS_BY_CODE[code]
+    # botocore uses the HTTP status as the code when a 5xx came without a readable body.
+    if code in ("429", "503"):
+        return int(code)
+    return 500
+
+
+def retry_after(headers: Mapping[str, str]) -> str:
+    """Bedrock's own hint in seconds when it sent one, otherwise one second."""
+    value = str(headers.get("retry-after", "")).strip()
+    return value if value.isdigit() else "1"
+
+
+def account_key(account: Account) -> str:
+    """A cache key that identifies the credentials without holding or revealing them."""
+    raw = "\0".join((account.region, account.access_key, account.secret_key))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise ProxyError("Amazon Bedrock answered with a body that is not a JSON object")
+    return body
+
+
+def mark_retrieved(task: asyncio.Task[Any]) -> None:
+    # When every waiting caller was cancelled, nobody reads a failed opening; read it here so that
+    # asyncio does not report it as never retrieved.
+    if not task.cancelled():
+        task.exception()
