@@ -1,0 +1,151 @@
+"""Bedrock request bodies esproxy builds and the responses it reads, per model provider.
+
+Pure functions over plain values: no I/O, no aiobotocore.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from esproxy.errors import ProxyError
+from esproxy.integrations.amazonbedrock.model_providers import ModelProvider
+
+# The user's document says max_new_tokens "Defaults to 64"; ES documents that but sends nothing,
+# which lets Bedrock default to the model's maximum. We follow the document.
+DEFAULT_MAX_NEW_TOKENS = 64
+
+# ES characters-per-token estimate for `max_input_tokens` (its Truncator).
+CHARS_PER_TOKEN = 3
+
+COHERE_INPUT_TYPES = {
+    "ingest": "search_document",
+    "internal_ingest": "search_document",
+    "unspecified": "search_document",
+    "search": "search_query",
+    "internal_search": "search_query",
+    "classification": "classification",
+    "clustering": "clustering",
+}
+
+# ES's `top_k` task setting is a float in 0.0..1.0, but every Bedrock model that has top-k takes a
+# whole number of tokens, under its own name in `additionalModelRequestFields`. ES itself writes
+# `{"top_k":0.500000}` into `additionalModelResponseFieldPaths`, which Bedrock rejects as a
+# malformed JSON pointer, so there is no working behaviour to copy. We read the float as a share of
+# the model's top-k range: k = round(top_k * upper), at least 1 (0.0 is greedy, 1.0 the widest).
+# Upper bounds are those of the model-parameter pages (Claude 500, Command R `k` 500, Mistral 200).
+TOP_K_FIELDS: Mapping[ModelProvider, tuple[str, int]] = {
+    ModelProvider.ANTHROPIC: ("top_k", 500),
+    ModelProvider.COHERE: ("k", 500),
+    ModelProvider.MISTRAL: ("top_k", 200),
+}
+
+
+def truncate_inputs(texts: Sequence[str], max_input_tokens: int | None) -> list[str]:
+    """Cut each input to `max_input_tokens * 3` characters, as ES does before sending."""
+    if max_input_tokens is None:
+        return list(texts)
+    limit = max_input_tokens * CHARS_PER_TOKEN
+    return [text[:limit] for text in texts]
+
+
+def titan_embedding_body(text: str) -> dict[str, Any]:
+    # ES sends only `inputText`: it never accepts `dimensions` in a PUT, so Titan v2 uses its
+    # defaults (1024 dimensions, normalized), which the PUT probe then records.
+    return {"inputText": text}
+
+
+def cohere_input_type(input_type: str | None) -> str:
+    if input_type is None:
+        return "search_document"
+    return COHERE_INPUT_TYPES.get(input_type.lower(), "search_document")
+
+
+def cohere_embedding_body(
+    texts: Sequence[str], input_type: str | None, truncate: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"texts": list(texts), "input_type": cohere_input_type(input_type)}
+    if truncate is not None:
+        body["truncate"] = truncate.upper()
+    return body
+
+
+def top_k_field(provider: ModelProvider, top_k: float) -> dict[str, int]:
+    """The provider's top-k field for ES's 0.0..1.0 `top_k`; empty when the model has none."""
+    known = TOP_K_FIELDS.get(provider)
+    if known is None:
+        return {}
+    name, upper = known
+    return {name: max(1, round(top_k * upper))}
+
+
+def converse_request(
+    inputs: Sequence[str],
+    *,
+    provider: ModelProvider,
+    max_new_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    top_k: float | None = None,
+) -> dict[str, Any]:
+    """Converse arguments (without `modelId`): each input is its own user message, as in ES."""
+    config: dict[str, Any] = {"maxTokens": max_new_tokens or DEFAULT_MAX_NEW_TOKENS}
+    if temperature is not None:
+        config["temperature"] = temperature
+    if top_p is not None:
+        config["topP"] = top_p
+    request: dict[str, Any] = {
+        "messages": [{"role": "user", "content": [{"text": text}]} for text in inputs],
+        "inferenceConfig": config,
+    }
+    extra = top_k_field(provider, top_k) if top_k is not None else {}
+    if extra:
+        request["additionalModelRequestFields"] = extra
+    return request
+
+
+def parse_titan_embedding(body: Mapping[str, Any]) -> array[float]:
+    return float32_vector(require_field(body, "embedding", "embeddings"))
+
+
+def parse_cohere_embeddings(body: Mapping[str, Any], expected: int) -> list[array[float]]:
+    vectors = require_field(body, "embeddings", "embeddings")
+    # Cohere v4-style answers key the vectors by type.
+    if isinstance(vectors, Mapping):
+        vectors = require_field(vectors, "float", "embeddings")
+    if not isinstance(vectors, list) or len(vectors) != expected:
+        count = len(vectors) if isinstance(vectors, list) else 0
+        raise ProxyError(
+            f"Amazon Bedrock returned [{count}] embeddings for [{expected}] inputs",
+            status=500,
+        )
+    return [float32_vector(vector) for vector in vectors]
+
+
+def parse_converse_output(response: Mapping[str, Any]) -> list[str]:
+    """One result per text content block of the answer, as ES reads a Converse response."""
+    output = require_field(response, "output", "converse")
+    message = require_field(output, "message", "converse")
+    content = require_field(message, "content", "converse")
+    return [block["text"] for block in content if isinstance(block.get("text"), str)]
+
+
+def float32_vector(values: Any) -> array[float]:
+    """A vector held as float32, which is how ES reads Bedrock's numbers."""
+    if not isinstance(values, list):
+        raise ProxyError("Amazon Bedrock embeddings response holds no list of numbers", status=500)
+    try:
+        return array("f", values)
+    except TypeError:
+        raise ProxyError(
+            "Amazon Bedrock embeddings response holds a value that is not a number", status=500
+        ) from None
+
+
+def require_field(body: Any, name: str, kind: str) -> Any:
+    if not isinstance(body, Mapping) or name not in body:
+        raise ProxyError(
+            f"Failed to find required field [{name}] in Amazon Bedrock {kind} response", status=500
+        )
+    return body[name]
