@@ -1,3 +1,4 @@
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -17,9 +18,10 @@ import org.opensearch.transport.Netty4Plugin;
 /**
  * A single-node OpenSearch for esproxy's tests, run in its own JVM.
  *
- * <p>Usage: {@code TestOpenSearchNode <home-dir> <http-port>} (port 0 = any free port). Data and
- * logs live under the home dir; the bound port is written to {@code <home>/logs/http.ports}, and
- * the URL is printed on stdout once the cluster is at least yellow. SIGTERM/SIGINT close the node.
+ * <p>Usage: {@code TestOpenSearchNode <home-dir> <http-port> [--exit-on-stdin-eof]} (port 0 = any
+ * free port). Data and logs live under the home dir; the bound port is written to
+ * {@code <home>/logs/http.ports}, and the URL is printed on stdout once the cluster is at least
+ * yellow. SIGTERM/SIGINT close the node; so does EOF on stdin with the flag.
  */
 public final class TestOpenSearchNode {
 
@@ -31,12 +33,14 @@ public final class TestOpenSearchNode {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 2) {
-            System.err.println("usage: TestOpenSearchNode <home-dir> <http-port>");
+        boolean exitOnEof = args.length == 3 && args[2].equals("--exit-on-stdin-eof");
+        if (args.length != 2 && !exitOnEof) {
+            System.err.println(
+                "usage: TestOpenSearchNode <home-dir> <http-port> [--exit-on-stdin-eof]");
             System.exit(2);
         }
         Path home = Path.of(args[0]).toAbsolutePath();
-        // Empty plugins/modules dirs: the node scans them, and nothing there means no jar-hell check.
+        // Empty plugins/modules dirs: the node scans them; empty means no jar-hell check either.
         for (String dir : List.of("config", "plugins", "modules", "data", "logs")) {
             Files.createDirectories(home.resolve(dir));
         }
@@ -75,6 +79,22 @@ public final class TestOpenSearchNode {
             }
         }, "opensearch-shutdown"));
 
+        if (exitOnEof) {
+            // The parent holds our stdin open; EOF means it died without stopping us (e.g. a
+            // SIGKILLed test run), so don't outlive it. System.exit runs the shutdown hook.
+            Thread watcher = new Thread(() -> {
+                try {
+                    while (System.in.read() != -1) {
+                        // Ignore input; only EOF matters.
+                    }
+                } catch (IOException ignored) {
+                    // A broken stdin means the parent is gone, too.
+                }
+                System.exit(0);
+            }, "parent-watch");
+            watcher.setDaemon(true);
+            watcher.start();
+        }
         node.start();
         ClusterHealthResponse health = node.client().admin().cluster().prepareHealth()
             .setWaitForYellowStatus().setTimeout("120s").get();
