@@ -6,13 +6,18 @@ can ask for other fixtures (a cluster, a temporary directory) with `request.getf
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import aiohttp
 import pytest
 
 from esproxy.errors import EndpointAlreadyExists, EndpointNotFound
+from esproxy.settings import UpstreamSettings
 from esproxy.storage.base import EndpointRecord, EndpointStore
+from esproxy.storage.cache import CachedEndpointStore
+from esproxy.storage.elasticsearch import ElasticsearchEndpointStore
 from esproxy.storage.memory import InMemoryEndpointStore
 from esproxy.storage.sqlite import SqliteEndpointStore
 
@@ -32,9 +37,39 @@ async def sqlite_store(request: pytest.FixtureRequest) -> AsyncIterator[Endpoint
         await store.close()
 
 
+@asynccontextmanager
+async def elasticsearch_store(request: pytest.FixtureRequest) -> AsyncIterator[EndpointStore]:
+    upstream = UpstreamSettings(urls=(request.getfixturevalue("opensearch_url"),))
+    # An index of its own, so tests never see each other's endpoints.
+    index = f".esproxy-test-{uuid.uuid4().hex}"
+    async with aiohttp.ClientSession() as session:
+        store = ElasticsearchEndpointStore(session, upstream, index)
+        await store.open()
+        try:
+            yield store
+        finally:
+            await store.close()
+            async with session.delete(f"{upstream.urls[0]}/{index}") as response:
+                assert response.status == 200
+
+
+@asynccontextmanager
+async def cached_memory_store(request: pytest.FixtureRequest) -> AsyncIterator[EndpointStore]:
+    yield CachedEndpointStore(InMemoryEndpointStore(), ttl_seconds=5)
+
+
+@asynccontextmanager
+async def cached_sqlite_store(request: pytest.FixtureRequest) -> AsyncIterator[EndpointStore]:
+    async with sqlite_store(request) as inner:
+        yield CachedEndpointStore(inner, ttl_seconds=5)
+
+
 STORES: dict[str, Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[EndpointStore]]] = {
     "memory": memory_store,
     "sqlite": sqlite_store,
+    "elasticsearch": elasticsearch_store,
+    "cached-memory": cached_memory_store,
+    "cached-sqlite": cached_sqlite_store,
 }
 
 
