@@ -1,0 +1,347 @@
+"""The `amazonbedrock` endpoint settings: request parsing in ES's order, stored reading, overrides.
+
+Request bodies are checked strictly (leftover keys are errors, as in ES); stored records are read
+leniently, so that records written by other versions keep working. The schemas do the field work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from marshmallow import ValidationError, fields, validates_schema
+
+from esproxy.errors import BadRequest, ProxyError, ValidationFailed
+from esproxy.inference.chunking import parse_chunking_settings
+from esproxy.inference.java_text import grown_table_size, java_enum_name, render_java_map
+from esproxy.inference.models import EndpointConfig, StoredEndpoint, TaskType
+from esproxy.inference.setting_fields import (
+    RATE_LIMIT,
+    REDACTED,
+    SECRET_SETTINGS,
+    SERVICE_SETTINGS,
+    TASK_SETTINGS,
+    JavaBoolean,
+    JavaDouble,
+    JavaEnum,
+    JavaPositiveInteger,
+    JavaPositiveLong,
+    JavaString,
+    SettingsSchema,
+    load_settings,
+    not_allowed,
+    require_map,
+)
+from esproxy.integrations.amazonbedrock.model_providers import (
+    PROVIDER_CHOICES,
+    ModelProvider,
+    accepts_top_k,
+    default_similarity,
+    parse_provider,
+    supports_task_type,
+)
+
+SERVICE = "amazonbedrock"
+# ES hands the rate-limit parser this older name, so its leftover message names it.
+RATE_LIMIT_SERVICE = "amazon_bedrock"
+DISPLAY_NAME = "Amazon Bedrock"
+DEFAULT_REQUESTS_PER_MINUTE = 240
+TASK_TYPES = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION})
+SECRET_KEYS = frozenset({"access_key", "secret_key"})
+SIMILARITIES = ("cosine", "dot_product", "l2_norm")
+TRUNCATIONS = ("end", "none", "start")
+INPUT_TYPES = frozenset(
+    {"ingest", "search", "classification", "clustering", "internal_ingest", "internal_search"}
+    | {"unspecified"}
+)
+
+
+def enum_parser(choices: tuple[str, ...]) -> Any:
+    """ES's `valueOf(trim().toUpperCase())` for a lower-case choice list."""
+
+    def parse(value: str) -> str:
+        name = java_enum_name(value).lower()
+        if name not in choices:
+            raise ValueError(value)
+        return name
+
+    return parse
+
+
+class RateLimitSchema(SettingsSchema):
+    requests_per_minute = JavaPositiveLong(RATE_LIMIT)
+
+
+class ServiceSchema(SettingsSchema):
+    """`AmazonBedrockServiceSettings.fromMap`: the fields in ES's extraction order."""
+
+    model = JavaString(SERVICE_SETTINGS, required=True)
+    region = JavaString(SERVICE_SETTINGS, required=True)
+    provider = JavaEnum(SERVICE_SETTINGS, parse_provider, PROVIDER_CHOICES, required=True)
+    rate_limit = fields.Nested(RateLimitSchema, load_default=None, allow_none=True)
+
+
+class EmbeddingServiceSchema(ServiceSchema):
+    similarity = JavaEnum(SERVICE_SETTINGS, enum_parser(SIMILARITIES), SIMILARITIES)
+    max_input_tokens = JavaPositiveInteger(SERVICE_SETTINGS)
+    dimensions = JavaPositiveInteger(SERVICE_SETTINGS)
+    dimensions_set_by_user = JavaBoolean(SERVICE_SETTINGS)
+
+
+class EmbeddingRequestSchema(EmbeddingServiceSchema):
+    @validates_schema(skip_on_field_errors=False)
+    def reject_learned_fields(self, data: Mapping[str, Any], **_: Any) -> None:
+        """ES sets these from its probe call; a request may not (only valid values are seen)."""
+        names = ("dimensions_set_by_user", "dimensions")
+        problems = [not_allowed(n, SERVICE_SETTINGS) for n in names if data.get(n) is not None]
+        if problems:
+            raise ValidationError(problems)
+
+
+class CompletionTaskSchema(SettingsSchema):
+    temperature = JavaDouble(TASK_SETTINGS, minimum=0.0, maximum=1.0)
+    top_p = JavaDouble(TASK_SETTINGS, minimum=0.0, maximum=1.0)
+    top_k = JavaDouble(TASK_SETTINGS, minimum=0.0, maximum=1.0)
+    max_new_tokens = JavaPositiveInteger(TASK_SETTINGS)
+
+
+class EmbeddingTaskSchema(SettingsSchema):
+    truncate = JavaEnum(TASK_SETTINGS, enum_parser(TRUNCATIONS), TRUNCATIONS)
+
+
+class SecretSchema(SettingsSchema):
+    access_key = JavaString(SECRET_SETTINGS, required=True, secret=True)
+    secret_key = JavaString(SECRET_SETTINGS, required=True, secret=True)
+
+
+SERVICE_SCHEMAS = {
+    TaskType.TEXT_EMBEDDING: EmbeddingServiceSchema(),
+    TaskType.COMPLETION: ServiceSchema(),
+}
+REQUEST_SERVICE_SCHEMAS = {**SERVICE_SCHEMAS, TaskType.TEXT_EMBEDDING: EmbeddingRequestSchema()}
+TASK_SCHEMAS = {
+    TaskType.TEXT_EMBEDDING: EmbeddingTaskSchema(),
+    TaskType.COMPLETION: CompletionTaskSchema(),
+}
+SECRET_SCHEMA = SecretSchema()
+SERVICE_ORDER = (
+    "region",
+    "model",
+    "provider",
+    "rate_limit",
+    "dimensions",
+    "max_input_tokens",
+    "similarity",
+)
+
+
+@dataclass(frozen=True)
+class CompletionTaskSettings:
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: float | None = None
+    max_new_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingTaskSettings:
+    truncate: str | None = None  # lower case: none, start or end
+
+
+TaskSettings = CompletionTaskSettings | EmbeddingTaskSettings
+
+
+@dataclass(frozen=True)
+class BedrockEndpoint:
+    """A stored endpoint as the calls need it; the keys never show in its repr."""
+
+    inference_id: str
+    task_type: TaskType
+    region: str
+    model: str
+    provider: ModelProvider
+    requests_per_minute: int
+    task_settings: TaskSettings
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    dimensions: int | None = None
+    max_input_tokens: int | None = None
+    similarity: str | None = None
+
+
+def parse_request_endpoint(
+    inference_id: str, task_type: TaskType, body: Mapping[str, Any]
+) -> StoredEndpoint:
+    """A PUT body (all of it) as ES's `parseRequestConfig` checks it, first error first."""
+    # ES's transport removes task_type and service before the service sees the map.
+    top = {k: v for k, v in body.items() if k not in ("task_type", "service")}
+    if top.get("service_settings") is None:
+        raise BadRequest("Missing required field [service_settings]")
+    service_map = require_map(top.pop("service_settings"), "service_settings")
+    task_map = require_map(top.pop("task_settings", None), "task_settings")
+    chunking = None
+    if task_type is TaskType.TEXT_EMBEDDING:
+        chunking = parse_chunking_settings(top.pop("chunking_settings", None))
+    if task_type not in TASK_TYPES:
+        raise BadRequest(f"The [{SERVICE}] service does not support task type [{task_type}]")
+    check_rate_limit_keys(service_map)
+    service = load_settings(REQUEST_SERVICE_SCHEMAS[task_type], service_map)
+    task = load_settings(TASK_SCHEMAS[task_type], task_map)
+    secrets = load_settings(SECRET_SCHEMA, service_map)
+    check_provider(task_type, service["provider"], task)
+    for leftover, original in (
+        (top, body),
+        (unread(service_map, REQUEST_SERVICE_SCHEMAS[task_type], SECRET_SCHEMA), service_map),
+        (unread(task_map, TASK_SCHEMAS[task_type]), task_map),
+    ):
+        check_leftovers(leftover, len(original), SERVICE)
+    config = EndpointConfig(
+        inference_id=inference_id,
+        task_type=task_type,
+        service=SERVICE,
+        service_settings=render_service_settings(service),
+        task_settings={k: v for k, v in task.items() if v is not None},
+        chunking_settings=chunking,
+    )
+    internal = {"dimensions_set_by_user": False} if task_type is TaskType.TEXT_EMBEDDING else {}
+    return StoredEndpoint(config=config, secrets=secrets, internal=internal)
+
+
+def check_rate_limit_keys(service_map: Mapping[str, Any]) -> None:
+    """ES throws for unknown `rate_limit` keys at once, before its collected errors are raised."""
+    rate_limit = require_map(service_map.get("rate_limit"), "rate_limit")
+    leftover = {k: v for k, v in rate_limit.items() if k != "requests_per_minute"}
+    check_leftovers(leftover, len(rate_limit), RATE_LIMIT_SERVICE)
+
+
+def check_provider(task_type: TaskType, provider: ModelProvider, task: Mapping[str, Any]) -> None:
+    if not supports_task_type(provider, task_type):
+        raise BadRequest(f"The [{task_type}] task type for provider [{provider}] is not available")
+    if task.get("top_k") is not None and not accepts_top_k(provider):
+        raise BadRequest(f"The [top_k] task parameter is not available for provider [{provider}]")
+    if task.get("truncate") is not None and provider is not ModelProvider.COHERE:
+        raise BadRequest(
+            f"The [{task_type}] task type for provider [{provider}] does not allow [truncate] field"
+        )
+
+
+def unread(settings: Mapping[str, Any], *schemas: SettingsSchema) -> dict[str, Any]:
+    known = {name for schema in schemas for name in schema.fields}
+    return {k: v for k, v in settings.items() if k not in known}
+
+
+def check_leftovers(leftover: Mapping[str, Any], original_size: int, service: str) -> None:
+    """ES's unknown-settings error; the map prints in the order of the HashMap it was parsed into.
+
+    Secret values are masked, where ES would echo a key sent at the wrong level.
+    """
+    if leftover:
+        shown = render_java_map(redact(leftover), table_size=grown_table_size(original_size))
+        raise BadRequest(
+            f"Configuration contains settings [{shown}] unknown to the [{service}] service"
+        )
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: REDACTED if k in SECRET_KEYS else redact(v) for k, v in value.items()}
+    return [redact(v) for v in value] if isinstance(value, list) else value
+
+
+def render_service_settings(service: Mapping[str, Any]) -> dict[str, Any]:
+    """`service_settings` as ES shows it: its key order, the provider's name, no nulls."""
+    rate_limit = service.get("rate_limit") or {}
+    shown = {
+        **service,
+        "provider": service["provider"].display_name,
+        "rate_limit": {
+            "requests_per_minute": rate_limit.get("requests_per_minute")
+            or DEFAULT_REQUESTS_PER_MINUTE
+        },
+    }
+    return {key: shown[key] for key in SERVICE_ORDER if shown.get(key) is not None}
+
+
+def read_endpoint(endpoint: StoredEndpoint) -> BedrockEndpoint:
+    """The typed view of a stored endpoint; a record that cannot be read gets ES's message."""
+    config = endpoint.config
+    try:
+        if config.task_type not in TASK_TYPES:
+            raise BadRequest(
+                f"The [{SERVICE}] service does not support task type [{config.task_type}]"
+            )
+        service = load_settings(
+            SERVICE_SCHEMAS[config.task_type],
+            require_map(config.service_settings, "service_settings"),
+        )
+        task = load_settings(
+            TASK_SCHEMAS[config.task_type], require_map(config.task_settings, "task_settings")
+        )
+        secrets = load_settings(SECRET_SCHEMA, endpoint.secrets)
+    except ProxyError as error:
+        raise BadRequest(
+            f"Failed to parse stored model [{endpoint.inference_id}] for [{SERVICE}] service, "
+            "please delete and add the service again",
+            caused_by=error,
+        ) from None
+    return BedrockEndpoint(
+        inference_id=endpoint.inference_id,
+        task_type=config.task_type,
+        region=service["region"],
+        model=service["model"],
+        provider=service["provider"],
+        requests_per_minute=(service["rate_limit"] or {}).get("requests_per_minute")
+        or DEFAULT_REQUESTS_PER_MINUTE,
+        task_settings=typed_task_settings(config.task_type, task),
+        access_key=secrets["access_key"],
+        secret_key=secrets["secret_key"],
+        dimensions=service.get("dimensions"),
+        max_input_tokens=service.get("max_input_tokens"),
+        similarity=service.get("similarity"),
+    )
+
+
+def typed_task_settings(task_type: TaskType, task: Mapping[str, Any]) -> TaskSettings:
+    if task_type is TaskType.COMPLETION:
+        return CompletionTaskSettings(**task)
+    return EmbeddingTaskSettings(**task)
+
+
+def with_request_task_settings(
+    endpoint: BedrockEndpoint, overrides: Mapping[str, Any]
+) -> BedrockEndpoint:
+    """A POST's `task_settings` over the stored ones: same checks, unknown keys ignored.
+
+    ES does not repeat the provider's `top_k` check here.
+    """
+    if not overrides:
+        return endpoint
+    given = load_settings(TASK_SCHEMAS[endpoint.task_type], overrides)
+    merged = {k: v for k, v in given.items() if v is not None}
+    return replace(endpoint, task_settings=replace(endpoint.task_settings, **merged))
+
+
+def with_learned_embedding_settings(endpoint: StoredEndpoint, dimensions: int) -> StoredEndpoint:
+    """After the PUT probe: the dimensions it returned, and the provider's default similarity."""
+    service = dict(endpoint.config.service_settings)
+    provider = parse_provider(service["provider"])
+    service["dimensions"] = dimensions
+    service.setdefault("similarity", default_similarity(provider))
+    ordered = {key: service[key] for key in SERVICE_ORDER if key in service}
+    return replace(endpoint, config=replace(endpoint.config, service_settings=ordered))
+
+
+def validate_input_type(endpoint: BedrockEndpoint | StoredEndpoint, input_type: str | None) -> None:
+    """ES's Bedrock allow-list; it names every input type, so only unknown values fail."""
+    if input_type is not None and input_type not in INPUT_TYPES:
+        raise ValidationFailed([f"Input type [{input_type}] is not supported for [{DISPLAY_NAME}]"])
+
+
+def requests_per_minute(config: EndpointConfig) -> int:
+    """The endpoint's rate, read from its public config alone (240 when unset or unreadable)."""
+    rate_limit = config.service_settings.get("rate_limit")
+    value = rate_limit.get("requests_per_minute") if isinstance(rate_limit, Mapping) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return DEFAULT_REQUESTS_PER_MINUTE
