@@ -1,0 +1,272 @@
+"""UpstreamForwarder: streams any request to the upstream cluster and its answer back, untouched.
+
+No body is parsed or buffered, except a node-info answer, whose HTTP addresses point at esproxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import time
+from functools import lru_cache
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from esproxy.errors import UpstreamTimeout, UpstreamUnavailable
+from esproxy.settings import SettingsError, UpstreamSettings
+from esproxy.upstream_nodes import (
+    NodePool,
+    UpstreamNode,
+    is_nodes_info,
+    publish_address,
+    rewrite_http_addresses,
+)
+
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 512  # open connections to the whole upstream; more requests wait for a free one
+MAX_FIELD_SIZE = 65536  # ES `Warning` headers can outgrow aiohttp's 8 KiB default
+
+# RFC 9110 §7.6.1 hop-by-hop headers (plus any `Proxy-*`, and the names `Connection` lists).
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
+)
+# Host is set per node; aiohttp has already answered `Expect: 100-continue` to the client itself.
+REQUEST_ONLY = HOP_BY_HOP | {"host", "expect"}
+# Headers aiohttp would add on its own: a forwarded request carries only what the client sent.
+SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+Headers = CIMultiDictProxy[str] | CIMultiDict[str]
+
+
+async def create_upstream_session(
+    settings: UpstreamSettings, *, pool_size: int = POOL_SIZE
+) -> aiohttp.ClientSession:
+    """The session forwarding needs: raw bytes both ways, no cookie jar, TLS as configured.
+
+    It carries no credentials: esproxy's own are for its endpoint index and are passed per request.
+    """
+    connector = aiohttp.TCPConnector(limit=pool_size, ssl=await tls_option(settings))
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        # A cookie jar would replay one client's Set-Cookie answers on other clients' requests.
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=client_timeout(settings),
+        max_field_size=MAX_FIELD_SIZE,
+    )
+
+
+async def tls_option(settings: UpstreamSettings) -> ssl.SSLContext | bool:
+    if not settings.verify_certs:
+        return False
+    if not settings.ca_certs:
+        return True
+    try:
+        return await asyncio.to_thread(ssl.create_default_context, cafile=settings.ca_certs)
+    except (OSError, ssl.SSLError) as error:
+        raise SettingsError(
+            f"cannot load [upstream] ca_certs [{settings.ca_certs}]: {error.strerror or error}"
+        ) from None
+
+
+def client_timeout(settings: UpstreamSettings) -> aiohttp.ClientTimeout:
+    # No total limit: a long scroll or bulk may stream for as long as bytes keep moving. Waiting for
+    # a free pooled connection is not bounded either, so a busy pool never marks a node dead.
+    return aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+    )
+
+
+class UpstreamForwarder:
+    """Forwards requests to the upstream nodes over a session it borrows and never closes."""
+
+    def __init__(self, settings: UpstreamSettings, session: aiohttp.ClientSession) -> None:
+        self.pool = NodePool(settings.urls)
+        self.session = session
+        self.timeout = client_timeout(settings)
+        self.connect_timeout = settings.connect_timeout
+        self.read_timeout = settings.read_timeout
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        path = request.raw_path
+        if path[:1] != "/":  # an absolute-form target: only its path and query go upstream
+            path = request.rel_url.raw_path_qs
+        headers = end_to_end(request.headers, REQUEST_ONLY)
+        nodes_info = is_nodes_info(request.method, path)
+        if nodes_info:
+            headers.popall("Accept-Encoding", None)  # the answer is rewritten, so fetch it plain
+        node, upstream = await self.send(request, path, headers)
+        async with upstream:
+            if nodes_info:
+                response = await self.relay_nodes_info(request, node, upstream)
+            else:
+                response = await self.relay(request, node, upstream)
+        log.debug(
+            "%s %s -> %d in %.2f ms from %s",
+            request.method,
+            path,
+            upstream.status,
+            (time.perf_counter() - started) * 1000,
+            node.url,
+        )
+        return response
+
+    async def send(
+        self, request: web.Request, path: str, headers: CIMultiDict[str]
+    ) -> tuple[UpstreamNode, aiohttp.ClientResponse]:
+        """Response headers from the first node that takes the connection."""
+        data = request.content if request.body_exists else None
+        pool = self.pool
+        for attempt in range(1, len(pool) + 1):
+            node = pool.select()
+            headers["Host"] = node.host
+            try:
+                upstream = await self.session.request(
+                    request.method,
+                    URL(node.url + path, encoded=True),
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                    timeout=self.timeout,
+                    skip_auto_headers=SKIP_AUTO_HEADERS,
+                )
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
+                # Nothing reached this node, and the body is still unread: another node may take it.
+                pool.mark_dead(node)
+                if attempt == len(pool):
+                    raise self.translate(node, error) from None
+                log.debug("retrying on another node: %s", self.translate(node, error).reason)
+                continue
+            except (aiohttp.ClientError, OSError) as error:
+                raise self.translate(node, error) from None
+            if node.failures:
+                pool.mark_alive(node)
+            return node, upstream
+        raise AssertionError("unreachable: the node pool is never empty")
+
+    async def relay(
+        self, request: web.Request, node: UpstreamNode, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        """Status, headers and raw body bytes back to the client, each chunk as it arrives."""
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        copy_end_to_end(upstream.headers, response.headers)
+        content = upstream.content
+        try:
+            await response.prepare(request)
+            while True:
+                try:
+                    chunk = await content.readany()
+                except (aiohttp.ClientError, OSError) as error:
+                    self.abort(request, response, node, error)
+                    return response
+                if not chunk:
+                    break
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionError:
+            log.debug("client went away during %s %s", request.method, request.raw_path)
+        return response
+
+    def abort(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        node: UpstreamNode,
+        error: BaseException,
+    ) -> None:
+        """Cut the client's connection: the status line is out, so an error body cannot follow."""
+        log.warning(
+            "%s %s: %s; closing the client connection mid-response",
+            request.method,
+            request.raw_path,
+            self.translate(node, error).reason,
+        )
+        response.force_close()
+        if request.transport is not None:
+            request.transport.close()
+
+    async def relay_nodes_info(
+        self, request: web.Request, node: UpstreamNode, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        # Sniffing clients replace their node list with each node's `http.publish_address`; left as
+        # the cluster sent them, later requests, `_inference` ones included, would bypass esproxy.
+        # So they all name the address the client reached esproxy on (which clients deduplicate).
+        if upstream.status != 200 or "json" not in upstream.content_type:
+            return await self.relay(request, node, upstream)
+        if upstream.headers.get("Content-Encoding", "identity") != "identity":
+            return await self.relay(request, node, upstream)
+        try:
+            body = await upstream.read()
+        except (aiohttp.ClientError, OSError) as error:
+            raise self.translate(node, error) from None
+        address = publish_address(request.url)
+        rewritten = rewrite_http_addresses(body, address, pretty="pretty" in request.query)
+        response = web.Response(status=upstream.status, reason=upstream.reason)
+        copy_end_to_end(upstream.headers, response.headers)
+        response.headers.popall("Content-Length", None)  # aiohttp sets it from the new body
+        response.body = body if rewritten is None else rewritten
+        return response
+
+    def translate(self, node: UpstreamNode, error: BaseException) -> UpstreamUnavailable:
+        """An aiohttp client failure as esproxy's 502 or 504, naming the node and the cause."""
+        where = f"upstream [{node.url}]"
+        if isinstance(error, aiohttp.ConnectionTimeoutError):
+            return UpstreamTimeout(f"could not connect to {where} within {self.connect_timeout:g}s")
+        if isinstance(error, TimeoutError):
+            return UpstreamTimeout(f"{where} sent nothing for {self.read_timeout:g}s")
+        if isinstance(error, aiohttp.ClientConnectorError):
+            return UpstreamUnavailable(
+                f"could not connect to {where}: {describe_os_error(error.os_error)}"
+            )
+        if isinstance(error, aiohttp.ServerDisconnectedError):
+            return UpstreamUnavailable(f"{where} closed the connection before answering")
+        if isinstance(error, aiohttp.ClientPayloadError):
+            return UpstreamUnavailable(f"{where} sent an incomplete body: {error}")
+        if isinstance(error, aiohttp.ClientResponseError):
+            # llhttp's message draws a caret under the bad bytes on later lines; keep the first.
+            problem = str(error.message).partition("\n")[0].rstrip(":")
+            return UpstreamUnavailable(f"{where} sent an invalid HTTP response: {problem}")
+        if isinstance(error, OSError):
+            return UpstreamUnavailable(f"{where} failed: {describe_os_error(error)}")
+        return UpstreamUnavailable(f"{where} failed: {str(error) or type(error).__name__}")
+
+
+def end_to_end(source: Headers, drop: frozenset[str]) -> CIMultiDict[str]:
+    target: CIMultiDict[str] = CIMultiDict()
+    copy_end_to_end(source, target, drop)
+    return target
+
+
+def copy_end_to_end(
+    source: Headers, target: CIMultiDict[str], drop: frozenset[str] = HOP_BY_HOP
+) -> None:
+    """Every header but the hop-by-hop ones, repeated names and their order kept."""
+    connection = source.get("Connection")
+    listed = connection_tokens(connection) if connection else frozenset()
+    for name, value in source.items():
+        lowered = name.lower()
+        if lowered in drop or lowered in listed or lowered.startswith("proxy-"):
+            continue
+        target.add(name, value)
+
+
+@lru_cache(maxsize=64)
+def connection_tokens(value: str) -> frozenset[str]:
+    """The header names a `Connection` header marks as hop-by-hop (clients send a handful)."""
+    return frozenset(token.strip().lower() for token in value.split(","))
+
+
+def describe_os_error(error: OSError) -> str:
+    """`Connection refused` rather than asyncio's `Connect call failed ('127.0.0.1', 9201)`."""
+    # TLS and name-lookup errors number their own codes, so only their own text is meaningful.
+    if isinstance(error, (ssl.SSLError, socket.gaierror)) or not error.errno or error.errno < 0:
+        return str(error.strerror or error or type(error).__name__)
+    return os.strerror(error.errno)
