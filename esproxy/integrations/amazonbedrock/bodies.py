@@ -89,14 +89,18 @@ def converse_request(
     top_p: float | None = None,
     top_k: float | None = None,
 ) -> dict[str, Any]:
-    """Converse arguments (without `modelId`): each input is its own user message, as in ES."""
-    config: dict[str, Any] = {"maxTokens": max_new_tokens or DEFAULT_MAX_NEW_TOKENS}
+    """Converse arguments (without `modelId`) for one conversation holding every input."""
+    # ES sends each input as its own user message, but Bedrock requires user and assistant turns
+    # to alternate and rejects two user messages in a row. One user message with a text block per
+    # input is the same conversation in a form Bedrock accepts; one input is sent exactly as ES.
+    config: dict[str, Any] = {}
     if temperature is not None:
         config["temperature"] = temperature
     if top_p is not None:
         config["topP"] = top_p
+    config["maxTokens"] = max_new_tokens or DEFAULT_MAX_NEW_TOKENS
     request: dict[str, Any] = {
-        "messages": [{"role": "user", "content": [{"text": text}]} for text in inputs],
+        "messages": [{"role": "user", "content": [{"text": text} for text in inputs]}],
         "inferenceConfig": config,
     }
     extra = top_k_field(provider, top_k) if top_k is not None else {}

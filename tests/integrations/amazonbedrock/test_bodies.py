@@ -46,22 +46,26 @@ def test_inputs_are_cut_to_three_characters_per_token():
     assert bodies.truncate_inputs(["abcdefgh"], None) == ["abcdefgh"]
 
 
-def test_converse_request_sends_each_input_as_a_user_message_and_64_tokens_by_default():
-    request = bodies.converse_request(["one", "two"], provider=ModelProvider.AMAZONTITAN)
-    assert request == {
-        "messages": [
-            {"role": "user", "content": [{"text": "one"}]},
-            {"role": "user", "content": [{"text": "two"}]},
-        ],
+def test_converse_request_sends_one_input_as_es_does_with_64_tokens_by_default():
+    assert bodies.converse_request(["one"], provider=ModelProvider.AMAZONTITAN) == {
+        "messages": [{"role": "user", "content": [{"text": "one"}]}],
         "inferenceConfig": {"maxTokens": 64},
     }
+
+
+def test_converse_request_puts_several_inputs_in_one_user_turn():
+    request = bodies.converse_request(["one", "two"], provider=ModelProvider.AMAZONTITAN)
+    assert request["messages"] == [
+        {"role": "user", "content": [{"text": "one"}, {"text": "two"}]},
+    ]
 
 
 def test_converse_request_carries_the_set_task_settings():
     request = bodies.converse_request(
         ["q"], provider=ModelProvider.META, max_new_tokens=10, temperature=0.5, top_p=0.25
     )
-    assert request["inferenceConfig"] == {"maxTokens": 10, "temperature": 0.5, "topP": 0.25}
+    assert request["inferenceConfig"] == {"temperature": 0.5, "topP": 0.25, "maxTokens": 10}
+    assert list(request["inferenceConfig"]) == ["temperature", "topP", "maxTokens"]  # ES's order
     assert "additionalModelRequestFields" not in request
 
 
