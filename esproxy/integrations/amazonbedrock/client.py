@@ -9,7 +9,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -188,7 +188,7 @@ class BedrockClients:
 
     async def converse_stream(
         self, account: Account, model: str, request: Mapping[str, Any]
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """The text deltas of a ConverseStream answer; other events are skipped, as in ES."""
         async with self._call("ConverseStream", model, CONVERSE) as call:
             client = await self.client_for(account)

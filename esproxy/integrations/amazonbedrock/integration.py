@@ -1,0 +1,182 @@
+"""AmazonBedrockIntegration: the `amazonbedrock` service behind the Integration protocol.
+
+Settings parsing lives in `settings`, bodies in `bodies` and the calls themselves in `client`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
+from contextlib import aclosing
+from typing import Any, TypeVar
+
+from esproxy.errors import BadRequest, ProxyError
+from esproxy.inference.models import (
+    CompletionResult,
+    InferenceRequest,
+    InferenceResult,
+    StoredEndpoint,
+    TaskType,
+    TextEmbeddingResult,
+)
+from esproxy.inference.rate_limits import RateLimit
+from esproxy.integrations.amazonbedrock import bodies, settings
+from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.integrations.amazonbedrock.model_providers import ModelProvider, embedding_batch_size
+from esproxy.integrations.amazonbedrock.settings import (
+    BedrockEndpoint,
+    CompletionTaskSettings,
+    EmbeddingTaskSettings,
+)
+from esproxy.integrations.base import SlotSource
+
+T = TypeVar("T")
+
+# ES's probe: one input, sent as an ingest would send it (Cohere: search_document).
+PROBE = InferenceRequest(inputs=["how big"], input_type="internal_ingest")
+PROBE_FAILED = (
+    "Could not complete inference endpoint creation as validation call to service threw an "
+    "exception."
+)
+
+
+class AmazonBedrockIntegration:
+    name = "amazonbedrock"
+    task_types = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION})
+
+    def __init__(self, clients: BedrockClients) -> None:
+        self._clients = clients
+
+    def parse_request(
+        self, inference_id: str, task_type: TaskType, body: Mapping[str, Any]
+    ) -> StoredEndpoint:
+        return settings.parse_request_endpoint(inference_id, task_type, body)
+
+    def parse_stored(self, endpoint: StoredEndpoint) -> StoredEndpoint:
+        settings.read_endpoint(endpoint)
+        return endpoint
+
+    def rate_limit(self, endpoint: StoredEndpoint) -> RateLimit:
+        # Per endpoint, where ES shares one limiter among all endpoints with the same keys:
+        # Bedrock's quotas are per model and region, so unrelated endpoints should not queue
+        # behind each other. Read from the public config alone, as deletion has no secrets.
+        return RateLimit(
+            key=f"amazonbedrock/{endpoint.inference_id}",
+            requests_per_minute=settings.requests_per_minute(endpoint.config),
+        )
+
+    def validate_request(self, endpoint: StoredEndpoint, request: InferenceRequest) -> None:
+        settings.validate_input_type(endpoint, request.input_type)
+
+    async def validate(self, endpoint: StoredEndpoint, slot: SlotSource) -> StoredEndpoint:
+        """ES's PUT probe; embeddings learn their dimensions (and default similarity) from it."""
+        try:
+            result = await self.infer(endpoint, PROBE, slot)
+        except ProxyError as error:
+            raise BadRequest(PROBE_FAILED, caused_by=error) from error
+        if isinstance(result, TextEmbeddingResult):
+            return settings.with_learned_embedding_settings(endpoint, len(result.embeddings[0]))
+        return endpoint
+
+    async def infer(
+        self, endpoint: StoredEndpoint, request: InferenceRequest, slot: SlotSource
+    ) -> InferenceResult:
+        bedrock = self._read(endpoint, request)
+        if isinstance(bedrock.task_settings, EmbeddingTaskSettings):
+            return await self._embed(bedrock, bedrock.task_settings, request, slot)
+        converse = converse_request(bedrock, request.inputs)
+        async with slot():
+            response = await self._clients.converse(bedrock, bedrock.model, converse)
+        return CompletionResult(bodies.parse_converse_output(response))
+
+    async def stream(
+        self, endpoint: StoredEndpoint, request: InferenceRequest, slot: SlotSource
+    ) -> AsyncGenerator[str, None]:
+        """The text deltas of a completion, for `_stream`; the slot is held for the stream."""
+        bedrock = self._read(endpoint, request)
+        converse = converse_request(bedrock, request.inputs)
+        async with (
+            slot(),
+            aclosing(self._clients.converse_stream(bedrock, bedrock.model, converse)) as deltas,
+        ):
+            async for text in deltas:
+                yield text
+
+    def _read(self, endpoint: StoredEndpoint, request: InferenceRequest) -> BedrockEndpoint:
+        return settings.with_request_task_settings(
+            settings.read_endpoint(endpoint), request.task_settings
+        )
+
+    async def _embed(
+        self,
+        bedrock: BedrockEndpoint,
+        task: EmbeddingTaskSettings,
+        request: InferenceRequest,
+        slot: SlotSource,
+    ) -> TextEmbeddingResult:
+        texts = bodies.truncate_inputs(request.inputs, bedrock.max_input_tokens)
+        if bedrock.provider is ModelProvider.COHERE:
+            size = embedding_batch_size(bedrock.provider)
+            batches = [texts[start : start + size] for start in range(0, len(texts), size)]
+            embedded = await run_in_order(
+                [
+                    self._embed_cohere(bedrock, batch, request.input_type, task.truncate, slot)
+                    for batch in batches
+                ]
+            )
+            return TextEmbeddingResult([vector for batch in embedded for vector in batch])
+        # Titan embeds one text per call, so N inputs make N calls, all at once. (ES refuses
+        # more than one input for Titan, and then times out.)
+        return TextEmbeddingResult(
+            await run_in_order([self._embed_titan(bedrock, text, slot) for text in texts])
+        )
+
+    async def _embed_titan(
+        self, bedrock: BedrockEndpoint, text: str, slot: SlotSource
+    ) -> Sequence[float]:
+        async with slot():
+            body = await self._clients.invoke_model(
+                bedrock, bedrock.model, bodies.titan_embedding_body(text)
+            )
+        return bodies.parse_titan_embedding(body)
+
+    async def _embed_cohere(
+        self,
+        bedrock: BedrockEndpoint,
+        texts: Sequence[str],
+        input_type: str | None,
+        truncate: str | None,
+        slot: SlotSource,
+    ) -> list[Sequence[float]]:
+        request = bodies.cohere_embedding_body(texts, input_type, truncate)
+        async with slot():
+            body = await self._clients.invoke_model(bedrock, bedrock.model, request)
+        return list(bodies.parse_cohere_embeddings(body, len(texts)))
+
+
+def converse_request(bedrock: BedrockEndpoint, inputs: Sequence[str]) -> dict[str, Any]:
+    task = bedrock.task_settings
+    if not isinstance(task, CompletionTaskSettings):
+        raise BadRequest(f"[{bedrock.inference_id}] is not a [completion] endpoint")
+    return bodies.converse_request(
+        inputs,
+        provider=bedrock.provider,
+        max_new_tokens=task.max_new_tokens,
+        temperature=task.temperature,
+        top_p=task.top_p,
+        top_k=task.top_k,
+    )
+
+
+async def run_in_order(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run the calls at once; their results in call order.
+
+    The first failure cancels the rest and is raised alone, so a request never yields a partial
+    result.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
