@@ -32,8 +32,9 @@ class FaultSpecError(ValueError):
 class Fault:
     """One scripted failure.
 
-    `code` names the Bedrock error to answer with (`Hang` = never answer); `None` with `hang_ms`
-    means a slow but normal answer. `after_events` makes a stream fail after that many events.
+    `code` names the Bedrock error to answer with. `Hang` holds the call until the client gives up
+    (or for `hang_ms`, then answers ModelTimeoutException); no code with `hang_ms` is a slow but
+    normal answer. `after_events` makes a stream fail after that many events.
     """
 
     code: str | None

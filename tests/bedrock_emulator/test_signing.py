@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import botocore
 import pytest
 
+from esproxy.bedrock_emulator import EmulatorSettings
 from esproxy.bedrock_emulator.signing import clock_problem
 from tests.bedrock_emulator.harness import ACCESS_KEY, CLAUDE, SECRET_KEY, TITAN_V2, recorded, user
 
@@ -88,8 +89,6 @@ async def test_secrets_never_reach_the_request_log(keyed, make_client):
 
 
 def test_settings_repr_hides_keys():
-    from esproxy.bedrock_emulator import EmulatorSettings
-
     assert SECRET_KEY not in repr(EmulatorSettings(keys={ACCESS_KEY: SECRET_KEY}))
 
 
