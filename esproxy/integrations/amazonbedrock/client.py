@@ -211,9 +211,6 @@ class BedrockClients:
         status: int | str = 200
         try:
             yield call
-        except ProxyError as error:
-            status = error.status
-            raise
         except ClientError as error:
             translated = provider_error(error, call.failure.answered)
             status = translated.status
