@@ -37,8 +37,9 @@ from esproxy.web.routes import add_routes
 log = logging.getLogger(__name__)
 
 # Server options for every way of running the app (CLI and tests): request bodies stay compressed
-# so forwarding is byte-exact, and a client that goes away cancels its handler (and Bedrock call).
-SERVER_KWARGS: dict[str, Any] = {"auto_decompress": False, "handler_cancellation": True}
+# so that forwarding is byte-exact. The CLI also turns on handler cancellation, so a client that
+# goes away cancels its handler and its Bedrock call (aiohttp's TestServer always does).
+SERVER_KWARGS: dict[str, Any] = {"auto_decompress": False}
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -16,3 +16,6 @@ BEDROCK_CLIENTS = web.AppKey("bedrock_clients", BedrockClients)
 CIPHER = web.AppKey("cipher", SecretCipher)
 STORE = web.AppKey("store", EndpointStore)
 INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
+
+# Per request: the Content-Type esproxy answers in, chosen from the request's media types.
+RESPONSE_TYPE = web.RequestKey("response_type", str)

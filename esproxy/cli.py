@@ -110,6 +110,7 @@ def serve(args: argparse.Namespace) -> int:
             settings.server.host,
             settings.server.port,
         ),
+        handler_cancellation=True,
         **SERVER_KWARGS,
     )
     return 0

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from esproxy.app_keys import INFERENCE_SERVICE, SETTINGS
+from esproxy.app_keys import INFERENCE_SERVICE, RESPONSE_TYPE, SETTINGS
 from esproxy.errors import BodyParseError, NoUpstream
 from esproxy.inference.models import TaskType, TextEmbeddingResult
 from esproxy.web.cluster_info import cluster_info
@@ -18,7 +18,7 @@ from esproxy.web.responses import float32_vectors, json_response
 
 def prepare(request: web.Request, *params: str) -> None:
     """ES's checks before dispatch: media-type headers, then the query parameters."""
-    request["content_type"] = negotiate(
+    request[RESPONSE_TYPE] = negotiate(
         request.headers.get("Accept"), request.headers.get("Content-Type"), request.body_exists
     )
     check_params(request, params)
@@ -26,7 +26,7 @@ def prepare(request: web.Request, *params: str) -> None:
 
 def respond(request: web.Request, body: Any) -> web.Response:
     return json_response(
-        body, content_type=request["content_type"], pretty="pretty" in request.query
+        body, content_type=request[RESPONSE_TYPE], pretty="pretty" in request.query
     )
 
 
@@ -88,7 +88,7 @@ async def infer(request: web.Request) -> web.Response:
 async def root_info(request: web.Request) -> web.Response:
     prepare(request)
     if request.method == "HEAD":
-        return json_response({}, content_type=request["content_type"])
+        return json_response({}, content_type=request[RESPONSE_TYPE])
     return respond(request, cluster_info(request.app[SETTINGS]))
 
 

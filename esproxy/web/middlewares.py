@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from esproxy.app_keys import RESPONSE_TYPE
 from esproxy.errors import PlainError, ProxyError
 from esproxy.web.media_types import JSON
 from esproxy.web.responses import json_response
@@ -36,7 +37,7 @@ def render_error(request: web.Request, error: ProxyError) -> web.Response:
     return json_response(
         error.to_body(),
         status=error.status,
-        content_type=request.get("content_type", JSON),
+        content_type=request.get(RESPONSE_TYPE, JSON),
         pretty="pretty" in request.query,
         headers=error.headers,
     )

@@ -1,0 +1,126 @@
+"""The `esproxy` command as a user runs it: real processes, real ports, the user's requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+
+from esproxy.cli import main
+from tests.api.conftest import JSON_HEADERS, TITAN_EMBEDDINGS
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def running(*args: str, port: int, env: dict[str, str] | None = None) -> AsyncIterator[str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "esproxy",
+        *args,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_for_port(port, process)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, output.decode()
+
+
+async def wait_for_port(port: int, process: asyncio.subprocess.Process) -> None:
+    for _ in range(300):
+        if process.returncode is not None:
+            output = await process.stdout.read() if process.stdout else b""
+            raise AssertionError(f"esproxy exited early: {output.decode()}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise AssertionError(f"nothing listened on {port}")
+
+
+async def test_serve_dev_answers_the_user_examples_and_keeps_them(tmp_path: Path):
+    port = free_port()
+    args = ("serve", "--dev", "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path))
+    async with running(*args, port=port) as url, aiohttp.ClientSession() as session:
+        put = await session.put(
+            f"{url}/_inference/text_embedding/amazon_bedrock_embeddings",
+            data=json.dumps(TITAN_EMBEDDINGS),
+            headers=JSON_HEADERS,
+        )
+        assert put.status == 200, await put.text()
+        post = await session.post(
+            f"{url}/_inference/text_embedding/amazon_bedrock_embeddings",
+            data=json.dumps({"input": ["a", "b", "c"]}),
+            headers=JSON_HEADERS,
+        )
+        vectors = (await post.json())["text_embedding"]
+        assert [len(v["embedding"]) for v in vectors] == [1024] * 3
+    async with running(*args, port=port) as url, aiohttp.ClientSession() as session:
+        listed = await (await session.get(f"{url}/_inference")).json()
+        assert [e["inference_id"] for e in listed["endpoints"]] == ["amazon_bedrock_embeddings"]
+
+
+async def test_environment_variables_configure_serve(tmp_path: Path):
+    port = free_port()
+    env = {"ESPROXY_LISTEN": f"127.0.0.1:{port}", "ESPROXY_DATA_DIR": str(tmp_path)}
+    async with running("serve", "--dev", port=port, env=env) as url, aiohttp.ClientSession() as s:
+        assert (await s.get(f"{url}/")).headers["X-Elastic-Product"] == "Elasticsearch"
+
+
+async def test_bedrock_emulator_command_serves_bedrock(tmp_path: Path):
+    port = free_port()
+    async with running("bedrock-emulator", "--listen", f"127.0.0.1:{port}", port=port) as url:
+        proxy_port = free_port()
+        args = (
+            "serve",
+            "--listen",
+            f"127.0.0.1:{proxy_port}",
+            "--data-dir",
+            str(tmp_path),
+            "--bedrock-endpoint-url",
+            url,
+        )
+        async with running(*args, port=proxy_port) as proxy, aiohttp.ClientSession() as session:
+            put = await session.put(
+                f"{proxy}/_inference/text_embedding/e",
+                data=json.dumps(TITAN_EMBEDDINGS),
+                headers=JSON_HEADERS,
+            )
+            assert put.status == 200, await put.text()
+            calls = await (await session.get(f"{url}/_emulator/requests")).json()
+            assert len(calls["requests"]) == 1
+
+
+def test_bad_settings_exit_with_a_message(capsys):
+    assert main(["serve", "--listen", "nowhere"]) == 2
+    assert "expected HOST:PORT" in capsys.readouterr().err
+
+
+def test_generate_key_prints_a_usable_key(capsys):
+    from esproxy.secret_cipher import parse_key
+
+    assert main(["generate-key"]) == 0
+    parse_key(capsys.readouterr().out.strip())
