@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,10 +27,12 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 PAGE_SIZE = 1000
-REPLACE_ATTEMPTS = 5
+# Each round of conflicting replaces has a winner, so this many racing replaces all get through.
+REPLACE_ATTEMPTS = 10
 # [upstream] read_timeout is sized for forwarded searches; endpoint documents are tiny, and a store
 # call stuck for minutes would hold every inference request that misses the cache.
 READ_TIMEOUT_CAP = 30.0
+NOT_JSON = object()  # the parsed body of an answer that was not JSON
 
 # Only the ids, task type and service are searchable. The config and internal objects are kept in
 # _source but never parsed, so no endpoint can add fields to the mapping; secrets are not indexed.
@@ -68,8 +69,9 @@ class Answer:
 class ElasticsearchEndpointStore:
     """Endpoints in `index` on the upstream's nodes; `open()` creates the index when it is missing.
 
-    The session is borrowed: whoever made it closes it. Writes refresh the index at once, because
-    endpoints change rarely and every instance's next `list` must see them.
+    The session is borrowed (the forwarder's, from `create_upstream_session`, fits); whoever made
+    it closes it. Writes refresh the index at once: endpoints change rarely, and every instance's
+    next `list` must see them.
     """
 
     def __init__(
@@ -97,7 +99,7 @@ class ElasticsearchEndpointStore:
     async def open(self) -> None:
         """Create the index, or check that an existing one was made by a compatible esproxy."""
         answer = await self._call("PUT", f"/{quote(self.index)}", body=INDEX_BODY)
-        if answer.status == 200:
+        if answer.status == 200 and dig(answer.body, "acknowledged") is not None:
             return
         if answer.status != 400 or error_type(answer.body) != "resource_already_exists_exception":
             raise self._unexpected(answer)
@@ -109,8 +111,9 @@ class ElasticsearchEndpointStore:
 
     async def create(self, record: EndpointRecord) -> None:
         now = timestamp()
+        # POST, which aiohttp never resends on its own: a resent create would fail on itself.
         answer = await self._call(
-            "PUT",
+            "POST",
             self._doc_path("_create", record.inference_id),
             {"refresh": "true"},
             document(record, created_at=now, updated_at=now),
@@ -133,7 +136,7 @@ class ElasticsearchEndpointStore:
         while True:
             answer = await self._call("POST", f"/{quote(self.index)}/_search", body=search)
             if is_missing(answer):
-                return []
+                return records
             hits = search_hits(answer) if answer.status == 200 else None
             if hits is None:
                 raise self._unexpected(answer)
@@ -293,24 +296,6 @@ class ElasticsearchEndpointStore:
         )
 
 
-class NotJson:
-    def __repr__(self) -> str:
-        return "NOT_JSON"
-
-
-NOT_JSON = NotJson()
-
-
-async def create_store_session(upstream: UpstreamSettings) -> aiohttp.ClientSession:
-    """A session for the store with the upstream's TLS settings; the caller closes it."""
-    context: ssl.SSLContext | bool = True
-    if not upstream.verify_certs:
-        context = False
-    elif upstream.ca_certs:
-        context = ssl.create_default_context(cafile=upstream.ca_certs)
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
-
-
 def request_headers(upstream: UpstreamSettings) -> dict[str, str]:
     # identity: a borrowed session may be the forwarder's, which does not decompress answers.
     headers = {
@@ -333,10 +318,10 @@ def authorization_for(upstream: UpstreamSettings) -> str | None:
             key = base64.b64encode(key.encode()).decode()
         return f"ApiKey {key}"
     if upstream.username is not None:
-        return aiohttp.BasicAuth(upstream.username, upstream.password or "").encode()
+        return aiohttp.encode_basic_auth(upstream.username, upstream.password or "")
     url = URL(upstream.urls[0])
     if url.user is not None:
-        return aiohttp.BasicAuth(url.user, url.password or "").encode()
+        return aiohttp.encode_basic_auth(url.user, url.password or "")
     return None
 
 
