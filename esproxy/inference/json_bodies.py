@@ -75,7 +75,10 @@ def parse_failure(reason: str, location: Location | None = None) -> BodyParseErr
 
 
 def decode_json_body(raw: bytes) -> JsonBody:
-    """The JSON object of a request body; ES's parse errors for anything else."""
+    """The JSON object of a request body; ES's parse errors for anything else.
+
+    An empty body gets the REST layer's `request body is required` (unconfirmed in the reference).
+    """
     if not raw.strip(b" \t\r\n"):
         raise BodyParseError("request body is required")
     text = decode_utf8(raw)

@@ -198,7 +198,7 @@ class InputTypeField(BodyField):
     tokens = frozenset({"VALUE_STRING"})
 
     def convert(self, value: Any) -> str:
-        """`InputType.fromRestString`, as the lower-case name."""
+        """`InputType.fromRestString`, as the lower-case name (unknown-value text unconfirmed)."""
         name = java_enum_name(value)
         if name in INTERNAL_INPUT_TYPES:
             raise failed("illegal_argument_exception", f"Unrecognized input_type [{name.lower()}]")
@@ -312,7 +312,10 @@ def request_problems(task_type: TaskType, loaded: Mapping[str, Any]) -> list[str
 
 
 def body_error(body: Mapping[str, Any], messages: Mapping[str, Any]) -> BodyParseError:
-    """ObjectParser stops at the first bad field in document order; say where it was."""
+    """ObjectParser stops at the first bad field in document order; say where it was.
+
+    The reference marks these texts unconfirmed; they follow ObjectParser's and Jackson's source.
+    """
     key = next(k for k in body if k in messages)
     locations = body if isinstance(body, JsonBody) else JsonBody.compact(body)
     fault = messages[key][0]

@@ -49,6 +49,7 @@ DISPLAY_NAME = "Amazon Bedrock"
 DEFAULT_REQUESTS_PER_MINUTE = 240
 TASK_TYPES = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION})
 SECRET_KEYS = frozenset({"access_key", "secret_key"})
+# Bad values of these get extractOptionalEnum's text, which the reference infers but no test shows.
 SIMILARITIES = ("cosine", "dot_product", "l2_norm")
 TRUNCATIONS = ("end", "none", "start")
 INPUT_TYPES = frozenset(
@@ -174,17 +175,7 @@ def parse_request_endpoint(
     inference_id: str, task_type: TaskType, body: Mapping[str, Any]
 ) -> StoredEndpoint:
     """A PUT body (all of it) as ES's `parseRequestConfig` checks it, first error first."""
-    # ES's transport removes task_type and service before the service sees the map.
-    top = {k: v for k, v in body.items() if k not in ("task_type", "service")}
-    if top.get("service_settings") is None:
-        raise BadRequest("Missing required field [service_settings]")
-    service_map = require_map(top.pop("service_settings"), "service_settings")
-    task_map = require_map(top.pop("task_settings", None), "task_settings")
-    chunking = None
-    if task_type is TaskType.TEXT_EMBEDDING:
-        chunking = parse_chunking_settings(top.pop("chunking_settings", None))
-    if task_type not in TASK_TYPES:
-        raise BadRequest(f"The [{SERVICE}] service does not support task type [{task_type}]")
+    top, service_map, task_map, chunking = split_body(task_type, body)
     check_rate_limit_keys(service_map)
     service = load_settings(REQUEST_SERVICE_SCHEMAS[task_type], service_map)
     task = load_settings(TASK_SCHEMAS[task_type], task_map)
@@ -206,6 +197,24 @@ def parse_request_endpoint(
     )
     internal = {"dimensions_set_by_user": False} if task_type is TaskType.TEXT_EMBEDDING else {}
     return StoredEndpoint(config=config, secrets=secrets, internal=internal)
+
+
+def split_body(
+    task_type: TaskType, body: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """The body's remaining top level, its settings maps and its chunking settings, in ES order."""
+    # ES's transport removes task_type and service before the service sees the map.
+    top = {k: v for k, v in body.items() if k not in ("task_type", "service")}
+    if top.get("service_settings") is None:
+        raise BadRequest("Missing required field [service_settings]")
+    service_map = require_map(top.pop("service_settings"), "service_settings")
+    task_map = require_map(top.pop("task_settings", None), "task_settings")
+    chunking = None
+    if task_type is TaskType.TEXT_EMBEDDING:
+        chunking = parse_chunking_settings(top.pop("chunking_settings", None))
+    if task_type not in TASK_TYPES:
+        raise BadRequest(f"The [{SERVICE}] service does not support task type [{task_type}]")
+    return top, service_map, task_map, chunking
 
 
 def check_rate_limit_keys(service_map: Mapping[str, Any]) -> None:
@@ -265,41 +274,43 @@ def render_service_settings(service: Mapping[str, Any]) -> dict[str, Any]:
 
 def read_endpoint(endpoint: StoredEndpoint) -> BedrockEndpoint:
     """The typed view of a stored endpoint; a record that cannot be read gets ES's message."""
-    config = endpoint.config
-    try:
-        if config.task_type not in TASK_TYPES:
-            raise BadRequest(
-                f"The [{SERVICE}] service does not support task type [{config.task_type}]"
-            )
-        service = load_settings(
-            SERVICE_SCHEMAS[config.task_type],
-            require_map(config.service_settings, "service_settings"),
-        )
-        task = load_settings(
-            TASK_SCHEMAS[config.task_type], require_map(config.task_settings, "task_settings")
-        )
-        secrets = load_settings(SECRET_SCHEMA, endpoint.secrets)
-    except ProxyError as error:
-        raise BadRequest(
-            f"Failed to parse stored model [{endpoint.inference_id}] for [{SERVICE}] service, "
-            "please delete and add the service again",
-            caused_by=error,
-        ) from None
+    service, task, secrets = load_stored(endpoint)
+    rate_limit = service["rate_limit"] or {}
     return BedrockEndpoint(
         inference_id=endpoint.inference_id,
-        task_type=config.task_type,
+        task_type=endpoint.config.task_type,
         region=service["region"],
         model=service["model"],
         provider=service["provider"],
-        requests_per_minute=(service["rate_limit"] or {}).get("requests_per_minute")
-        or DEFAULT_REQUESTS_PER_MINUTE,
-        task_settings=typed_task_settings(config.task_type, task),
+        requests_per_minute=rate_limit.get("requests_per_minute") or DEFAULT_REQUESTS_PER_MINUTE,
+        task_settings=typed_task_settings(endpoint.config.task_type, task),
         access_key=secrets["access_key"],
         secret_key=secrets["secret_key"],
         dimensions=service.get("dimensions"),
         max_input_tokens=service.get("max_input_tokens"),
         similarity=service.get("similarity"),
     )
+
+
+def load_stored(endpoint: StoredEndpoint) -> tuple[dict[str, Any], ...]:
+    """Service, task and secret settings of a stored record, read leniently."""
+    task_type = endpoint.config.task_type
+    try:
+        if task_type not in TASK_TYPES:
+            raise BadRequest(f"The [{SERVICE}] service does not support task type [{task_type}]")
+        service_map = require_map(endpoint.config.service_settings, "service_settings")
+        task_map = require_map(endpoint.config.task_settings, "task_settings")
+        return (
+            load_settings(SERVICE_SCHEMAS[task_type], service_map),
+            load_settings(TASK_SCHEMAS[task_type], task_map),
+            load_settings(SECRET_SCHEMA, endpoint.secrets),
+        )
+    except ProxyError as error:
+        raise BadRequest(
+            f"Failed to parse stored model [{endpoint.inference_id}] for [{SERVICE}] service, "
+            "please delete and add the service again",
+            caused_by=error,
+        ) from None
 
 
 def typed_task_settings(task_type: TaskType, task: Mapping[str, Any]) -> TaskSettings:
