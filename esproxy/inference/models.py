@@ -87,11 +87,15 @@ class StoredEndpoint:
 
 @dataclass(frozen=True)
 class InferenceRequest:
-    """A POST body after validation; `task_settings` are per-request overrides."""
+    """A POST body after validation; `task_settings` are per-request overrides.
+
+    `timeout` is the body's alternative to the `timeout` query parameter, in seconds.
+    """
 
     inputs: Sequence[str]
     input_type: str | None = None
     task_settings: Mapping[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)

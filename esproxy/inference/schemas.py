@@ -265,10 +265,7 @@ BODY_SCHEMA = InferenceBodySchema()
 
 
 def load_inference_request(task_type: TaskType, body: Mapping[str, Any]) -> InferenceRequest:
-    """A POST body, parsed then validated as ES's `InferenceAction.Request` is.
-
-    `timeout` in the body is checked but not returned: `InferenceRequest` has no field for it.
-    """
+    """A POST body, parsed then validated as ES's `InferenceAction.Request` is."""
     try:
         loaded = BODY_SCHEMA.load(body)
     except ValidationError as error:
@@ -278,6 +275,7 @@ def load_inference_request(task_type: TaskType, body: Mapping[str, Any]) -> Infe
         inputs=loaded["input"],
         input_type=loaded["input_type"],
         task_settings=loaded["task_settings"] or {},
+        timeout=loaded["timeout"],
     )
 
 

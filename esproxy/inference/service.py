@@ -113,7 +113,9 @@ class InferenceService:
             )
         integration = self._registry.get(endpoint.config.service)
         integration.validate_request(endpoint, request)
-        seconds = default_timeout(task_type) if time_limit is None else time_limit
+        # The query parameter wins over the body's `timeout`; ES's per-task default comes last.
+        given = time_limit if time_limit is not None else request.timeout
+        seconds = default_timeout(task_type) if given is None else given
         slots = self._slots(integration, endpoint)
         return await self._within(seconds, integration.infer(endpoint, request, slots))
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from esproxy.errors import BadRequest
 from esproxy.inference import schemas
+from esproxy.inference.java_text import lucene_similarity
 
 # Parameters every Elasticsearch REST route accepts.
 COMMON = frozenset({"pretty", "human", "error_trace", "filter_path"})
@@ -28,24 +29,12 @@ def check_params(request: web.Request, allowed: Iterable[str]) -> None:
 
 def suggest(name: str, known: Iterable[str]) -> str:
     """ES's hint: candidates within Lucene's normalized Levenshtein similarity above 0.7."""
-    close = sorted(k for k in known if similarity(name, k) > 0.7)
+    close = sorted(k for k in known if lucene_similarity(name, k) > 0.7)
     if not close:
         return ""
     if len(close) == 1:
         return f" -> did you mean [{close[0]}]?"
     return f" -> did you mean any of {close}?".replace("'", "")
-
-
-def similarity(a: str, b: str) -> float:
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, start=1):
-        current = [i]
-        for j, char_b in enumerate(b, start=1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
-            )
-        previous = current
-    return 1 - previous[-1] / max(len(a), len(b), 1)
 
 
 def timeout_param(request: web.Request) -> float | None:

@@ -235,7 +235,7 @@ def load(task_type, raw):
         (
             TaskType.COMPLETION,
             b'{"input": "x", "input_type": "unspecified", "timeout": "10s", "task_settings": {}}',
-            InferenceRequest(["x"], "unspecified"),
+            InferenceRequest(["x"], "unspecified", timeout=10.0),
         ),
         (
             TaskType.ANY,
