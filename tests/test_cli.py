@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from esproxy.cli import main
-from tests.api.conftest import JSON_HEADERS, TITAN_EMBEDDINGS
+from tests.user_examples import JSON_HEADERS, TITAN_EMBEDDINGS
 
 
 def free_port() -> int:

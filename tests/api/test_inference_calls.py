@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.api.conftest import JSON_HEADERS, TITAN_COMPLETION, TITAN_EMBEDDINGS
+from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION, TITAN_EMBEDDINGS
 
 EMBEDDINGS = "/_inference/text_embedding/amazon_bedrock_embeddings"
 COMPLETION = "/_inference/completion/amazon_bedrock_completion"

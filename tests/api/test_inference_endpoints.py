@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.api.conftest import JSON_HEADERS, TITAN_COMPLETION, TITAN_EMBEDDINGS
+from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION, TITAN_EMBEDDINGS
 
 EMBEDDINGS_CONFIG = {
     "inference_id": "amazon_bedrock_embeddings",

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.api.conftest import JSON_HEADERS, TITAN_COMPLETION
+from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION
 
 COMPAT_9 = "application/vnd.elasticsearch+json; compatible-with=9"
 
