@@ -75,7 +75,7 @@ async def stall(request: web.Request) -> web.StreamResponse:
 async def slow_sink(request: web.Request) -> web.Response:
     """Reads the body slowly, so a proxy that buffers instead of streaming would have to hold it.
 
-    Answers with the byte count and SHA-256 of what arrived.
+    Answers with the byte count and SHA-256 of what arrived, and how its length was framed.
     """
     digest, size, pause_at = hashlib.sha256(), 0, 0
     while chunk := await request.content.readany():
@@ -84,7 +84,9 @@ async def slow_sink(request: web.Request) -> web.Response:
         if size >= pause_at:  # 5 ms per MiB: slower than the sender, so back-pressure builds
             pause_at += 1 << 20
             await asyncio.sleep(0.005)
-    return web.json_response({"bytes": size, "sha256": digest.hexdigest()})
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "")
+    framing = {"content_length": request.content_length, "chunked": chunked}
+    return web.json_response({"bytes": size, "sha256": digest.hexdigest(), **framing})
 
 
 FAULTS = {

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from multidict import CIMultiDict
+from yarl import URL
 
+from esproxy.app import SERVER_KWARGS
 from esproxy.settings import UpstreamSettings
 from esproxy.upstream import UpstreamForwarder, create_upstream_session
 from esproxy.web.middlewares import error_middleware
 from tests.faulty_upstream import create_faulty_app
 
 FORWARDER = web.AppKey("forwarder", UpstreamForwarder)
-# esproxy.app.SERVER_KWARGS less `handler_cancellation`, which TestServer always turns on itself
-# (passing it again is a TypeError).
-SERVER_KWARGS = {"auto_decompress": False}
 JSON = {"Content-Type": "application/json"}
 
 ForwardingClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -43,13 +44,19 @@ def create_forwarding_app(settings: UpstreamSettings) -> web.Application:
 
 
 @pytest.fixture
-def forwarding_client(aiohttp_client: Any) -> ForwardingClient:
-    """`await forwarding_client(url, ...)`: a raw-bytes client of a forwarder to those nodes."""
+def forwarding_client(aiohttp_server: Any, aiohttp_client: Any) -> ForwardingClient:
+    """`await forwarding_client(url, ...)`: a raw-bytes client of a forwarder to those nodes.
+
+    It asks for no compression unless a test sends `Accept-Encoding` itself.
+    """
 
     async def start(*urls: str, **options: Any) -> TestClient[Any, Any]:
         settings = UpstreamSettings(urls=urls, **options)
+        # Server options must reach start_server: TestServer drops its constructor's kwargs, so
+        # `aiohttp_client(app, server_kwargs=...)` would silently decompress request bodies.
+        server = await aiohttp_server(create_forwarding_app(settings), **SERVER_KWARGS)
         client: TestClient[Any, Any] = await aiohttp_client(
-            create_forwarding_app(settings), server_kwargs=SERVER_KWARGS, auto_decompress=False
+            server, auto_decompress=False, skip_auto_headers=("Accept-Encoding",)
         )
         return client
 
@@ -84,3 +91,49 @@ def forwarder_of(client: TestClient[Any, Any]) -> UpstreamForwarder:
     assert app is not None
     forwarder: UpstreamForwarder = app[FORWARDER]
     return forwarder
+
+
+@pytest.fixture
+async def proxy(forwarding_client: ForwardingClient, opensearch_url: str) -> TestClient[Any, Any]:
+    """esproxy's forwarder in front of the real OpenSearch node."""
+    return await forwarding_client(opensearch_url)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    status: int
+    headers: list[tuple[str, str]]  # end-to-end ones, in order (names as aiohttp spells them)
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return CIMultiDict(self.headers).get(name)
+
+
+# Per-hop headers, and the two aiohttp's server adds to every answer it writes.
+NOT_COMPARED = frozenset({"connection", "keep-alive", "transfer-encoding", "date", "server"})
+
+
+async def exchange(
+    session: aiohttp.ClientSession,
+    base: str,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    data: Any = None,
+) -> Exchange:
+    """One request with `path` sent exactly as written, and what came back, bytes untouched."""
+    async with session.request(
+        method,
+        URL(base + path, encoded=True),
+        headers=headers,
+        data=data,
+        skip_auto_headers=("Accept-Encoding", "User-Agent"),
+    ) as response:
+        body = await response.read()
+    kept = [(k, v) for k, v in response.headers.items() if k.lower() not in NOT_COMPARED]
+    return Exchange(response.status, kept, body)
+
+
+def base_of(client: TestClient[Any, Any]) -> str:
+    return str(client.make_url("")).rstrip("/")
