@@ -84,6 +84,15 @@ def client_timeout(settings: UpstreamSettings) -> aiohttp.ClientTimeout:
     )
 
 
+class ForwardedResponse(web.StreamResponse):
+    """Holds the status line and headers back until the first body bytes (or the end).
+
+    They then leave in one write: a small answer costs one send and one packet, not two.
+    """
+
+    _send_headers_immediately = False  # aiohttp's own switch, the one its Response class uses
+
+
 class UpstreamForwarder:
     """Forwards requests to the upstream nodes over a session it borrows and never closes."""
 
@@ -156,8 +165,10 @@ class UpstreamForwarder:
         self, request: web.Request, node: UpstreamNode, upstream: aiohttp.ClientResponse
     ) -> web.StreamResponse:
         """Status, headers and raw body bytes back to the client, each chunk as it arrives."""
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        copy_end_to_end(upstream.headers, response.headers)
+        headers = end_to_end(upstream.headers)
+        response = ForwardedResponse(
+            status=upstream.status, reason=upstream.reason, headers=headers
+        )
         content = upstream.content
         try:
             await response.prepare(request)
@@ -209,11 +220,12 @@ class UpstreamForwarder:
             raise self.translate(node, error) from None
         address = publish_address(request.url)
         rewritten = rewrite_http_addresses(body, address, pretty="pretty" in request.query)
-        response = web.Response(status=upstream.status, reason=upstream.reason)
-        copy_end_to_end(upstream.headers, response.headers)
-        response.headers.popall("Content-Length", None)  # aiohttp sets it from the new body
-        response.body = body if rewritten is None else rewritten
-        return response
+        headers = end_to_end(upstream.headers)
+        headers.popall("Content-Length", None)  # aiohttp sets it from the new body
+        body = body if rewritten is None else rewritten
+        return web.Response(
+            status=upstream.status, reason=upstream.reason, headers=headers, body=body
+        )
 
     def translate(self, node: UpstreamNode, error: BaseException) -> UpstreamUnavailable:
         """An aiohttp client failure as esproxy's 502 or 504, naming the node and the cause."""
@@ -239,23 +251,21 @@ class UpstreamForwarder:
         return UpstreamUnavailable(f"{where} failed: {str(error) or type(error).__name__}")
 
 
-def end_to_end(source: Headers, drop: frozenset[str]) -> CIMultiDict[str]:
-    target: CIMultiDict[str] = CIMultiDict()
-    copy_end_to_end(source, target, drop)
-    return target
-
-
-def copy_end_to_end(
-    source: Headers, target: CIMultiDict[str], drop: frozenset[str] = HOP_BY_HOP
-) -> None:
+def end_to_end(source: Headers, drop: frozenset[str] = HOP_BY_HOP) -> CIMultiDict[str]:
     """Every header but the hop-by-hop ones, repeated names and their order kept."""
+    # Copy, then delete: C-level multidict work, several times faster than a per-header loop.
+    target = CIMultiDict(source)
+    for name in drop:
+        if name in target:
+            del target[name]
     connection = source.get("Connection")
-    listed = connection_tokens(connection) if connection else frozenset()
-    for name, value in source.items():
-        lowered = name.lower()
-        if lowered in drop or lowered in listed or lowered.startswith("proxy-"):
-            continue
-        target.add(name, value)
+    if connection:
+        for name in connection_tokens(connection):
+            target.popall(name, None)
+    if "proxy-" in ",".join(target).lower():
+        for name in [name for name in target if name.lower().startswith("proxy-")]:
+            target.popall(name, None)
+    return target
 
 
 @lru_cache(maxsize=64)

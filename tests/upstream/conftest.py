@@ -23,7 +23,7 @@ from tests.faulty_upstream import create_faulty_app
 FORWARDER = web.AppKey("forwarder", UpstreamForwarder)
 JSON = {"Content-Type": "application/json"}
 
-ForwardingClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+StartForwarder = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 def create_forwarding_app(settings: UpstreamSettings) -> web.Application:
@@ -44,8 +44,8 @@ def create_forwarding_app(settings: UpstreamSettings) -> web.Application:
 
 
 @pytest.fixture
-def forwarding_client(aiohttp_server: Any, aiohttp_client: Any) -> ForwardingClient:
-    """`await forwarding_client(url, ...)`: a raw-bytes client of a forwarder to those nodes.
+def start_forwarder(aiohttp_server: Any, aiohttp_client: Any) -> StartForwarder:
+    """`await start_forwarder(url, ...)`: a raw-bytes client of a forwarder to those nodes.
 
     It asks for no compression unless a test sends `Accept-Encoding` itself.
     """
@@ -94,9 +94,9 @@ def forwarder_of(client: TestClient[Any, Any]) -> UpstreamForwarder:
 
 
 @pytest.fixture
-async def proxy(forwarding_client: ForwardingClient, opensearch_url: str) -> TestClient[Any, Any]:
+async def forwarder(start_forwarder: StartForwarder, opensearch_url: str) -> TestClient[Any, Any]:
     """esproxy's forwarder in front of the real OpenSearch node."""
-    return await forwarding_client(opensearch_url)
+    return await start_forwarder(opensearch_url)
 
 
 @dataclass(frozen=True)

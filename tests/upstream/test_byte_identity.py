@@ -5,6 +5,7 @@ Where a request changes state, each side gets its own index, named so both names
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from typing import Any
 
@@ -23,14 +24,16 @@ SEARCH = "/_search?filter_path=hits.total,hits.hits._id,hits.hits._source&sort=n
 class Sides:
     """Sends a request straight to the node and through esproxy, and compares the answers."""
 
-    def __init__(self, direct: aiohttp.ClientSession, node: str, proxy: TestClient[Any, Any]):
-        self.direct, self.node, self.proxy = direct, node, proxy
+    def __init__(self, direct: aiohttp.ClientSession, node: str, forwarder: TestClient[Any, Any]):
+        self.direct, self.node, self.forwarder = direct, node, forwarder
 
     async def straight(self, method: str, path: str, **kwargs: Any) -> Exchange:
         return await exchange(self.direct, self.node, method, path, **kwargs)
 
     async def proxied(self, method: str, path: str, **kwargs: Any) -> Exchange:
-        return await exchange(self.proxy.session, base_of(self.proxy), method, path, **kwargs)
+        return await exchange(
+            self.forwarder.session, base_of(self.forwarder), method, path, **kwargs
+        )
 
     async def same(self, method: str, path: str, **kwargs: Any) -> Exchange:
         """Both answers to an identical request, which must be identical."""
@@ -63,9 +66,9 @@ def bulk_body(count: int) -> bytes:
 
 
 async def test_requests_and_answers_are_byte_identical(
-    direct: aiohttp.ClientSession, opensearch_url: str, proxy: TestClient[Any, Any]
+    direct: aiohttp.ClientSession, opensearch_url: str, forwarder: TestClient[Any, Any]
 ) -> None:
-    sides = Sides(direct, opensearch_url, proxy)
+    sides = Sides(direct, opensearch_url, forwarder)
     created = await sides.alike("PUT", "/{index}", data=INDEX_SETTINGS, headers=JSON)
     assert created.status == 200
 
@@ -101,17 +104,17 @@ async def test_requests_and_answers_are_byte_identical(
 
 
 async def test_head_on_a_missing_index_keeps_404_and_content_length(
-    direct: aiohttp.ClientSession, opensearch_url: str, proxy: TestClient[Any, Any]
+    direct: aiohttp.ClientSession, opensearch_url: str, forwarder: TestClient[Any, Any]
 ) -> None:
-    missing = await Sides(direct, opensearch_url, proxy).same("HEAD", "/fwd-no-such-index")
+    missing = await Sides(direct, opensearch_url, forwarder).same("HEAD", "/fwd-no-such-index")
     assert (missing.status, missing.body) == (404, b"")
     assert int(missing.header("Content-Length") or 0) > 0  # the length a GET's body would have
 
 
 async def test_errors_pass_through_as_the_node_wrote_them(
-    direct: aiohttp.ClientSession, opensearch_url: str, proxy: TestClient[Any, Any]
+    direct: aiohttp.ClientSession, opensearch_url: str, forwarder: TestClient[Any, Any]
 ) -> None:
-    sides = Sides(direct, opensearch_url, proxy)
+    sides = Sides(direct, opensearch_url, forwarder)
     not_found = await sides.same("GET", "/fwd-no-such-index/_doc/1")
     assert not_found.status == 404
     assert orjson.loads(not_found.body)["error"]["type"] == "index_not_found_exception"
@@ -128,9 +131,9 @@ async def test_errors_pass_through_as_the_node_wrote_them(
 
 
 async def test_odd_encodings_in_path_and_query_reach_the_node_unchanged(
-    direct: aiohttp.ClientSession, opensearch_url: str, proxy: TestClient[Any, Any]
+    direct: aiohttp.ClientSession, opensearch_url: str, forwarder: TestClient[Any, Any]
 ) -> None:
-    sides = Sides(direct, opensearch_url, proxy)
+    sides = Sides(direct, opensearch_url, forwarder)
     for index in ("fwd-odd-a", "fwd-odd-b"):
         await sides.straight("PUT", f"/{index}", data=INDEX_SETTINGS, headers=JSON)
     # `%2F` decoded on the way would make `/_doc/a/b...`: another route, and an error.
@@ -149,9 +152,9 @@ async def test_odd_encodings_in_path_and_query_reach_the_node_unchanged(
 
 
 async def test_gzip_answers_come_back_still_compressed(
-    direct: aiohttp.ClientSession, opensearch_url: str, proxy: TestClient[Any, Any]
+    direct: aiohttp.ClientSession, opensearch_url: str, forwarder: TestClient[Any, Any]
 ) -> None:
-    sides = Sides(direct, opensearch_url, proxy)
+    sides = Sides(direct, opensearch_url, forwarder)
     answer = await sides.same(
         "GET", "/?filter_path=version.number,tagline", headers={"Accept-Encoding": "gzip"}
     )
@@ -161,9 +164,29 @@ async def test_gzip_answers_come_back_still_compressed(
 
 
 async def test_x_opaque_id_is_echoed(
-    direct: aiohttp.ClientSession, opensearch_url: str, proxy: TestClient[Any, Any]
+    direct: aiohttp.ClientSession, opensearch_url: str, forwarder: TestClient[Any, Any]
 ) -> None:
-    answer = await Sides(direct, opensearch_url, proxy).same(
+    answer = await Sides(direct, opensearch_url, forwarder).same(
         "GET", "/_cluster/health?filter_path=status", headers={"X-Opaque-Id": "esproxy-job-7"}
     )
     assert answer.header("X-Opaque-Id") == "esproxy-job-7"
+
+
+async def test_absolute_form_targets_and_expect_continue_are_forwarded(
+    forwarder: TestClient[Any, Any],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", forwarder.port)
+    writer.write(
+        b"GET http://esproxy.example/_cluster/health?filter_path=cluster_name HTTP/1.1\r\n"
+        b"Host: esproxy.example\r\nConnection: close\r\n\r\n"
+    )
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert answer.endswith(b'{"cluster_name":"esproxy-test"}')
+
+    response = await forwarder.post(
+        "/fwd-expect/_doc?refresh=true", data=b'{"n": 1}', headers=JSON, expect100=True
+    )
+    assert response.status == 201

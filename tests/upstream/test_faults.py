@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from tests.faulty_upstream import PARTIAL_BODY
-from tests.upstream.conftest import ForwardingClient
+from tests.upstream.conftest import StartForwarder
 
 
 def es_error(reason: str, status: int) -> dict[str, object]:
@@ -18,9 +18,9 @@ def es_error(reason: str, status: int) -> dict[str, object]:
 
 
 async def test_unreachable_upstream_is_an_es_shaped_502(
-    forwarding_client: ForwardingClient, dead_url: str
+    start_forwarder: StartForwarder, dead_url: str
 ) -> None:
-    client = await forwarding_client(dead_url)
+    client = await start_forwarder(dead_url)
     response = await client.get("/my-index/_search")
     assert response.status == 502
     assert response.headers["Content-Type"] == "application/json"
@@ -29,10 +29,10 @@ async def test_unreachable_upstream_is_an_es_shaped_502(
 
 
 async def test_every_node_unreachable_names_the_last_one_tried(
-    forwarding_client: ForwardingClient, dead_url: str
+    start_forwarder: StartForwarder, dead_url: str
 ) -> None:
     other_dead = dead_url.rsplit(":", 1)[0] + ":1"
-    client = await forwarding_client(dead_url, other_dead)
+    client = await start_forwarder(dead_url, other_dead)
     response = await client.post("/_bulk", data=b"{}\n", headers={"Content-Type": "x-ndjson"})
     assert response.status == 502
     reason = (await response.json())["error"]["reason"]
@@ -41,9 +41,9 @@ async def test_every_node_unreachable_names_the_last_one_tried(
 
 
 async def test_hang_is_a_504_within_the_read_timeout(
-    forwarding_client: ForwardingClient, faulty_url: str
+    start_forwarder: StartForwarder, faulty_url: str
 ) -> None:
-    client = await forwarding_client(faulty_url, read_timeout=0.5)
+    client = await start_forwarder(faulty_url, read_timeout=0.5)
     started = time.monotonic()
     response = await client.get("/hang")
     elapsed = time.monotonic() - started
@@ -55,9 +55,9 @@ async def test_hang_is_a_504_within_the_read_timeout(
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_reset_is_a_502(
-    forwarding_client: ForwardingClient, faulty_url: str, method: str
+    start_forwarder: StartForwarder, faulty_url: str, method: str
 ) -> None:
-    client = await forwarding_client(faulty_url)
+    client = await start_forwarder(faulty_url)
     response = await client.request(method, "/reset", data=b'{"query":{}}', headers=JSON)
     assert response.status == 502
     reason = (await response.json())["error"]["reason"]
@@ -65,8 +65,8 @@ async def test_reset_is_a_502(
     assert "Connection reset by peer" in reason or "closed the connection" in reason
 
 
-async def test_garbage_is_a_502(forwarding_client: ForwardingClient, faulty_url: str) -> None:
-    client = await forwarding_client(faulty_url)
+async def test_garbage_is_a_502(start_forwarder: StartForwarder, faulty_url: str) -> None:
+    client = await start_forwarder(faulty_url)
     response = await client.get("/garbage")
     assert response.status == 502
     reason = (await response.json())["error"]["reason"]
@@ -75,12 +75,12 @@ async def test_garbage_is_a_502(forwarding_client: ForwardingClient, faulty_url:
 
 @pytest.mark.parametrize("path", ["/truncated", "/truncated-chunked"])
 async def test_close_mid_body_aborts_the_client_response(
-    forwarding_client: ForwardingClient,
+    start_forwarder: StartForwarder,
     faulty_url: str,
     path: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client = await forwarding_client(faulty_url)
+    client = await start_forwarder(faulty_url)
     async with client.get(path) as response:
         assert response.status == 200
         received = await read_until_broken(response)
@@ -89,9 +89,9 @@ async def test_close_mid_body_aborts_the_client_response(
 
 
 async def test_stall_mid_body_aborts_after_the_read_timeout(
-    forwarding_client: ForwardingClient, faulty_url: str, caplog: pytest.LogCaptureFixture
+    start_forwarder: StartForwarder, faulty_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = await forwarding_client(faulty_url, read_timeout=0.5)
+    client = await start_forwarder(faulty_url, read_timeout=0.5)
     started = time.monotonic()
     async with client.get("/stall") as response:
         assert response.status == 200
@@ -102,9 +102,9 @@ async def test_stall_mid_body_aborts_after_the_read_timeout(
 
 
 async def test_client_going_away_releases_the_upstream_connection(
-    forwarding_client: ForwardingClient, faulty_url: str
+    start_forwarder: StartForwarder, faulty_url: str
 ) -> None:
-    client = await forwarding_client(faulty_url)
+    client = await start_forwarder(faulty_url)
     with pytest.raises(TimeoutError):
         await client.get("/hang", timeout=aiohttp.ClientTimeout(total=0.3))
     await client.get("/truncated")  # the forwarder is still healthy afterwards

@@ -10,13 +10,13 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.upstream.conftest import JSON, ForwardingClient, base_of, exchange, forwarder_of
+from tests.upstream.conftest import JSON, StartForwarder, base_of, exchange, forwarder_of
 
 
 async def test_round_robin_skips_a_dead_node_and_marks_it(
-    forwarding_client: ForwardingClient, opensearch_url: str, dead_url: str
+    start_forwarder: StartForwarder, opensearch_url: str, dead_url: str
 ) -> None:
-    client = await forwarding_client(dead_url, opensearch_url)
+    client = await start_forwarder(dead_url, opensearch_url)
     index = "fwd-round-robin"
     created = await client.put(f"/{index}", json={"settings": {"number_of_replicas": 0}})
     assert created.status == 200
@@ -47,15 +47,15 @@ async def node_info(session: aiohttp.ClientSession, base: str, path: str, **kwar
     ["/_nodes", "/_nodes/http", "/_nodes/_all/http", "/_nodes/_local/http", "/_nodes/{id}/http"],
 )
 async def test_node_info_names_esproxy_as_every_nodes_http_address(
-    direct: aiohttp.ClientSession, opensearch_url: str, proxy: TestClient[Any, Any], path: str
+    direct: aiohttp.ClientSession, opensearch_url: str, forwarder: TestClient[Any, Any], path: str
 ) -> None:
     straight = await node_info(direct, opensearch_url, "/_nodes/_local/http")
     (node_id,) = straight["nodes"]
     path = path.format(id=node_id)
     straight = await node_info(direct, opensearch_url, path)
-    proxied = await node_info(proxy.session, base_of(proxy), path)
+    proxied = await node_info(forwarder.session, base_of(forwarder), path)
 
-    address = f"127.0.0.1:{proxy.port}"
+    address = f"127.0.0.1:{forwarder.port}"
     http = straight["nodes"][node_id]["http"]
     assert http["publish_address"] == opensearch_url.removeprefix("http://")
     http.update(publish_address=address, bound_address=[address])
@@ -63,11 +63,11 @@ async def test_node_info_names_esproxy_as_every_nodes_http_address(
 
 
 async def test_pretty_and_compressed_node_info_is_rewritten_too(
-    opensearch_url: str, proxy: TestClient[Any, Any]
+    opensearch_url: str, forwarder: TestClient[Any, Any]
 ) -> None:
     answer = await exchange(
-        proxy.session,
-        base_of(proxy),
+        forwarder.session,
+        base_of(forwarder),
         "GET",
         "/_nodes/http?pretty",
         headers={"Accept-Encoding": "gzip"},
@@ -77,13 +77,13 @@ async def test_pretty_and_compressed_node_info_is_rewritten_too(
     assert answer.header("Content-Length") == str(len(answer.body))
     assert answer.body.startswith(b'{\n  "_nodes": {')
     (node,) = orjson.loads(answer.body)["nodes"].values()
-    assert node["http"]["publish_address"] == f"127.0.0.1:{proxy.port}"
+    assert node["http"]["publish_address"] == f"127.0.0.1:{forwarder.port}"
 
 
 async def test_node_info_without_http_addresses_stays_byte_exact(
-    direct: aiohttp.ClientSession, opensearch_url: str, proxy: TestClient[Any, Any]
+    direct: aiohttp.ClientSession, opensearch_url: str, forwarder: TestClient[Any, Any]
 ) -> None:
     path = "/_nodes/jvm?filter_path=nodes.*.jvm.version,nodes.*.name"
     straight = await exchange(direct, opensearch_url, "GET", path)
     assert straight.status == 200
-    assert await exchange(proxy.session, base_of(proxy), "GET", path) == straight
+    assert await exchange(forwarder.session, base_of(forwarder), "GET", path) == straight

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp.test_utils import TestClient
 
-from tests.upstream.conftest import JSON, ForwardingClient
+from tests.upstream.conftest import JSON, StartForwarder
 
 STATUS = Path("/proc/self/status")
 BULK_SIZE = 200 * 1024 * 1024
@@ -52,9 +52,9 @@ class PeakMemory:
 
 
 async def test_200_mb_bulk_streams_through_with_flat_memory(
-    forwarding_client: ForwardingClient, faulty_url: str
+    start_forwarder: StartForwarder, faulty_url: str
 ) -> None:
-    client = await forwarding_client(faulty_url)
+    client = await start_forwarder(faulty_url)
     block = bulk_block("fwd-big", 0, 400)
     sent = hashlib.sha256()
     with PeakMemory() as memory:
@@ -72,9 +72,9 @@ async def test_200_mb_bulk_streams_through_with_flat_memory(
 
 
 async def test_content_length_is_kept_for_a_streamed_body(
-    forwarding_client: ForwardingClient, faulty_url: str
+    start_forwarder: StartForwarder, faulty_url: str
 ) -> None:
-    client = await forwarding_client(faulty_url)
+    client = await start_forwarder(faulty_url)
     block = bulk_block("fwd-sized", 0, 50)
     size = len(block) * 20
     response = await client.post(
@@ -90,21 +90,21 @@ async def test_content_length_is_kept_for_a_streamed_body(
     )
 
 
-async def test_a_streamed_bulk_is_indexed_by_opensearch(proxy: TestClient[Any, Any]) -> None:
+async def test_a_streamed_bulk_is_indexed_by_opensearch(forwarder: TestClient[Any, Any]) -> None:
     index = "fwd-streamed"
     settings = orjson.dumps({"settings": {"number_of_replicas": 0}})
-    assert (await proxy.put(f"/{index}", data=settings, headers=JSON)).status == 200
+    assert (await forwarder.put(f"/{index}", data=settings, headers=JSON)).status == 200
     blocks, per_block = 16, 1000  # about 33 MB, under OpenSearch's 100 MB http.max_content_length
 
     async def body() -> AsyncIterator[bytes]:
         for first in range(0, blocks * per_block, per_block):
             yield bulk_block(index, first, per_block, pad=2000)
 
-    response = await proxy.post(
+    response = await forwarder.post(
         "/_bulk?refresh=true&filter_path=errors",
         data=body(),
         headers={"Content-Type": "application/x-ndjson"},
     )
     assert (response.status, await response.json()) == (200, {"errors": False})
-    count = await proxy.get(f"/{index}/_count")
+    count = await forwarder.get(f"/{index}/_count")
     assert (await count.json())["count"] == blocks * per_block

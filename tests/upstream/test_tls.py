@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.faulty_upstream import create_faulty_app
-from tests.upstream.conftest import ForwardingClient
+from tests.upstream.conftest import StartForwarder
 
 
 def write_self_signed(directory: Path) -> tuple[Path, Path]:
@@ -61,21 +61,21 @@ async def tls_upstream(aiohttp_server: Any, tmp_path: Path) -> tuple[str, Path]:
 
 
 async def test_upstream_verified_against_ca_certs(
-    forwarding_client: ForwardingClient, tls_upstream: tuple[str, Path]
+    start_forwarder: StartForwarder, tls_upstream: tuple[str, Path]
 ) -> None:
     url, ca_file = tls_upstream
     assert url.startswith("https://")
-    client = await forwarding_client(url, ca_certs=str(ca_file))
+    client = await start_forwarder(url, ca_certs=str(ca_file))
     response = await client.post("/slow-sink", data=b"hello")
     assert response.status == 200
     assert (await response.json())["bytes"] == 5
 
 
 async def test_unverifiable_upstream_is_a_502(
-    forwarding_client: ForwardingClient, tls_upstream: tuple[str, Path]
+    start_forwarder: StartForwarder, tls_upstream: tuple[str, Path]
 ) -> None:
     url, _ = tls_upstream
-    client = await forwarding_client(url)
+    client = await start_forwarder(url)
     response = await client.post("/slow-sink", data=b"hello")
     assert response.status == 502
     reason = (await response.json())["error"]["reason"]
@@ -84,9 +84,9 @@ async def test_unverifiable_upstream_is_a_502(
 
 
 async def test_verification_can_be_turned_off(
-    forwarding_client: ForwardingClient, tls_upstream: tuple[str, Path]
+    start_forwarder: StartForwarder, tls_upstream: tuple[str, Path]
 ) -> None:
     url, _ = tls_upstream
-    client = await forwarding_client(url, verify_certs=False)
+    client = await start_forwarder(url, verify_certs=False)
     response = await client.post("/slow-sink", data=b"hello")
     assert response.status == 200
