@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
+import re
 from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.upstream.conftest import JSON, Exchange, base_of, exchange
@@ -190,3 +193,16 @@ async def test_absolute_form_targets_and_expect_continue_are_forwarded(
         "/fwd-expect/_doc?refresh=true", data=b'{"n": 1}', headers=JSON, expect100=True
     )
     assert response.status == 201
+
+
+async def test_each_forwarded_request_logs_one_debug_line(
+    forwarder: TestClient[Any, Any], opensearch_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="esproxy.upstream")
+    await forwarder.get("/_cluster/health?filter_path=status")
+    (line,) = [r for r in caplog.records if r.name == "esproxy.upstream"]
+    assert line.levelno == logging.DEBUG
+    pattern = (
+        rf"GET /_cluster/health\?filter_path=status -> 200 in \d+\.\d\d ms from {opensearch_url}"
+    )
+    assert re.fullmatch(pattern, line.getMessage())

@@ -40,6 +40,18 @@ async def test_every_node_unreachable_names_the_last_one_tried(
     assert reason.endswith("]: Connection refused")
 
 
+async def test_connect_timeout_is_a_504(
+    start_forwarder: StartForwarder, blackhole_url: str
+) -> None:
+    client = await start_forwarder(blackhole_url, connect_timeout=0.3)
+    started = time.monotonic()
+    response = await client.get("/")
+    assert response.status == 504
+    reason = f"could not connect to upstream [{blackhole_url}] within 0.3s"
+    assert await response.json() == es_error(reason, 504)
+    assert time.monotonic() - started < 3
+
+
 async def test_hang_is_a_504_within_the_read_timeout(
     start_forwarder: StartForwarder, faulty_url: str
 ) -> None:

@@ -36,6 +36,17 @@ async def test_round_robin_skips_a_dead_node_and_marks_it(
     assert alive.failures == 0
 
 
+async def test_a_node_that_times_out_connecting_hands_the_request_on(
+    start_forwarder: StartForwarder, opensearch_url: str, blackhole_url: str
+) -> None:
+    client = await start_forwarder(blackhole_url, opensearch_url, connect_timeout=0.3)
+    for n in range(2):
+        stored = await client.put(f"/fwd-handed-on/_doc/{n}", data=b'{"n": 1}', headers=JSON)
+        assert stored.status == 201
+    slow, alive = forwarder_of(client).pool.nodes
+    assert (slow.failures, alive.failures) == (1, 0)
+
+
 async def node_info(session: aiohttp.ClientSession, base: str, path: str, **kwargs: Any) -> Any:
     answer = await exchange(session, base, "GET", path, **kwargs)
     assert answer.status == 200, answer.body
