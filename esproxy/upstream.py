@@ -97,6 +97,8 @@ class UpstreamForwarder:
     """Forwards requests to the upstream nodes over a session it borrows and never closes."""
 
     def __init__(self, settings: UpstreamSettings, session: aiohttp.ClientSession) -> None:
+        if session.auto_decompress:
+            raise ValueError("forwarding needs a session made with auto_decompress=False")
         self.pool = NodePool(settings.urls)
         self.session = session
         self.timeout = client_timeout(settings)

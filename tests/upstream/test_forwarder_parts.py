@@ -83,8 +83,14 @@ def test_response_headers_keep_length_and_repeated_warnings() -> None:
 @pytest.fixture
 async def forwarder() -> AsyncIterator[UpstreamForwarder]:
     settings = UpstreamSettings(urls=(NODE.url,), connect_timeout=2.5, read_timeout=30)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
         yield UpstreamForwarder(settings, session)
+
+
+async def test_a_decompressing_session_is_refused() -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ValueError, match="auto_decompress=False"):
+            UpstreamForwarder(UpstreamSettings(urls=(NODE.url,)), session)
 
 
 REQUEST_INFO = RequestInfo(URL(NODE.url), "GET", CIMultiDictProxy(CIMultiDict()), URL(NODE.url))
