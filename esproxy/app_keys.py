@@ -19,3 +19,5 @@ INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
 
 # Per request: the Content-Type esproxy answers in, chosen from the request's media types.
 RESPONSE_TYPE = web.RequestKey("response_type", str)
+# Per request: set on `_stream` routes, whose errors are server-sent events too.
+STREAMING = web.RequestKey("streaming", bool)

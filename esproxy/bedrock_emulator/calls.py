@@ -89,7 +89,7 @@ async def admit(request: web.Request, request_id: str, started: float) -> ModelC
 
 async def suffer(request: web.Request, fault: Fault) -> None:
     """Apply the part of a fault that happens before any answer: the hang and the error."""
-    if fault.hangs:
+    if fault.hangs and fault.after_events is None:
         await hold(request, MAX_HANG_MS if fault.hang_ms is None else fault.hang_ms)
         raise BedrockError("ModelTimeoutException")
     if fault.hang_ms is not None:

@@ -122,8 +122,8 @@ def checked(fault: Fault) -> Fault:
         raise FaultSpecError("status must be an HTTP status code")
     if fault.operation is not None and fault.operation not in OPERATIONS:
         raise FaultSpecError(f"operation must be one of {', '.join(OPERATIONS)}")
-    if fault.after_events is not None and (fault.after_events < 0 or fault.code in (None, HANG)):
-        raise FaultSpecError("after_events needs an error code and must not be negative")
+    if fault.after_events is not None and (fault.after_events < 0 or fault.code is None):
+        raise FaultSpecError("after_events needs an error code or Hang and must not be negative")
     if fault.hang_ms is not None and fault.hang_ms < 0:
         raise FaultSpecError("hang_ms must not be negative")
     return fault

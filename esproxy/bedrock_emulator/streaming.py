@@ -1,6 +1,7 @@
 """ConverseStream: the answer as event-stream frames, one HTTP chunk each, written as they are made.
 
-A fault with `after_events` replaces the rest of the stream with one exception frame.
+A fault with `after_events` replaces the rest of the stream with one exception frame, or, for
+`Hang`, holds the stream open without another byte until the client goes away.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from esproxy.bedrock_emulator.operations import answer_conversation
 from esproxy.bedrock_emulator.state import EMULATOR_STATE
 
 EVENT_STREAM: Final = "application/vnd.amazon.eventstream"
+HOLD: Final = b""  # marks where a hanging stream stops sending
 # The exception members of ConverseStreamOutput; any other code goes out as an unmodelled error.
 STREAM_EXCEPTIONS: Final = frozenset(
     {
@@ -42,6 +44,9 @@ async def converse_stream(request: web.Request, call: ModelCall) -> web.StreamRe
         for index, frame in enumerate(stream_frames(completion, call)):
             if index:
                 await asyncio.sleep(delay_s)
+            if frame is HOLD:
+                await wait_for_disconnect(request)
+                return response
             await response.write(frame)
         await response.write_eof()
     except ConnectionError:
@@ -49,12 +54,19 @@ async def converse_stream(request: web.Request, call: ModelCall) -> web.StreamRe
     return response
 
 
+async def wait_for_disconnect(request: web.Request) -> None:
+    # Polling, because a silent stream has no write to fail and no event fires when the client
+    # leaves.
+    while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+
+
 def stream_frames(completion: Completion, call: ModelCall) -> Iterator[bytes]:
     fault = call.fault
     limit = fault.after_events if fault is not None else None
     for index, frame in enumerate(event_frames(completion, call)):
         if index == limit and fault is not None:
-            yield exception_frame(fault)
+            yield HOLD if fault.hangs else exception_frame(fault)
             return
         yield frame
     if limit is not None and fault is not None:

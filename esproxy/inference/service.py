@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from esproxy.errors import (
@@ -15,10 +17,12 @@ from esproxy.errors import (
     EndpointAlreadyExists,
     EndpointNotFound,
     RequestTimedOut,
+    StatusError,
 )
 from esproxy.inference import schemas
 from esproxy.inference.models import (
     EndpointConfig,
+    InferenceRequest,
     InferenceResult,
     StoredEndpoint,
     TaskType,
@@ -102,6 +106,43 @@ class InferenceService:
         raw_body: bytes,
         time_limit: float | None = None,
     ) -> InferenceResult:
+        call = await self._prepare_call(path_task_type, inference_id, raw_body, time_limit)
+        work = call.integration.infer(call.endpoint, call.request, call.slots)
+        return await self._within(call.seconds, work)
+
+    async def stream(
+        self,
+        path_task_type: TaskType | None,
+        inference_id: str,
+        raw_body: bytes,
+        time_limit: float | None = None,
+    ) -> AsyncGenerator[str, None]:
+        """Deltas of a streamed completion. The deadline covers the wait for the first delta;
+        after that, a stream runs as long as the provider keeps sending."""
+        call = await self._prepare_call(path_task_type, inference_id, raw_body, time_limit)
+        task_type = call.endpoint.config.task_type
+        if task_type not in call.integration.streaming_task_types:
+            supported = ",".join(sorted(call.integration.streaming_task_types))
+            raise StatusError(
+                f"Streaming is not allowed for service [{call.integration.name}] and task "
+                f"[{task_type}]. Supported tasks: [{supported}]",
+                status=405,
+            )
+        deltas = call.integration.stream(call.endpoint, call.request, call.slots)
+        try:
+            first = await self._within(call.seconds, anext(deltas, None))
+        except BaseException:
+            await deltas.aclose()
+            raise
+        return continue_stream(first, deltas)
+
+    async def _prepare_call(
+        self,
+        path_task_type: TaskType | None,
+        inference_id: str,
+        raw_body: bytes,
+        time_limit: float | None,
+    ) -> PreparedCall:
         body = schemas.decode_json_body(raw_body)
         request = schemas.load_inference_request(path_task_type or TaskType.ANY, body)
         endpoint = await self.load_endpoint(inference_id)
@@ -117,7 +158,7 @@ class InferenceService:
         given = time_limit if time_limit is not None else request.timeout
         seconds = default_timeout(task_type) if given is None else given
         slots = self._slots(integration, endpoint)
-        return await self._within(seconds, integration.infer(endpoint, request, slots))
+        return PreparedCall(integration, endpoint, request, slots, seconds)
 
     async def load_endpoint(self, inference_id: str) -> StoredEndpoint:
         record = await self._store.get(inference_id)
@@ -157,6 +198,28 @@ class InferenceService:
             raise RequestTimedOut(
                 f"Request timed out waiting to be sent after [{render_time_value(seconds)}]"
             ) from None
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A validated inference call, ready to run under its deadline."""
+
+    integration: Integration
+    endpoint: StoredEndpoint
+    request: InferenceRequest
+    slots: Callable[[], CallSlot]
+    seconds: float
+
+
+async def continue_stream(
+    first: str | None, rest: AsyncGenerator[str, None]
+) -> AsyncGenerator[str, None]:
+    async with aclosing(rest):
+        if first is None:
+            return
+        yield first
+        async for delta in rest:
+            yield delta
 
 
 def check_requested_task_type(task_type: TaskType | None, config: EndpointConfig) -> None:

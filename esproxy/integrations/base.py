@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ class Integration(Protocol):
 
     name: str
     task_types: frozenset[TaskType]
+    streaming_task_types: frozenset[TaskType]
 
     def parse_request(
         self, inference_id: str, task_type: TaskType, body: Mapping[str, Any]
@@ -52,3 +53,9 @@ class Integration(Protocol):
     async def infer(
         self, endpoint: StoredEndpoint, request: InferenceRequest, slot: SlotSource
     ) -> InferenceResult: ...
+
+    def stream(
+        self, endpoint: StoredEndpoint, request: InferenceRequest, slot: SlotSource
+    ) -> AsyncGenerator[str, None]:
+        """Text deltas of a completion as the provider sends them; closing it stops the call."""
+        ...

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any
 
 from aiohttp import web
 
-from esproxy.app_keys import INFERENCE_SERVICE, RESPONSE_TYPE, SETTINGS
+from esproxy.app_keys import INFERENCE_SERVICE, RESPONSE_TYPE, SETTINGS, STREAMING
 from esproxy.errors import BodyParseError, NoUpstream
 from esproxy.inference.models import TaskType, TextEmbeddingResult
 from esproxy.web.cluster_info import cluster_info
@@ -14,6 +15,7 @@ from esproxy.web.media_types import negotiate
 from esproxy.web.query_params import bool_param, check_params, timeout_param
 from esproxy.web.request_bodies import read_body
 from esproxy.web.responses import float32_vectors, json_response
+from esproxy.web.server_sent_events import send_completion_deltas
 
 
 def prepare(request: web.Request, *params: str) -> None:
@@ -83,6 +85,17 @@ async def infer(request: web.Request) -> web.Response:
         vectors = float32_vectors(result.embeddings)
         return respond(request, {"text_embedding": [{"embedding": v} for v in vectors]})
     return respond(request, result.to_dict())
+
+
+async def stream_completion(request: web.Request) -> web.StreamResponse:
+    request[STREAMING] = True
+    prepare(request, "timeout")
+    task_type, inference_id = path_parts(request)
+    body = await required_body(request)
+    service = request.app[INFERENCE_SERVICE]
+    deltas = await service.stream(task_type, inference_id, body, timeout_param(request))
+    async with aclosing(deltas):
+        return await send_completion_deltas(request, deltas)
 
 
 async def root_info(request: web.Request) -> web.Response:

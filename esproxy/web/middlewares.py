@@ -7,10 +7,11 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from esproxy.app_keys import RESPONSE_TYPE
+from esproxy.app_keys import RESPONSE_TYPE, STREAMING
 from esproxy.errors import PlainError, ProxyError
 from esproxy.web.media_types import JSON
 from esproxy.web.responses import json_response
+from esproxy.web.server_sent_events import send_error_stream
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ProxyError as error:
+        if request.get(STREAMING):
+            return await send_error_stream(request, error)
         return render_error(request, error)
     except web.HTTPException as error:
         if error.status < 400:

@@ -22,12 +22,17 @@ ENDPOINT_ROUTES: dict[str, Handler] = {
 }
 # Indexed by the number of path segments: `/_inference`, `/_inference/{a}`, `/_inference/{a}/{b}`.
 SHAPES = (("GET",), tuple(ENDPOINT_ROUTES), tuple(ENDPOINT_ROUTES))
+# Four segments are valid only with one of these actions last.
+ACTIONS = {"_stream": ("POST",)}
 
 
 def add_routes(app: web.Application, other: Handler, root: Handler | None) -> None:
     """`other` serves every path outside `_inference`; `root` answers `/` when set."""
     router = app.router
     router.add_get("/_inference", handlers.get_endpoints)
+    # Literal last segments first: `/_inference/{a}/_stream` must not read `_stream` as an id.
+    router.add_post("/_inference/{first}/_stream", handlers.stream_completion)
+    router.add_post("/_inference/{first}/{second}/_stream", handlers.stream_completion)
     for path in ("/_inference/{first}", "/_inference/{first}/{second}"):
         router.add_get(path, handlers.get_endpoints)  # add_get answers HEAD too, as ES does
         for method, handler in ENDPOINT_ROUTES.items():
@@ -56,6 +61,8 @@ async def reject_inference(request: web.Request) -> web.StreamResponse:
 
 def allowed_methods(path: str) -> tuple[str, ...]:
     segments = path.strip("/").split("/")
-    if segments[0] != "_inference" or "" in segments or len(segments) > len(SHAPES):
+    if segments[0] != "_inference" or "" in segments:
         return ()
-    return SHAPES[len(segments) - 1]
+    if len(segments) == len(SHAPES) + 1:
+        return ACTIONS.get(segments[-1], ())
+    return SHAPES[len(segments) - 1] if len(segments) <= len(SHAPES) else ()

@@ -43,6 +43,7 @@ PROBE_FAILED = (
 class AmazonBedrockIntegration:
     name = "amazonbedrock"
     task_types = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION})
+    streaming_task_types = frozenset({TaskType.COMPLETION})
 
     def __init__(self, clients: BedrockClients) -> None:
         self._clients = clients
