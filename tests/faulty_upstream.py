@@ -75,7 +75,8 @@ async def stall(request: web.Request) -> web.StreamResponse:
 async def slow_sink(request: web.Request) -> web.Response:
     """Reads the body slowly, so a proxy that buffers instead of streaming would have to hold it.
 
-    Answers with the byte count and SHA-256 of what arrived, and how its length was framed.
+    Answers with the byte count and SHA-256 of what arrived, how its length was framed, and the
+    request headers exactly as they came.
     """
     digest, size, pause_at = hashlib.sha256(), 0, 0
     while chunk := await request.content.readany():
@@ -86,7 +87,10 @@ async def slow_sink(request: web.Request) -> web.Response:
             await asyncio.sleep(0.005)
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "")
     framing = {"content_length": request.content_length, "chunked": chunked}
-    return web.json_response({"bytes": size, "sha256": digest.hexdigest(), **framing})
+    headers = [[name.decode(), value.decode()] for name, value in request.raw_headers]
+    return web.json_response(
+        {"bytes": size, "sha256": digest.hexdigest(), **framing, "headers": headers}
+    )
 
 
 FAULTS = {

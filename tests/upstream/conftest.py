@@ -74,7 +74,8 @@ async def direct() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 async def faulty_url(aiohttp_server: Any) -> str:
     # TestServer cancels a handler whose client left, so a hanging fault ends with the proxy's call.
-    server = await aiohttp_server(create_faulty_app())
+    # Raw bodies, as they came off the wire.
+    server = await aiohttp_server(create_faulty_app(), auto_decompress=False)
     return str(server.make_url("")).rstrip("/")
 
 

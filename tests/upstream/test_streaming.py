@@ -1,14 +1,18 @@
-"""Bodies stream through without being held: a 200 MB bulk leaves the proxy's memory flat."""
+"""What the upstream receives: bodies streamed, never held (a 200 MB bulk leaves memory flat), and
+only the end-to-end headers, with its own Host.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+from aiohttp import __version__
 from aiohttp.test_utils import TestClient
 
 from tests.upstream.conftest import JSON, StartForwarder
@@ -108,3 +112,35 @@ async def test_a_streamed_bulk_is_indexed_by_opensearch(forwarder: TestClient[An
     assert (response.status, await response.json()) == (200, {"errors": False})
     count = await forwarder.get(f"/{index}/_count")
     assert (await count.json())["count"] == blocks * per_block
+
+
+async def test_the_upstream_gets_end_to_end_headers_and_its_own_host(
+    start_forwarder: StartForwarder, faulty_url: str
+) -> None:
+    client = await start_forwarder(faulty_url)
+    sent = {
+        "Authorization": "ApiKey c2VjcmV0",
+        "X-Opaque-Id": "job-42",
+        "Content-Type": "application/x-ndjson",
+        "Content-Encoding": "gzip",
+        "Connection": "keep-alive, X-Hop",
+        "X-Hop": "dropped",
+        "Keep-Alive": "timeout=5",
+        "Proxy-Authorization": "Basic eDp5",
+        "TE": "trailers",
+        "Warning": '299 client "kept"',
+    }
+    response = await client.post("/slow-sink", data=b"\x1f\x8b not really gzip", headers=sent)
+    received = await response.json()
+    host = faulty_url.removeprefix("http://")
+    assert received["headers"] == [
+        ["Host", host],
+        ["Authorization", "ApiKey c2VjcmV0"],
+        ["X-Opaque-Id", "job-42"],
+        ["Content-Type", "application/x-ndjson"],
+        ["Content-Encoding", "gzip"],
+        ["Warning", '299 client "kept"'],
+        ["Accept", "*/*"],  # the test client's own defaults, passed on as sent
+        ["User-Agent", f"Python/{sys.version_info[0]}.{sys.version_info[1]} aiohttp/{__version__}"],
+        ["Content-Length", "18"],
+    ]
