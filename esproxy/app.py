@@ -16,6 +16,7 @@ from esproxy.app_keys import (
     BEDROCK_CLIENTS,
     BEDROCK_ENDPOINT_URL,
     CIPHER,
+    FORWARDER,
     INFERENCE_SERVICE,
     SETTINGS,
     STORE,
@@ -28,13 +29,18 @@ from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegrat
 from esproxy.integrations.registry import IntegrationRegistry
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
+from esproxy.storage.cache import CachedEndpointStore
+from esproxy.storage.elasticsearch import ElasticsearchEndpointStore
 from esproxy.storage.memory import InMemoryEndpointStore
 from esproxy.storage.sqlite import SqliteEndpointStore
+from esproxy.upstream import UpstreamForwarder, create_upstream_session
 from esproxy.web import handlers
 from esproxy.web.middlewares import error_middleware
 from esproxy.web.routes import add_routes
 
 log = logging.getLogger(__name__)
+
+OpenableStore = InMemoryEndpointStore | SqliteEndpointStore | ElasticsearchEndpointStore
 
 # Server options for every way of running the app (CLI and tests): request bodies stay compressed
 # so that forwarding is byte-exact. The CLI also turns on handler cancellation, so a client that
@@ -46,11 +52,33 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=0)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend(
-        [start_dev_emulator, open_bedrock_clients, open_cipher, open_store, build_service]
+        [
+            open_upstream,
+            start_dev_emulator,
+            open_bedrock_clients,
+            open_cipher,
+            open_store,
+            build_service,
+        ]
     )
-    root = handlers.root_info if not settings.upstream.urls else None
-    add_routes(app, handlers.no_upstream, root)
+    if settings.upstream.urls:
+        add_routes(app, handlers.forward, root=None)
+    else:
+        add_routes(app, handlers.no_upstream, root=handlers.root_info)
     return app
+
+
+async def open_upstream(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS].upstream
+    if not settings.urls:
+        yield
+        return
+    session = await create_upstream_session(settings)
+    app[FORWARDER] = UpstreamForwarder(settings, session)
+    try:
+        yield
+    finally:
+        await session.close()
 
 
 async def start_dev_emulator(app: web.Application) -> AsyncIterator[None]:
@@ -110,20 +138,30 @@ def build_cipher(settings: Settings) -> SecretCipher:
 
 async def open_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    backend = settings.storage_backend
-    if backend == "memory":
-        app[STORE] = InMemoryEndpointStore()
-        yield
-        return
-    if backend != "sqlite":
-        raise SettingsError(f"storage backend [{backend}] is not available yet")
-    store = SqliteEndpointStore(settings.storage.sqlite_path)
+    store = build_store(app)
     await store.open()
-    app[STORE] = store
+    # Inference reads an endpoint on every call; the cache keeps that off the disk and the cluster.
+    app[STORE] = CachedEndpointStore(store, ttl_seconds=settings.storage.cache_seconds)
     try:
         yield
     finally:
         await store.close()
+
+
+def build_store(app: web.Application) -> OpenableStore:
+    settings = app[SETTINGS]
+    backend = settings.storage_backend
+    if backend == "memory":
+        return InMemoryEndpointStore()
+    if backend == "sqlite":
+        return SqliteEndpointStore(settings.storage.sqlite_path)
+    if FORWARDER not in app:
+        raise SettingsError(
+            "storage backend [elasticsearch] needs an upstream cluster: set --upstream"
+        )
+    return ElasticsearchEndpointStore(
+        app[FORWARDER].session, settings.upstream, settings.storage.index
+    )
 
 
 async def build_service(app: web.Application) -> AsyncIterator[None]:

@@ -9,11 +9,13 @@ from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
 from esproxy.storage.base import EndpointStore
+from esproxy.upstream import UpstreamForwarder
 
 SETTINGS = web.AppKey("settings", Settings)
 BEDROCK_ENDPOINT_URL = web.AppKey("bedrock_endpoint_url", str)
 BEDROCK_CLIENTS = web.AppKey("bedrock_clients", BedrockClients)
 CIPHER = web.AppKey("cipher", SecretCipher)
+FORWARDER = web.AppKey("forwarder", UpstreamForwarder)
 STORE = web.AppKey("store", EndpointStore)
 INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
 

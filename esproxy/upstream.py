@@ -6,12 +6,14 @@ No body is parsed or buffered, except a node-info answer, whose HTTP addresses p
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
 import ssl
 import time
 from functools import lru_cache
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -105,7 +107,8 @@ class UpstreamForwarder:
         self.connect_timeout = settings.connect_timeout
         self.read_timeout = settings.read_timeout
 
-    async def forward(self, request: web.Request) -> web.StreamResponse:
+    async def forward(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
+        """`body` is for a request whose body esproxy already read (still content-encoded)."""
         started = time.perf_counter()
         path = request.raw_path
         if path[:1] != "/":  # an absolute-form target: only its path and query go upstream
@@ -114,7 +117,8 @@ class UpstreamForwarder:
         nodes_info = is_nodes_info(request.method, path)
         if nodes_info:
             headers.popall("Accept-Encoding", None)  # the answer is rewritten, so fetch it plain
-        node, upstream = await self.send(request, path, headers)
+        data = body if body is not None else request.content if request.body_exists else None
+        node, upstream = await self.send(request.method, path, headers, data)
         async with upstream:
             if nodes_info:
                 response = await self.relay_nodes_info(request, node, upstream)
@@ -130,18 +134,43 @@ class UpstreamForwarder:
         )
         return response
 
+    async def fetch_json(self, request: web.Request) -> Any:
+        """The cluster's JSON answer to the same bodiless request, or None when it has none.
+
+        Only for small answers esproxy merges with its own, such as the endpoint list.
+        """
+        headers = end_to_end(request.headers, REQUEST_ONLY)
+        headers.popall("Accept-Encoding", None)
+        try:
+            node, upstream = await self.send(request.method, request.raw_path, headers, None)
+            async with upstream:
+                body = await upstream.read()
+        except (UpstreamUnavailable, aiohttp.ClientError, OSError) as error:
+            log.warning("no answer from the cluster for %s: %s", request.raw_path, error)
+            return None
+        if upstream.status != 200:
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            log.warning("unreadable answer from %s for %s", node.url, request.raw_path)
+            return None
+
     async def send(
-        self, request: web.Request, path: str, headers: CIMultiDict[str]
+        self,
+        method: str,
+        path: str,
+        headers: CIMultiDict[str],
+        data: bytes | aiohttp.StreamReader | None,
     ) -> tuple[UpstreamNode, aiohttp.ClientResponse]:
         """Response headers from the first node that takes the connection."""
-        data = request.content if request.body_exists else None
         pool = self.pool
         for attempt in range(1, len(pool) + 1):
             node = pool.select()
             headers["Host"] = node.host
             try:
                 upstream = await self.session.request(
-                    request.method,
+                    method,
                     URL(node.url + path, encoded=True),
                     headers=headers,
                     data=data,

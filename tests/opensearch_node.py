@@ -44,7 +44,12 @@ class OpenSearchNode:
         start_timeout: float = START_TIMEOUT,
         stop_timeout: float = STOP_TIMEOUT,
         launcher_args: Path = LAUNCHER_ARGS,
+        home: Path | None = None,
+        port: int = 0,
     ) -> None:
+        """`home` and `port` given: a node that can be stopped and started again with its data."""
+        self.kept_home = home
+        self.port = port
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.launcher_args = launcher_args
@@ -73,7 +78,9 @@ class OpenSearchNode:
         java = shutil.which("java")
         if java is None:
             raise OpenSearchNodeError("no java on PATH: run scripts/setup-opensearch first")
-        self.home = Path(tempfile.mkdtemp(prefix="esproxy-opensearch-"))
+        if self.kept_home is not None:
+            self.kept_home.mkdir(parents=True, exist_ok=True)
+        self.home = self.kept_home or Path(tempfile.mkdtemp(prefix="esproxy-opensearch-"))
         self._log = self.log_path.open("wb")
         # HTTP port 0: the node picks a free one. stdin stays open for the node's lifetime: if this
         # process dies without stopping the node (SIGKILL), the JVM sees EOF and exits instead of
@@ -83,7 +90,7 @@ class OpenSearchNode:
             f"@{JVM_OPTIONS}",
             f"@{self.launcher_args}",
             str(self.home),
-            "0",
+            str(self.port),
             "--exit-on-stdin-eof",
         ]
         self._proc = subprocess.Popen(
@@ -156,9 +163,9 @@ class OpenSearchNode:
         if self._log is not None:
             self._log.close()
             self._log = None
-        if self.home is not None:
+        if self.home is not None and self.kept_home is None:
             shutil.rmtree(self.home, ignore_errors=True)
-            self.home = None
+        self.home = None
 
     def __enter__(self) -> Self:
         self.start()

@@ -160,6 +160,17 @@ class InferenceService:
         slots = self._slots(integration, endpoint)
         return PreparedCall(integration, endpoint, request, slots, seconds)
 
+    def serves(self, service: object) -> bool:
+        """Whether `service` names one of esproxy's integrations (others belong to the cluster)."""
+        return service in self._registry
+
+    async def holds(self, inference_id: str) -> bool:
+        try:
+            await self._store.get(inference_id)
+        except EndpointNotFound:
+            return False
+        return True
+
     async def load_endpoint(self, inference_id: str) -> StoredEndpoint:
         record = await self._store.get(inference_id)
         endpoint = StoredEndpoint(
@@ -170,11 +181,8 @@ class InferenceService:
         return self._registry.get(endpoint.config.service).parse_stored(endpoint)
 
     async def _ensure_absent(self, inference_id: str) -> None:
-        try:
-            await self._store.get(inference_id)
-        except EndpointNotFound:
-            return
-        raise EndpointAlreadyExists(inference_id)
+        if await self.holds(inference_id):
+            raise EndpointAlreadyExists(inference_id)
 
     def _seal(self, endpoint: StoredEndpoint) -> EndpointRecord:
         return EndpointRecord(

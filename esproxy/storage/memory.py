@@ -17,6 +17,12 @@ class InMemoryEndpointStore:
     def __init__(self) -> None:
         self._records: dict[str, EndpointRecord] = {}
 
+    async def open(self) -> None:
+        """Nothing to open; present so every backend starts and stops the same way."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
     async def create(self, record: EndpointRecord) -> None:
         if record.inference_id in self._records:
             raise EndpointAlreadyExists(record.inference_id)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import aclosing
 from typing import Any
 
 from aiohttp import web
 
-from esproxy.app_keys import INFERENCE_SERVICE, RESPONSE_TYPE, SETTINGS, STREAMING
+from esproxy.app_keys import FORWARDER, INFERENCE_SERVICE, RESPONSE_TYPE, SETTINGS, STREAMING
 from esproxy.errors import BodyParseError, NoUpstream
 from esproxy.inference.models import TaskType, TextEmbeddingResult
+from esproxy.inference.service import ALL_IDS
 from esproxy.web.cluster_info import cluster_info
 from esproxy.web.media_types import negotiate
 from esproxy.web.query_params import bool_param, check_params, timeout_param
-from esproxy.web.request_bodies import read_body
+from esproxy.web.request_bodies import decode_content, read_raw_body
 from esproxy.web.responses import float32_vectors, json_response
 from esproxy.web.server_sent_events import send_completion_deltas
 
@@ -41,33 +43,79 @@ def path_parts(request: web.Request) -> tuple[TaskType | None, str]:
 
 
 async def required_body(request: web.Request) -> bytes:
-    body = await read_body(request, request.app[SETTINGS].server.max_body_bytes)
+    raw = await read_raw_body(request, request.app[SETTINGS].server.max_body_bytes)
+    return decode_body(request, raw)
+
+
+def decode_body(request: web.Request, raw: bytes) -> bytes:
+    limit = request.app[SETTINGS].server.max_body_bytes
+    body = decode_content(raw, request.headers.get("Content-Encoding"), limit)
     if not body:
         raise BodyParseError("request body is required")
     return body
 
 
-async def put_endpoint(request: web.Request) -> web.Response:
+async def put_endpoint(request: web.Request) -> web.StreamResponse:
     prepare(request, "timeout")
     task_type, inference_id = path_parts(request)
-    body = await required_body(request)
+    raw = await read_raw_body(request, request.app[SETTINGS].server.max_body_bytes)
+    body = decode_body(request, raw)
     service = request.app[INFERENCE_SERVICE]
+    forwarder, named = request.app.get(FORWARDER), peek_service(body)
+    if forwarder is not None and isinstance(named, str) and not service.serves(named):
+        return await forwarder.forward(request, body=raw)  # another service: the cluster's own
     config = await service.put_endpoint(task_type, inference_id, body, timeout_param(request))
     return respond(request, config.to_dict())
 
 
-async def get_endpoints(request: web.Request) -> web.Response:
+async def get_endpoints(request: web.Request) -> web.StreamResponse:
     prepare(request)
-    task_type, inference_id = (
-        (None, None) if "first" not in request.match_info else path_parts(request)
-    )
+    task_type, inference_id = None, None
+    if "first" in request.match_info:
+        task_type, inference_id = path_parts(request)
+    listing = inference_id is None or inference_id in ALL_IDS
+    if not listing and (foreign := await forward_foreign(request, str(inference_id))):
+        return foreign
     configs = await request.app[INFERENCE_SERVICE].get_endpoints(task_type, inference_id)
-    return respond(request, {"endpoints": [config.to_dict() for config in configs]})
+    endpoints = [config.to_dict() for config in configs]
+    if listing and FORWARDER in request.app:
+        endpoints = merge_endpoints(endpoints, await request.app[FORWARDER].fetch_json(request))
+    return respond(request, {"endpoints": endpoints})
 
 
-async def delete_endpoint(request: web.Request) -> web.Response:
+async def forward_foreign(request: web.Request, inference_id: str) -> web.StreamResponse | None:
+    """Endpoints esproxy does not hold belong to the cluster, which answers for them."""
+    forwarder = request.app.get(FORWARDER)
+    if forwarder is None or await request.app[INFERENCE_SERVICE].holds(inference_id):
+        return None
+    return await forwarder.forward(request)
+
+
+def merge_endpoints(ours: list[dict[str, Any]], theirs: Any) -> list[dict[str, Any]]:
+    """Ours plus the cluster's own endpoints, by id; a cluster without the API adds none."""
+    if not isinstance(theirs, dict) or not isinstance(theirs.get("endpoints"), list):
+        return ours
+    held = {endpoint["inference_id"] for endpoint in ours}
+    merged = ours + [
+        e for e in theirs["endpoints"] if isinstance(e, dict) and e.get("inference_id") not in held
+    ]
+    return sorted(merged, key=lambda endpoint: str(endpoint.get("inference_id")))
+
+
+def peek_service(body: bytes) -> object:
+    """The `service` a PUT body names, if it is readable JSON; validation comes later."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed.get("service") if isinstance(parsed, dict) else None
+
+
+async def delete_endpoint(request: web.Request) -> web.StreamResponse:
     prepare(request, "dry_run", "force")
     task_type, inference_id = path_parts(request)
+    if foreign := await forward_foreign(request, inference_id):
+        return foreign
     bool_param(request, "force")  # validated as ES does; nothing references endpoints here
     result = await request.app[INFERENCE_SERVICE].delete_endpoint(
         task_type, inference_id, dry_run=bool_param(request, "dry_run")
@@ -75,9 +123,11 @@ async def delete_endpoint(request: web.Request) -> web.Response:
     return respond(request, result)
 
 
-async def infer(request: web.Request) -> web.Response:
+async def infer(request: web.Request) -> web.StreamResponse:
     prepare(request, "timeout")
     task_type, inference_id = path_parts(request)
+    if foreign := await forward_foreign(request, inference_id):
+        return foreign
     body = await required_body(request)
     service = request.app[INFERENCE_SERVICE]
     result = await service.infer(task_type, inference_id, body, timeout_param(request))
@@ -91,6 +141,8 @@ async def stream_completion(request: web.Request) -> web.StreamResponse:
     request[STREAMING] = True
     prepare(request, "timeout")
     task_type, inference_id = path_parts(request)
+    if foreign := await forward_foreign(request, inference_id):
+        return foreign
     body = await required_body(request)
     service = request.app[INFERENCE_SERVICE]
     deltas = await service.stream(task_type, inference_id, body, timeout_param(request))
@@ -103,6 +155,10 @@ async def root_info(request: web.Request) -> web.Response:
     if request.method == "HEAD":
         return json_response({}, content_type=request[RESPONSE_TYPE])
     return respond(request, cluster_info(request.app[SETTINGS]))
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    return await request.app[FORWARDER].forward(request)
 
 
 async def no_upstream(request: web.Request) -> web.Response:

@@ -22,7 +22,8 @@ def too_large(limit: int) -> PlainError:
     )
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+async def read_raw_body(request: web.Request, limit: int) -> bytes:
+    """The body as sent, still content-encoded, so it can also be forwarded untouched."""
     if request.content_length is not None and request.content_length > limit:
         raise too_large(limit)
     chunks: list[bytes] = []
@@ -32,7 +33,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         if size > limit:
             raise too_large(limit)
         chunks.append(chunk)
-    return decode_content(b"".join(chunks), request.headers.get("Content-Encoding"), limit)
+    return b"".join(chunks)
 
 
 def decode_content(raw: bytes, encoding: str | None, limit: int) -> bytes:
