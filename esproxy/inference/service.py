@@ -28,7 +28,11 @@ from esproxy.inference.models import (
     TaskType,
 )
 from esproxy.inference.rate_limits import RateLimiters
-from esproxy.inference.timeouts import default_timeout, render_time_value
+from esproxy.inference.timeouts import (
+    DEFAULT_TIMEOUT_SECONDS,
+    default_timeout,
+    render_time_value,
+)
 from esproxy.integrations.base import CallSlot, Integration
 from esproxy.integrations.registry import IntegrationRegistry
 from esproxy.secret_cipher import SecretCipher
@@ -74,6 +78,35 @@ class InferenceService:
         )
         await self._store.create(self._seal(endpoint))
         return endpoint.config
+
+    async def update_endpoint(
+        self,
+        path_task_type: TaskType | None,
+        inference_id: str,
+        raw_body: bytes,
+        time_limit: float | None = None,
+    ) -> EndpointConfig:
+        if not raw_body.strip():
+            raise BadRequest("Request body is empty")
+        body = schemas.decode_json_body(raw_body)
+        current = await self.load_endpoint(inference_id)
+        integration = self._registry.get(current.config.service)
+        # ES cannot update through `/_inference/{id}/_update` at all; the endpoint's own type
+        # stands in for the missing path segment.
+        if path_task_type is None and "task_type" not in body:
+            path_task_type = current.config.task_type
+        updated = integration.apply_update(current, path_task_type, body)
+        if updated == current:
+            return current.config  # nothing changed, so no probe call, as in ES
+        seconds = DEFAULT_TIMEOUT_SECONDS if time_limit is None else time_limit
+        slots = self._slots(integration, updated)
+        updated = await self._within(seconds, integration.validate(updated, slots))
+        # Through the cache, so this instance's next call already uses the new keys and rate.
+        await self._store.replace(self._seal(updated))
+        return updated.config
+
+    def describe_services(self, task_type: TaskType | None) -> list[dict[str, Any]]:
+        return [entry for i in self._registry for entry in i.describe(task_type)]
 
     async def get_endpoints(
         self, task_type: TaskType | None, inference_id: str | None

@@ -42,6 +42,16 @@ class Integration(Protocol):
 
     def parse_stored(self, endpoint: StoredEndpoint) -> StoredEndpoint: ...
 
+    def apply_update(
+        self, current: StoredEndpoint, path_task_type: TaskType | None, body: Mapping[str, Any]
+    ) -> StoredEndpoint:
+        """The endpoint after an `_update` body, validated as strictly as a PUT."""
+        ...
+
+    def describe(self, task_type: TaskType | None) -> list[dict[str, Any]]:
+        """This integration's entry for `GET _inference/_services`, if it has that task type."""
+        ...
+
     def rate_limit(self, endpoint: StoredEndpoint) -> RateLimit: ...
 
     def validate_request(self, endpoint: StoredEndpoint, request: InferenceRequest) -> None:

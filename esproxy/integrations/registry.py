@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from esproxy.errors import BadRequest
 from esproxy.integrations.base import Integration
@@ -11,6 +11,9 @@ from esproxy.integrations.base import Integration
 class IntegrationRegistry:
     def __init__(self, integrations: Iterable[Integration]) -> None:
         self._by_name = {integration.name: integration for integration in integrations}
+
+    def __iter__(self) -> Iterator[Integration]:
+        return iter(self._by_name.values())
 
     def __contains__(self, service: object) -> bool:
         return service in self._by_name

@@ -83,6 +83,39 @@ async def get_endpoints(request: web.Request) -> web.StreamResponse:
     return respond(request, {"endpoints": endpoints})
 
 
+async def update_endpoint(request: web.Request) -> web.StreamResponse:
+    prepare(request, "timeout")
+    task_type, inference_id = path_parts(request)
+    if foreign := await forward_foreign(request, inference_id):
+        return foreign
+    raw = await read_raw_body(request, request.app[SETTINGS].server.max_body_bytes)
+    body = decode_content(
+        raw, request.headers.get("Content-Encoding"), request.app[SETTINGS].server.max_body_bytes
+    )
+    service = request.app[INFERENCE_SERVICE]
+    config = await service.update_endpoint(task_type, inference_id, body, timeout_param(request))
+    return respond(request, config.to_dict())
+
+
+async def get_services(request: web.Request) -> web.StreamResponse:
+    prepare(request)
+    raw_type = request.match_info.get("task_type")
+    task_type = None if raw_type is None else TaskType.parse(raw_type)
+    services = request.app[INFERENCE_SERVICE].describe_services(task_type)
+    if FORWARDER in request.app:
+        services = merge_services(services, await request.app[FORWARDER].fetch_json(request))
+    return respond(request, services)
+
+
+def merge_services(ours: list[dict[str, Any]], theirs: Any) -> list[dict[str, Any]]:
+    """The cluster's services with esproxy's entries in place of its own, sorted by service."""
+    if not isinstance(theirs, list):
+        return ours
+    names = {entry["service"] for entry in ours}
+    kept = [e for e in theirs if isinstance(e, dict) and e.get("service") not in names]
+    return sorted(kept + ours, key=lambda entry: str(entry.get("service")))
+
+
 async def forward_foreign(request: web.Request, inference_id: str) -> web.StreamResponse | None:
     """Endpoints esproxy does not hold belong to the cluster, which answers for them."""
     forwarder = request.app.get(FORWARDER)

@@ -23,16 +23,20 @@ ENDPOINT_ROUTES: dict[str, Handler] = {
 # Indexed by the number of path segments: `/_inference`, `/_inference/{a}`, `/_inference/{a}/{b}`.
 SHAPES = (("GET",), tuple(ENDPOINT_ROUTES), tuple(ENDPOINT_ROUTES))
 # Four segments are valid only with one of these actions last.
-ACTIONS = {"_stream": ("POST",)}
+ACTIONS = {"_stream": ("POST",), "_update": ("PUT",)}
 
 
 def add_routes(app: web.Application, other: Handler, root: Handler | None) -> None:
     """`other` serves every path outside `_inference`; `root` answers `/` when set."""
     router = app.router
     router.add_get("/_inference", handlers.get_endpoints)
+    router.add_get("/_inference/_services", handlers.get_services)
+    router.add_get("/_inference/_services/{task_type}", handlers.get_services)
     # Literal last segments first: `/_inference/{a}/_stream` must not read `_stream` as an id.
     router.add_post("/_inference/{first}/_stream", handlers.stream_completion)
     router.add_post("/_inference/{first}/{second}/_stream", handlers.stream_completion)
+    router.add_put("/_inference/{first}/_update", handlers.update_endpoint)
+    router.add_put("/_inference/{first}/{second}/_update", handlers.update_endpoint)
     for path in ("/_inference/{first}", "/_inference/{first}/{second}"):
         router.add_get(path, handlers.get_endpoints)  # add_get answers HEAD too, as ES does
         for method, handler in ENDPOINT_ROUTES.items():

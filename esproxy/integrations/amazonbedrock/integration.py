@@ -20,9 +20,10 @@ from esproxy.inference.models import (
     TextEmbeddingResult,
 )
 from esproxy.inference.rate_limits import RateLimit
-from esproxy.integrations.amazonbedrock import bodies, settings
+from esproxy.integrations.amazonbedrock import bodies, settings, updates
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.model_providers import ModelProvider, embedding_batch_size
+from esproxy.integrations.amazonbedrock.service_description import describe_service
 from esproxy.integrations.amazonbedrock.settings import (
     BedrockEndpoint,
     CompletionTaskSettings,
@@ -56,6 +57,14 @@ class AmazonBedrockIntegration:
     def parse_stored(self, endpoint: StoredEndpoint) -> StoredEndpoint:
         settings.read_endpoint(endpoint)
         return endpoint
+
+    def apply_update(
+        self, current: StoredEndpoint, path_task_type: TaskType | None, body: Mapping[str, Any]
+    ) -> StoredEndpoint:
+        return updates.apply_update(current, path_task_type, body)
+
+    def describe(self, task_type: TaskType | None) -> list[dict[str, Any]]:
+        return describe_service(task_type)
 
     def rate_limit(self, endpoint: StoredEndpoint) -> RateLimit:
         # Per endpoint, where ES shares one limiter among all endpoints with the same keys:
