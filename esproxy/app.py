@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from esproxy.app_keys import (
+    BACKING_STORE,
     BEDROCK_CLIENTS,
     BEDROCK_ENDPOINT_URL,
     CIPHER,
@@ -140,6 +141,7 @@ async def open_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = build_store(app)
     await store.open()
+    app[BACKING_STORE] = store
     # Inference reads an endpoint on every call; the cache keeps that off the disk and the cluster.
     app[STORE] = CachedEndpointStore(store, ttl_seconds=settings.storage.cache_seconds)
     try:

@@ -17,6 +17,8 @@ BEDROCK_CLIENTS = web.AppKey("bedrock_clients", BedrockClients)
 CIPHER = web.AppKey("cipher", SecretCipher)
 FORWARDER = web.AppKey("forwarder", UpstreamForwarder)
 STORE = web.AppKey("store", EndpointStore)
+# The store behind the cache, for health checks that must reach the backend itself.
+BACKING_STORE = web.AppKey("backing_store", EndpointStore)
 INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
 
 # Per request: the Content-Type esproxy answers in, chosen from the request's media types.

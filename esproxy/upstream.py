@@ -134,6 +134,13 @@ class UpstreamForwarder:
         )
         return response
 
+    async def ping(self) -> str:
+        """Any HTTP answer from a node proves the cluster is reachable; returns the node's URL."""
+        headers = CIMultiDict({"Accept-Encoding": "identity"})
+        node, upstream = await self.send("HEAD", "/", headers, None)
+        upstream.release()
+        return node.url
+
     async def fetch_json(self, request: web.Request) -> Any:
         """The cluster's JSON answer to the same bodiless request, or None when it has none.
 

@@ -40,6 +40,10 @@ async def test_upstream_killed_and_restarted(own_node, start_proxy, sidecar_sett
     assert down.status == 502
     body = await down.json()
     assert body["status"] == 502 and url.removeprefix("http://") in body["error"]["reason"]
+    not_ready = await proxy.get("/_esproxy/ready")
+    assert not_ready.status == 503
+    assert (await not_ready.json())["checks"]["upstream"]["ok"] is False
+    assert (await proxy.get("/_esproxy/health")).status == 200
     # The endpoint is cached, so inference goes on while the cluster is away.
     served = await proxy.post(COMPLETION, data='{"input": "still here?"}', headers=JSON_HEADERS)
     assert served.status == 200
@@ -52,5 +56,6 @@ async def test_upstream_killed_and_restarted(own_node, start_proxy, sidecar_sett
             break
         await asyncio.sleep(0.2)
     assert health.status == 200
+    assert (await proxy.get("/_esproxy/ready")).status == 200
     listed = await (await proxy.get("/_inference")).json()
     assert [e["inference_id"] for e in listed["endpoints"]] == ["amazon_bedrock_completion"]
