@@ -62,7 +62,7 @@ async def check_store(app: web.Application) -> None:
 
 async def check_bedrock(app: web.Application) -> str:
     """A TCP connection to where Bedrock calls go: the configured URL, else AWS in us-east-1."""
-    configured = app[BEDROCK_ENDPOINT_URL] if BEDROCK_ENDPOINT_URL in app else None
+    configured = app.get(BEDROCK_ENDPOINT_URL, None)
     url = URL(configured or "https://bedrock-runtime.us-east-1.amazonaws.com")
     host, port = url.host or "localhost", url.port or 443
     _, writer = await asyncio.open_connection(host, port)
