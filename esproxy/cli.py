@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -13,7 +14,14 @@ from typing import Any
 from aiohttp import web
 
 from esproxy import __version__
-from esproxy.settings import DEFAULT_LISTEN, SettingsError, load_settings, parse_listen
+from esproxy.key_rotation import RotationReport
+from esproxy.settings import (
+    DEFAULT_LISTEN,
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_listen,
+)
 
 log = logging.getLogger("esproxy")
 
@@ -55,12 +63,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ACCESS:SECRET",
+        type=key_pair,
         help="verify SigV4 against this key pair; repeatable (default: accept any credentials)",
     )
     emulator.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
 
     commands.add_parser("generate-key", help="print a new secrets key for [secrets] key")
+
+    rotate = commands.add_parser(
+        "rotate-secrets-key",
+        help="re-encrypt every stored endpoint with [secrets] key (old keys in previous_keys)",
+    )
+    rotate.add_argument("--config", type=Path, help="TOML settings file (env: ESPROXY_CONFIG)")
+    rotate.add_argument("--upstream", action="append", help="cluster URL, as for serve")
+    rotate.add_argument("--data-dir", help="data dir of the embedded store, as for serve")
     return parser
+
+
+def key_pair(value: str) -> tuple[str, str]:
+    access, sep, secret = value.partition(":")
+    if not sep or not access or not secret:
+        # Never echo the value: it holds a secret key.
+        raise argparse.ArgumentTypeError("expected ACCESS_KEY:SECRET_KEY")
+    return access, secret
 
 
 def env_float(name: str, default: float) -> float:
@@ -80,11 +105,11 @@ def serve_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if value is not None:
             overrides.setdefault(section, {})[key] = value
 
-    put("server", "listen", args.listen)
-    put("server", "dev", args.dev)
+    put("server", "listen", getattr(args, "listen", None))
+    put("server", "dev", getattr(args, "dev", None))
     put("upstream", "urls", args.upstream)
     put("storage", "data_dir", args.data_dir)
-    put("bedrock", "endpoint_url", args.bedrock_endpoint_url)
+    put("bedrock", "endpoint_url", getattr(args, "bedrock_endpoint_url", None))
     return overrides
 
 
@@ -120,7 +145,7 @@ def run_emulator(args: argparse.Namespace) -> int:
     from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 
     host, port = parse_listen(args.listen)
-    keys = dict(pair.split(":", 1) for pair in args.key)
+    keys = dict(args.key)
     settings = EmulatorSettings(
         latency_ms=args.latency_ms,
         stream_delay_ms=args.stream_delay_ms,
@@ -144,7 +169,39 @@ def generate_key(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": serve, "bedrock-emulator": run_emulator, "generate-key": generate_key}
+def rotate_secrets_key(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, overrides=serve_overrides(args))
+    report = asyncio.run(rotate_with_app(settings))
+    print(
+        f"re-encrypted {len(report.resealed)} endpoints; {len(report.current)} already used the "
+        f"current key; {len(report.unreadable)} could not be read"
+    )
+    for inference_id, reason in report.unreadable.items():
+        print(f"  {inference_id}: {reason}", file=sys.stderr)
+    return 1 if report.unreadable else 0
+
+
+async def rotate_with_app(settings: Settings) -> RotationReport:
+    """Start the app's components without serving, so the store and cipher are built as usual."""
+    from esproxy.app import create_app
+    from esproxy.app_keys import BACKING_STORE, CIPHER
+    from esproxy.key_rotation import rotate_secrets
+
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        return await rotate_secrets(app[BACKING_STORE], app[CIPHER])
+    finally:
+        await runner.cleanup()
+
+
+COMMANDS = {
+    "serve": serve,
+    "bedrock-emulator": run_emulator,
+    "generate-key": generate_key,
+    "rotate-secrets-key": rotate_secrets_key,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,9 +13,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from esproxy.cli import main
-from tests.user_examples import JSON_HEADERS, TITAN_EMBEDDINGS
+from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION, TITAN_EMBEDDINGS
 
 
 def free_port() -> int:
@@ -124,3 +125,89 @@ def test_generate_key_prints_a_usable_key(capsys):
 
     assert main(["generate-key"]) == 0
     parse_key(capsys.readouterr().out.strip())
+
+
+def test_emulator_key_flag_is_checked_without_echoing_it(capsys):
+    try:
+        main(["bedrock-emulator", "--key", "no-separator-secret"])
+    except SystemExit as exit_:
+        assert exit_.code == 2
+    err = capsys.readouterr().err
+    assert "expected ACCESS_KEY:SECRET_KEY" in err
+    assert "no-separator-secret" not in err
+
+
+async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path):
+    port = free_port()
+    args = ("serve", "--dev", "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path))
+    env = {"ESPROXY_EMULATOR_LATENCY_MS": "1500"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "esproxy",
+        *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    await wait_for_port(port, process)
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        put = await session.put(
+            f"{url}/_inference/completion/c",
+            data=json.dumps(TITAN_COMPLETION),
+            headers=JSON_HEADERS,
+        )
+        assert put.status == 200
+        in_flight = asyncio.create_task(
+            session.post(
+                f"{url}/_inference/completion/c", data='{"input": "x"}', headers=JSON_HEADERS
+            )
+        )
+        await asyncio.sleep(0.5)  # the call is now waiting on the emulator's latency
+        process.send_signal(signal.SIGTERM)
+        response = await in_flight
+        assert response.status == 200
+        assert (await response.json())["completion"][0]["result"]
+    await asyncio.wait_for(process.wait(), 30)
+    assert process.returncode == 0
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_rotate_secrets_key_reencrypts_every_endpoint(tmp_path: Path):
+    from esproxy.secret_cipher import generate_key_text
+
+    old, new = generate_key_text(), generate_key_text()
+    port = free_port()
+    args = ("serve", "--dev", "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path))
+    old_env = {"ESPROXY_SECRETS_KEY": old}
+    async with running(*args, port=port, env=old_env) as url, aiohttp.ClientSession() as session:
+        put = await session.put(
+            f"{url}/_inference/completion/c",
+            data=json.dumps(TITAN_COMPLETION),
+            headers=JSON_HEADERS,
+        )
+        assert put.status == 200
+    rotate_env = {**os.environ, "ESPROXY_SECRETS_KEY": new, "ESPROXY_SECRETS_PREVIOUS_KEYS": old}
+    rotated = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "esproxy",
+        "rotate-secrets-key",
+        "--data-dir",
+        str(tmp_path),
+        env=rotate_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await rotated.communicate()
+    assert rotated.returncode == 0, output.decode()
+    assert "re-encrypted 1 endpoints" in output.decode()
+    # The new key alone now opens every endpoint.
+    new_env = {"ESPROXY_SECRETS_KEY": new}
+    async with running(*args, port=port, env=new_env) as url, aiohttp.ClientSession() as session:
+        answer = await session.post(
+            f"{url}/_inference/completion/c", data='{"input": "x"}', headers=JSON_HEADERS
+        )
+        assert answer.status == 200, await answer.text()
