@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--data-dir", help="where the embedded store and generated key live")
     serve.add_argument("--bedrock-endpoint-url", help="send every Bedrock call to this URL")
+    serve.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
     serve.add_argument(
         "--dev", action="store_true", default=None, help="local development: bundled emulator"
     )
@@ -107,6 +109,7 @@ def serve_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
     put("server", "listen", getattr(args, "listen", None))
     put("server", "dev", getattr(args, "dev", None))
+    put("server", "workers", getattr(args, "workers", None))
     put("upstream", "urls", args.upstream)
     put("storage", "data_dir", args.data_dir)
     put("bedrock", "endpoint_url", getattr(args, "bedrock_endpoint_url", None))
@@ -114,8 +117,6 @@ def serve_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from esproxy.app import SERVER_KWARGS, create_app
-
     settings = load_settings(args.config, overrides=serve_overrides(args))
     if settings.server.dev:
         print(
@@ -123,6 +124,20 @@ def serve(args: argparse.Namespace) -> int:
             "no authentication — not for production",
             file=sys.stderr,
         )
+    if settings.server.workers > 1:
+        from esproxy.workers import run_workers
+
+        return run_workers(settings.server.workers, partial(serve_one, settings, args.log_level))
+    serve_one(settings)
+    return 0
+
+
+def serve_one(settings: Settings, log_level: str | None = None) -> None:
+    """One server process; with several workers, each shares the port through SO_REUSEPORT."""
+    from esproxy.app import SERVER_KWARGS, create_app
+
+    if log_level is not None:  # a spawned worker starts with logging unconfigured
+        configure_logging(log_level)
     web.run_app(
         create_app(settings),
         host=settings.server.host,
@@ -136,9 +151,9 @@ def serve(args: argparse.Namespace) -> int:
             settings.server.port,
         ),
         handler_cancellation=True,
+        reuse_port=settings.server.workers > 1,
         **SERVER_KWARGS,
     )
-    return 0
 
 
 def run_emulator(args: argparse.Namespace) -> int:
@@ -196,6 +211,12 @@ async def rotate_with_app(settings: Settings) -> RotationReport:
         await runner.cleanup()
 
 
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
+    )
+
+
 COMMANDS = {
     "serve": serve,
     "bedrock-emulator": run_emulator,
@@ -206,10 +227,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(getattr(args, "log_level", "INFO"))
     try:
         return COMMANDS[args.command](args)
     except SettingsError as error:

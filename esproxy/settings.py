@@ -37,6 +37,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 9200
     dev: bool = False
+    workers: int = 1
     max_body_bytes: int = 100 * 1024 * 1024
     shutdown_grace_seconds: float = 30.0
 
@@ -127,6 +128,7 @@ def check_listen(value: str) -> None:
 class ServerSchema(Schema):
     listen = fields.String(validate=check_listen)
     dev = fields.Boolean()
+    workers = fields.Integer(validate=validate.Range(min=1, max=256))
     max_body_bytes = fields.Integer(validate=positive())
     shutdown_grace_seconds = fields.Float(validate=validate.Range(min=0))
 

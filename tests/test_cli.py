@@ -211,3 +211,25 @@ async def test_rotate_secrets_key_reencrypts_every_endpoint(tmp_path: Path):
             f"{url}/_inference/completion/c", data='{"input": "x"}', headers=JSON_HEADERS
         )
         assert answer.status == 200, await answer.text()
+
+
+async def test_workers_share_one_port(tmp_path: Path):
+    port = free_port()
+    args = ("serve", "--dev", "--workers", "2", "--listen", f"127.0.0.1:{port}")
+    args += ("--data-dir", str(tmp_path))
+    async with running(*args, port=port) as url, aiohttp.ClientSession() as session:
+        put = await session.put(
+            f"{url}/_inference/completion/c",
+            data=json.dumps(TITAN_COMPLETION),
+            headers=JSON_HEADERS,
+        )
+        assert put.status == 200, await put.text()
+        statuses = []
+        for _ in range(20):
+            # A fresh connection each time, so the kernel spreads them over both workers.
+            async with aiohttp.ClientSession() as fresh:
+                answer = await fresh.post(
+                    f"{url}/_inference/completion/c", data='{"input": "x"}', headers=JSON_HEADERS
+                )
+                statuses.append(answer.status)
+        assert statuses == [200] * 20
