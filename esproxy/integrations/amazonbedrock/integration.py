@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
-from contextlib import aclosing
 from typing import Any, TypeVar
 
 from esproxy.errors import BadRequest, ProxyError
@@ -23,6 +22,7 @@ from esproxy.inference.rate_limits import RateLimit
 from esproxy.integrations.amazonbedrock import bodies, settings, updates
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.model_providers import ModelProvider, embedding_batch_size
+from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.amazonbedrock.service_description import describe_service
 from esproxy.integrations.amazonbedrock.settings import (
     BedrockEndpoint,
@@ -46,8 +46,9 @@ class AmazonBedrockIntegration:
     task_types = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION})
     streaming_task_types = frozenset({TaskType.COMPLETION})
 
-    def __init__(self, clients: BedrockClients) -> None:
+    def __init__(self, clients: BedrockClients, retries: RetryPolicy | None = None) -> None:
         self._clients = clients
+        self._retries = RetryPolicy() if retries is None else retries
 
     def parse_request(
         self, inference_id: str, task_type: TaskType, body: Mapping[str, Any]
@@ -73,6 +74,7 @@ class AmazonBedrockIntegration:
         return RateLimit(
             key=f"amazonbedrock/{endpoint.inference_id}",
             requests_per_minute=settings.requests_per_minute(endpoint.config),
+            inference_id=endpoint.inference_id,
         )
 
     def validate_request(self, endpoint: StoredEndpoint, request: InferenceRequest) -> None:
@@ -95,22 +97,26 @@ class AmazonBedrockIntegration:
         if isinstance(bedrock.task_settings, EmbeddingTaskSettings):
             return await self._embed(bedrock, bedrock.task_settings, request, slot)
         converse = converse_request(bedrock, request.inputs)
-        async with slot():
-            response = await self._clients.converse(bedrock, bedrock.model, converse)
+        response = await self._retries.call(
+            "Converse",
+            bedrock.model,
+            slot,
+            lambda: self._clients.converse(bedrock, bedrock.model, converse),
+        )
         return CompletionResult(bodies.parse_converse_output(response))
 
-    async def stream(
+    def stream(
         self, endpoint: StoredEndpoint, request: InferenceRequest, slot: SlotSource
     ) -> AsyncGenerator[str, None]:
         """The text deltas of a completion, for `_stream`; the slot is held for the stream."""
         bedrock = self._read(endpoint, request)
         converse = converse_request(bedrock, request.inputs)
-        async with (
-            slot(),
-            aclosing(self._clients.converse_stream(bedrock, bedrock.model, converse)) as deltas,
-        ):
-            async for text in deltas:
-                yield text
+        return self._retries.stream(
+            "ConverseStream",
+            bedrock.model,
+            slot,
+            lambda: self._clients.converse_stream(bedrock, bedrock.model, converse),
+        )
 
     def _read(self, endpoint: StoredEndpoint, request: InferenceRequest) -> BedrockEndpoint:
         return settings.with_request_task_settings(
@@ -144,10 +150,13 @@ class AmazonBedrockIntegration:
     async def _embed_titan(
         self, bedrock: BedrockEndpoint, text: str, slot: SlotSource
     ) -> Sequence[float]:
-        async with slot():
-            body = await self._clients.invoke_model(
-                bedrock, bedrock.model, bodies.titan_embedding_body(text)
-            )
+        request = bodies.titan_embedding_body(text)
+        body = await self._retries.call(
+            "InvokeModel",
+            bedrock.model,
+            slot,
+            lambda: self._clients.invoke_model(bedrock, bedrock.model, request),
+        )
         return bodies.parse_titan_embedding(body)
 
     async def _embed_cohere(
@@ -159,8 +168,12 @@ class AmazonBedrockIntegration:
         slot: SlotSource,
     ) -> list[Sequence[float]]:
         request = bodies.cohere_embedding_body(texts, input_type, truncate)
-        async with slot():
-            body = await self._clients.invoke_model(bedrock, bedrock.model, request)
+        body = await self._retries.call(
+            "InvokeModel",
+            bedrock.model,
+            slot,
+            lambda: self._clients.invoke_model(bedrock, bedrock.model, request),
+        )
         return list(bodies.parse_cohere_embeddings(body, len(texts)))
 
 
