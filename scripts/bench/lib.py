@@ -1,0 +1,368 @@
+"""Shared helpers for the benchmarks under scripts/bench/ (run by the bench venv's Python).
+
+Processes: every one is started in its own session and killed, with its children, when the
+benchmark exits for any reason (normal end, exception, SIGINT/SIGTERM/SIGHUP). Load generators
+and drivers that need aiohttp or aiobotocore run under the project's .venv, so they use exactly
+the versions esproxy uses; this module needs only the standard library (and matplotlib to plot).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "scripts" / "bench"
+PROJECT_PY = str(REPO / ".venv" / "bin" / "python")
+RESULTS = REPO / "docs" / "bench"
+CACHE = REPO / ".cache" / "bench"
+WRK_LUA = str(BENCH / "wrk.lua")
+# The contender (the proxy under test) gets core 1; load generators and upstreams share core 0.
+LOAD_CPU = "0"
+PROXY_CPU = "1"
+
+_procs: list[subprocess.Popen[bytes]] = []
+_tmpdirs: list[tempfile.TemporaryDirectory[str]] = []
+
+
+def quick() -> bool:
+    """BENCH_QUICK=1 (or --quick) shortens every run, for building and debugging the harness."""
+    return os.environ.get("BENCH_QUICK") == "1" or "--quick" in sys.argv
+
+
+def tmpdir(prefix: str) -> Path:
+    d = tempfile.TemporaryDirectory(prefix=f"bench-{prefix}-")
+    _tmpdirs.append(d)
+    return Path(d.name)
+
+
+def start(
+    name: str,
+    argv: Sequence[str],
+    *,
+    cpus: str | None = None,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    stdout: int | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a process pinned to `cpus` (taskset execs, so the pid is the program's own)."""
+    full = ["taskset", "-c", cpus, *argv] if cpus else list(argv)
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        full,
+        stdout=stdout if stdout is not None else out,
+        stderr=out,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,  # its own process group: stop() kills workers/children too
+    )
+    proc.name = name  # type: ignore[attr-defined]
+    _procs.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(5)
+    else:  # the leader is gone; its group (e.g. spawned workers) may not be
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if proc in _procs:
+        _procs.remove(proc)
+
+
+def stop_all() -> None:
+    for proc in reversed(list(_procs)):
+        stop(proc)
+    for d in _tmpdirs:
+        d.cleanup()
+    _tmpdirs.clear()
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+atexit.register(stop_all)
+for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_sig, _on_signal)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
+    """Until `url` answers anything over HTTP; fails early if `proc` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{getattr(proc, 'name', proc.args)} exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def http(method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as error:
+        raw, status = error.read(), error.code
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def proc_status(pid: int, field: str) -> int:
+    """A `/proc/<pid>/status` memory field (VmRSS, VmHWM) in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def group_pids(pid: int) -> list[int]:
+    """The process and its descendants (esproxy --workers N runs N children)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    pids = [pid]
+    for child in out.stdout.split():
+        pids += group_pids(int(child))
+    return pids
+
+
+# ---- esproxy, the emulator, nginx -----------------------------------------------------------
+
+
+def esproxy(
+    name: str,
+    *args: str,
+    cpus: str | None = PROXY_CPU,
+    env: dict[str, str] | None = None,
+    log_dir: Path,
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """`esproxy serve` on a free port; returns its URL once /_esproxy/health answers."""
+    port = free_port()
+    data = tmpdir(name)
+    proc = start(
+        name,
+        [PROJECT_PY, "-m", "esproxy", "serve", "--listen", f"127.0.0.1:{port}",
+         "--data-dir", str(data), "--log-level", "WARNING", *args],
+        cpus=cpus,
+        env={"ESPROXY_AUTH_MODE": "none", **(env or {})},
+        log=log_dir / f"{name}.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/_esproxy/health", proc)
+    return url, proc
+
+
+def emulator(
+    name: str, *args: str, cpus: str | None = LOAD_CPU, log_dir: Path
+) -> tuple[str, subprocess.Popen[bytes]]:
+    port = free_port()
+    proc = start(
+        name,
+        [PROJECT_PY, "-m", "esproxy", "bedrock-emulator", "--listen", f"127.0.0.1:{port}",
+         "--log-level", "WARNING", *args],
+        cpus=cpus,
+        log=log_dir / f"{name}.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/_emulator/faults", proc)
+    return url, proc
+
+
+NGINX_MAIN = """
+daemon off;
+master_process on;
+worker_processes {workers};
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 8192; multi_accept on; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  client_max_body_size 0;
+  {http}
+}}
+"""
+
+
+def nginx(name: str, http_block: str, *, cpus: str, workers: int = 1) -> subprocess.Popen[bytes]:
+    d = tmpdir(name)
+    conf = d / "nginx.conf"
+    conf.write_text(NGINX_MAIN.format(workers=workers, dir=d, http=http_block))
+    return start(name, ["nginx", "-c", str(conf), "-p", str(d)], cpus=cpus, log=d / "stderr.log")
+
+
+def nginx_proxy(name: str, upstream: str, *, cpus: str = PROXY_CPU) -> tuple[str, Any]:
+    """nginx as a streaming reverse proxy: keep-alive to the upstream, no request buffering."""
+    port = free_port()
+    host = upstream.split("//", 1)[1]
+    proc = nginx(name, f"""
+  upstream backend {{ server {host}; keepalive 256; keepalive_requests 1000000; }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_request_buffering off;
+      proxy_read_timeout 300s;
+    }}
+  }}""", cpus=cpus)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url, proc)
+    return url, proc
+
+
+# ---- wrk ------------------------------------------------------------------------------------
+
+
+def wrk(
+    url: str,
+    *,
+    connections: int,
+    duration: float,
+    method: str = "GET",
+    body: str | None = None,
+    content_type: str = "application/json",
+    rate: float = 0,
+    cpus: str = LOAD_CPU,
+) -> dict[str, Any]:
+    """One wrk run (1 thread) through scripts/bench/wrk.lua; `rate` > 0 paces a fixed total rate.
+
+    Returns requests, rps, errors and latency percentiles in ms (p50, p90, p99, p999, max).
+    """
+    env = {"WRK_METHOD": method, "WRK_CONTENT_TYPE": content_type, "WRK_RATE": str(rate)}
+    if body is not None:
+        f = tmpdir("wrk-body") / "body"
+        f.write_text(body)
+        env["WRK_BODY_FILE"] = str(f)
+    argv = ["taskset", "-c", cpus, "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s",
+            "--timeout", "30s", "-s", WRK_LUA, url]
+    out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env},
+                         timeout=duration + 60)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
+    raw = json.loads(line[len("WRKJSON "):])
+    secs = raw["duration_us"] / 1e6
+    lat = {k: v / 1000 for k, v in raw["latency_us"].items()}
+    errors = sum(raw["errors"].values())
+    return {
+        "requests": raw["requests"], "rps": raw["requests"] / secs, "errors": errors,
+        "error_detail": raw["errors"], "latency_ms": lat, "connections": connections,
+        "duration_s": secs, "target_rate": rate or None,
+    }
+
+
+# ---- results --------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg()
+    return {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpus": os.cpu_count(),
+        "load_avg_at_start": [round(x, 2) for x in load],
+        "noisy": load[0] >= 0.5,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "quick": quick(),
+    }
+
+
+def write_json(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table (also readable in a terminal)."""
+    cells = [[fmt(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    line = lambda r: "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    return "\n".join([line(list(headers)), sep, *(line(r) for r in cells)])
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "–"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    if value is None:
+        return "–"
+    return str(value)
+
+
+def ratio(a: float | None, b: float | None) -> float:
+    return a / b if a is not None and b else float("nan")
+
+
+def pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def banner(title: str) -> None:
+    info = machine()
+    print(f"# {title}  ({info['when']}, load {info['load_avg_at_start']}, "
+          f"{info['cpus']} cpus{', QUICK' if info['quick'] else ''})", flush=True)
+    if info["noisy"]:
+        print("note: the machine is busy (1-min load >= 0.5); numbers will be noisy", flush=True)
