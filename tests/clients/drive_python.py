@@ -82,8 +82,12 @@ def run(steps: dict[str, Any], name: str, call: Callable[[], Any]) -> None:
 
 def main(url: str) -> dict[str, Any]:
     def client(**options: Any) -> Elasticsearch:
-        # Sniffing stays off (the default): the proxy must remain the only node the client uses.
-        return Elasticsearch(url, request_timeout=REQUEST_TIMEOUT, **options)
+        # The configuration the README recommends. Sniffing stays off (the default). 429 is not
+        # retried: esproxy answers Bedrock throttling and its own timeouts with it, and the client
+        # would re-send those calls at once.
+        return Elasticsearch(
+            url, request_timeout=REQUEST_TIMEOUT, retry_on_status=(502, 503, 504), **options
+        )
 
     es = client()
     inference = es.inference
