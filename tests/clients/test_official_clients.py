@@ -90,9 +90,10 @@ async def drive(driver: Driver, url: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def emulator(aiohttp_server):
-    """Overrides the shared one: SigV4 is checked against both pairs `_update` switches between."""
-    keys = dict([USER_KEYS, ROTATED_KEYS])
-    return await aiohttp_server(create_emulator_app(EmulatorSettings(keys=keys)))
+    """Overrides the shared one: SigV4 is checked against both pairs `_update` switches between,
+    and streamed events are spaced so that an `asStream` reader sees them arrive apart."""
+    settings = EmulatorSettings(keys=dict([USER_KEYS, ROTATED_KEYS]), stream_delay_ms=20)
+    return await aiohttp_server(create_emulator_app(settings))
 
 
 @pytest.fixture(params=["standalone", "sidecar"])
