@@ -27,7 +27,7 @@ from esproxy.inference.models import (
     StoredEndpoint,
     TaskType,
 )
-from esproxy.inference.rate_limits import RateLimiters
+from esproxy.inference.rate_limits import RateLimiters, deadline_at
 from esproxy.inference.timeouts import (
     DEFAULT_TIMEOUT_SECONDS,
     default_timeout,
@@ -233,8 +233,10 @@ class InferenceService:
     async def _within(seconds: float, work: Awaitable[T]) -> T:
         """Run `work` under the caller's deadline, which covers slot waits and Bedrock calls."""
         try:
-            async with asyncio.timeout(seconds if seconds >= 0 else None):
-                return await work
+            async with asyncio.timeout(seconds if seconds >= 0 else None) as scope:
+                # Published so that retries never sleep into the caller's deadline.
+                with deadline_at(scope.when()):
+                    return await work
         except TimeoutError:
             raise RequestTimedOut(
                 f"Request timed out waiting to be sent after [{render_time_value(seconds)}]"

@@ -132,7 +132,7 @@ async def test_cohere_truncate_and_max_input_tokens_reach_the_request(integratio
 async def test_one_failed_input_fails_the_whole_request(integration, emulator):
     titan = endpoint(integration, "text_embedding", "amazontitan", TITAN_V2)
     await control(
-        emulator, "POST", "/_emulator/faults", {"code": "ThrottlingException", "count": 1}
+        emulator, "POST", "/_emulator/faults", {"code": "ThrottlingException", "count": 16}
     )
     with pytest.raises(ProviderError) as caught:
         await embed(integration, titan, ["a", "b", "c", "d"])
