@@ -44,6 +44,11 @@ def quick() -> bool:
 
 
 def tmpdir(prefix: str) -> Path:
+    """A temporary directory removed at exit (kept with BENCH_KEEP=1, e.g. to read logs)."""
+    if os.environ.get("BENCH_KEEP") == "1":
+        path = Path(tempfile.mkdtemp(prefix=f"bench-{prefix}-"))
+        print(f"keeping {path}", file=sys.stderr)
+        return path
     d = tempfile.TemporaryDirectory(prefix=f"bench-{prefix}-")
     _tmpdirs.append(d)
     return Path(d.name)
@@ -135,9 +140,11 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: fl
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def http(method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
+def http(
+    method: str, url: str, body: Any = None, timeout: float = 30, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
@@ -271,13 +278,15 @@ def wrk(
     body: str | None = None,
     content_type: str = "application/json",
     rate: float = 0,
+    header: str | None = None,
     cpus: str = LOAD_CPU,
 ) -> dict[str, Any]:
     """One wrk run (1 thread) through scripts/bench/wrk.lua; `rate` > 0 paces a fixed total rate.
 
     Returns requests, rps, errors and latency percentiles in ms (p50, p90, p99, p999, max).
     """
-    env = {"WRK_METHOD": method, "WRK_CONTENT_TYPE": content_type, "WRK_RATE": str(rate)}
+    env = {"WRK_METHOD": method, "WRK_CONTENT_TYPE": content_type, "WRK_RATE": str(rate),
+           "WRK_HEADER": header or ""}
     if body is not None:
         f = tmpdir("wrk-body") / "body"
         f.write_text(body)
@@ -291,7 +300,8 @@ def wrk(
         raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
     raw = json.loads(line[len("WRKJSON "):])
     secs = raw["duration_us"] / 1e6
-    lat = {k: v / 1000 for k, v in raw["latency_us"].items()}
+    # No completed request (all slower than the run): no latency to report, not zero.
+    lat = {k: v / 1000 if raw["requests"] else float("nan") for k, v in raw["latency_us"].items()}
     errors = sum(raw["errors"].values())
     return {
         "requests": raw["requests"], "rps": raw["requests"] / secs, "errors": errors,
@@ -319,8 +329,19 @@ def machine() -> dict[str, Any]:
 def write_json(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    path.write_text(json.dumps(no_nan(data), indent=2, allow_nan=False) + "\n")
     return path
+
+
+def no_nan(value: Any) -> Any:
+    """NaN (no measurement) as JSON null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [no_nan(v) for v in value]
+    return value
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -1,6 +1,7 @@
 -- wrk script for scripts/bench: method/body from the environment, optional fixed-rate pacing, and a
 -- one-line JSON summary (with p99.9, which `wrk --latency` does not print).
 --   WRK_METHOD, WRK_BODY_FILE, WRK_CONTENT_TYPE: the request to send
+--   WRK_HEADER: one more request header, "Name: value"
 --   WRK_RATE: total requests per second to hold (0: as fast as the connections go). Pacing gives
 --     request i the start slot t0 + i/rate; a connection that is free waits (delay()) for the next
 --     unclaimed slot, so the offered rate holds while the server keeps up. Run with one thread.
@@ -24,6 +25,12 @@ if body_file and body_file ~= "" then
   wrk.body = f:read("*a")
   f:close()
   wrk.headers["Content-Type"] = os.getenv("WRK_CONTENT_TYPE") or "application/json"
+end
+
+local header = os.getenv("WRK_HEADER") -- one extra "Name: value" header, e.g. Authorization
+if header and header ~= "" then
+  local name, value = header:match("^([^:]+):%s*(.*)$")
+  wrk.headers[name] = value
 end
 
 local rate = tonumber(os.getenv("WRK_RATE") or "0") or 0

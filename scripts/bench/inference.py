@@ -1,0 +1,229 @@
+"""Inference benchmark: direct aiobotocore vs esproxy vs the LiteLLM proxy, on the Bedrock emulator.
+
+The emulator answers after a fixed 20 ms (`--latency-ms 20`) and runs on core 0 with the load
+generator; the contender gets core 1: the direct aiobotocore driver (scripts/bench/
+bedrock_direct.py), esproxy, or LiteLLM's proxy (1 worker). esproxy and LiteLLM are loaded with
+wrk. Workloads: 16-input Titan v2 embeddings (16 InvokeModel calls), 96-input Cohere embeddings
+(one call), short completions (one Converse call); at 1, 16 and 64 concurrent requests.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import lib
+
+TEXTS = [f"passage {i}: the sky above the port was the color of television" for i in range(96)]
+QUESTION = "What is Elastic? Answer in one sentence."
+CONCURRENCY = [1, 16, 64]
+WORKLOADS = ["titan16", "cohere96", "completion"]
+KEYS = {"access_key": "AKIDBENCH", "secret_key": "bench-secret"}
+LITELLM_KEY = "sk-bench-" + secrets.token_hex(16)  # LiteLLM refuses to start without one
+LITELLM_AUTH = f"Authorization: Bearer {LITELLM_KEY}"
+FAST = {"requests_per_minute": 100_000_000}  # so that the limiter never paces these runs
+
+ESPROXY_ENDPOINTS = {
+    "titan16": ("text_embedding", "bench-titan", "amazontitan", "amazon.titan-embed-text-v2:0"),
+    "cohere96": ("text_embedding", "bench-cohere", "cohere", "cohere.embed-english-v3"),
+    "completion": ("completion", "bench-completion", "amazontitan",
+                   "amazon.titan-text-premier-v1:0"),
+}
+
+
+def esproxy_requests() -> dict[str, tuple[str, str]]:
+    return {
+        "titan16": ("/_inference/text_embedding/bench-titan", json.dumps({"input": TEXTS[:16]})),
+        "cohere96": ("/_inference/text_embedding/bench-cohere", json.dumps({"input": TEXTS})),
+        "completion": ("/_inference/completion/bench-completion",
+                       json.dumps({"input": QUESTION})),
+    }
+
+
+def litellm_requests() -> dict[str, tuple[str, str]]:
+    return {
+        "titan16": ("/v1/embeddings", json.dumps({"model": "titan", "input": TEXTS[:16]})),
+        "cohere96": ("/v1/embeddings", json.dumps({"model": "cohere", "input": TEXTS})),
+        "completion": ("/v1/chat/completions", json.dumps({
+            "model": "completion", "max_tokens": 64,
+            "messages": [{"role": "user", "content": QUESTION}]})),
+    }
+
+
+def start_esproxy(emulator: str, logs: Path) -> str:
+    url, _ = lib.esproxy("esproxy", "--bedrock-endpoint-url", emulator, log_dir=logs)
+    for task, inference_id, provider, model in ESPROXY_ENDPOINTS.values():
+        status, body = lib.http("PUT", f"{url}/_inference/{task}/{inference_id}", {
+            "service": "amazonbedrock",
+            "service_settings": {**KEYS, "region": "us-east-1", "provider": provider,
+                                 "model": model, "rate_limit": FAST},
+            **({"task_settings": {"max_new_tokens": 64}} if task == "completion" else {}),
+        })
+        if status != 200:
+            raise RuntimeError(f"PUT {inference_id}: {status} {body}")
+    return url
+
+
+def start_litellm(emulator: str, logs: Path) -> str | None:
+    exe = lib.REPO / ".cache" / "litellm-venv" / "bin" / "litellm"
+    if not exe.exists():
+        return None
+    common = {"aws_bedrock_runtime_endpoint": emulator, "aws_region_name": "us-east-1",
+              "aws_access_key_id": KEYS["access_key"],
+              "aws_secret_access_key": KEYS["secret_key"]}
+    models = [("titan", "bedrock/amazon.titan-embed-text-v2:0"),
+              ("cohere", "bedrock/cohere.embed-english-v3"),
+              ("completion", "bedrock/converse/amazon.titan-text-premier-v1:0")]
+    config = logs / "litellm.yaml"
+    # JSON is YAML: no YAML library needed here.
+    config.write_text(json.dumps({
+        "model_list": [{"model_name": n, "litellm_params": {"model": m, **common}}
+                       for n, m in models],
+        "litellm_settings": {"drop_params": True, "telemetry": False},
+        "general_settings": {"master_key": LITELLM_KEY},
+    }, indent=1))
+    port = lib.free_port()
+    proc = lib.start("litellm", [str(exe), "--config", str(config), "--host", "127.0.0.1",
+                                 "--port", str(port), "--num_workers", "1"],
+                     cpus=lib.PROXY_CPU, log=logs / "litellm.log",
+                     env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+                          "LITELLM_TELEMETRY": "False"})
+    url = f"http://127.0.0.1:{port}"
+    lib.wait_http(url + "/health/liveliness", proc, timeout=240)
+    return url
+
+
+def direct(emulator: str, workload: str, conc: int, duration: float) -> dict[str, Any]:
+    out = subprocess.run(
+        ["taskset", "-c", lib.PROXY_CPU, lib.PROJECT_PY, str(lib.BENCH / "bedrock_direct.py"),
+         emulator, workload, str(conc), str(duration)],
+        capture_output=True, text=True, timeout=duration + 120)
+    if out.returncode != 0:
+        raise RuntimeError(f"bedrock_direct failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def check(url: str, path: str, body: str, header: str | None) -> None:
+    name, _, value = (header or "").partition(": ")
+    status, answer = lib.http("POST", url + path, json.loads(body), timeout=60,
+                              headers={name: value} if header else None)
+    if status != 200:
+        raise RuntimeError(f"POST {url}{path}: {status} {str(answer)[:500]}")
+
+
+def main() -> int:
+    lib.banner("inference")
+    duration = 3.0 if lib.quick() else 10.0
+    logs = lib.tmpdir("inference-logs")
+    emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
+    targets: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
+        "esproxy": (start_esproxy(emulator, logs), esproxy_requests(), None)}
+    litellm = None if "--no-litellm" in sys.argv else start_litellm(emulator, logs)
+    if litellm:
+        targets["litellm"] = (litellm, litellm_requests(), LITELLM_AUTH)
+    for url, requests, header in targets.values():
+        for path, body in requests.values():
+            check(url, path, body, header)
+
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for workload in WORKLOADS:
+        results[workload] = {}
+        for name, (url, requests, header) in targets.items():  # warm up
+            path, body = requests[workload]
+            lib.wrk(url + path, connections=4, duration=1, method="POST", body=body,
+                    header=header)
+        for i, c in enumerate(CONCURRENCY):
+            names = ["direct", *targets]
+            for name in names if i % 2 == 0 else reversed(names):
+                if name == "direct":
+                    r = direct(emulator, workload, c, duration)
+                else:
+                    url, requests, header = targets[name]
+                    path, body = requests[workload]
+                    r = lib.wrk(url + path, connections=c, duration=duration, method="POST",
+                                body=body, header=header)
+                    # Drain: requests wrk abandoned may still be queued in the contender (LiteLLM
+                    # does not cancel them); one request that waits behind them clears the way.
+                    check(url, path, body, header)
+                results[workload].setdefault(str(c), {})[name] = r
+                print(f"  {workload:<10} c={c:<3} {name:<8} {r['rps']:>8,.1f} req/s  p50 "
+                      f"{r['latency_ms']['p50']:7.2f} p99 {r['latency_ms']['p99']:7.2f} ms  "
+                      f"errors {r['errors']}", flush=True)
+
+    result = {"machine": lib.machine(), "duration_s": duration, "emulator_latency_ms": 20,
+              "concurrency": CONCURRENCY, "workloads": WORKLOADS, "results": results}
+    result["summary"] = summarize(result)
+    lib.write_json("inference", result)
+    report(result)
+    plot(result)
+    return 0
+
+
+def summarize(res: dict[str, Any]) -> dict[str, Any]:
+    added, vs_litellm = {}, {}
+    for w, by_c in res["results"].items():
+        for c, runs in by_c.items():
+            added[f"{w}@{c}"] = runs["esproxy"]["latency_ms"]["p50"] - runs["direct"]["latency_ms"]["p50"]
+            if "litellm" in runs:
+                vs_litellm[f"{w}@{c}"] = lib.ratio(runs["esproxy"]["rps"], runs["litellm"]["rps"])
+    at1 = [v for k, v in added.items() if k.endswith("@1")]
+    peak_ratio = {w: lib.ratio(max(r["esproxy"]["rps"] for r in by_c.values()),
+                               max(r["litellm"]["rps"] for r in by_c.values()))
+                  for w, by_c in res["results"].items() if "litellm" in by_c["1"]}
+    return {
+        "esproxy_added_p50_ms": added, "esproxy_vs_litellm_rps": vs_litellm,
+        "esproxy_vs_litellm_peak_rps": peak_ratio,
+        "targets": {
+            "<= 1 ms p50 added over direct (concurrency 1)": max(at1) <= 1.0,
+            ">= 3x LiteLLM throughput (peak, every workload)":
+                bool(peak_ratio) and min(peak_ratio.values()) >= 3.0,
+        },
+    }
+
+
+def report(res: dict[str, Any]) -> None:
+    print(f"\nEmulator latency 20 ms; {res['duration_s']:g} s per run\n")
+    rows = []
+    for w, by_c in res["results"].items():
+        for c, runs in by_c.items():
+            d = runs["direct"]
+            for name, r in runs.items():
+                rows.append([w, c, name, r["rps"], lib.ratio(r["rps"], d["rps"]),
+                             r["latency_ms"]["p50"], r["latency_ms"]["p99"],
+                             r["latency_ms"]["p50"] - d["latency_ms"]["p50"],
+                             lib.ratio(runs["esproxy"]["rps"], r["rps"]) if name == "litellm"
+                             else None, r["errors"]])
+    print(lib.table(["workload", "conc", "contender", "req/s", "× direct", "p50 ms", "p99 ms",
+                     "+p50 ms", "esproxy ×", "errors"], rows))
+    for target, ok in res["summary"]["targets"].items():
+        print(f"  {'MET ' if ok else 'MISS'} {target}")
+
+
+def plot(res: dict[str, Any]) -> None:
+    plt = lib.pyplot()
+    workloads = list(res["results"])
+    fig, axes = plt.subplots(1, len(workloads), figsize=(4.2 * len(workloads), 3.8))
+    conc = res["concurrency"]
+    for ax, w in zip(axes, workloads):
+        by_c = res["results"][w]
+        for name in by_c[str(conc[0])]:
+            ax.plot(conc, [by_c[str(c)][name]["rps"] for c in conc], marker="o", label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(conc, [str(c) for c in conc])
+        ax.set_title(w)
+        ax.set_xlabel("concurrent requests")
+        ax.set_ylabel("requests/s")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("inference throughput (emulator latency 20 ms)")
+    fig.tight_layout()
+    fig.savefig(lib.RESULTS / "inference.png", dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
