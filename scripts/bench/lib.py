@@ -203,9 +203,9 @@ def esproxy(
 
 
 def emulator(
-    name: str, *args: str, cpus: str | None = LOAD_CPU, log_dir: Path
+    name: str, *args: str, cpus: str | None = LOAD_CPU, log_dir: Path, port: int = 0
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
+    port = port or free_port()
     proc = start(
         name,
         [PROJECT_PY, "-m", "esproxy", "bedrock-emulator", "--listen", f"127.0.0.1:{port}",
