@@ -9,6 +9,9 @@ at the module that meets them; handlers never catch, and `web/middlewares.py` re
     │   ├── RequestValidationFailed  400     action_request_validation_exception
     │   ├── EndpointAlreadyExists    400     resource_already_exists_exception
     │   └── BodyParseError           400     parse_exception / x_content_parse_exception
+    ├── SecurityError                403     security_exception (ElasticsearchSecurityException)
+    │   ├── AuthenticationFailed     401     with WWW-Authenticate challenges, as in ES's body
+    │   └── AccessDenied             403
     ├── EndpointNotFound             404     resource_not_found_exception
     ├── StatusError                  any     status_exception (ElasticsearchStatusException)
     ├── RequestTimedOut              429     timeout_exception
@@ -16,7 +19,8 @@ at the module that meets them; handlers never catch, and `web/middlewares.py` re
     ├── ProviderError                mapped  exception: Bedrock answered with an error
     ├── ProviderUnavailable          502     exception: Bedrock gave no answer
     ├── UpstreamUnavailable          502     exception: the cluster gave no answer
-    │   └── UpstreamTimeout          504
+    │   ├── UpstreamTimeout          504
+    │   └── AuthorizationUnavailable 503     the cluster could not be asked about a caller
     ├── NoUpstream                   502     exception: no cluster is configured
     ├── StoreUnavailable             503     exception: the endpoint store cannot be reached
     └── SecretsUnreadable            500     exception: stored secrets cannot be decrypted
@@ -109,6 +113,50 @@ class BodyParseError(BadRequest):
     error_type = "parse_exception"
 
 
+class SecurityError(ProxyError):
+    """ES's security exception: `challenges` and `metadata` render in the body as ES renders them.
+
+    Challenges go out as one comma-joined `WWW-Authenticate` line (RFC 9110 allows it; ES sends
+    one line per challenge) and as the `header` list ES puts in its error body.
+    """
+
+    status = 403
+    error_type = "security_exception"
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        challenges: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        headers = {"WWW-Authenticate": ", ".join(challenges)} if challenges else None
+        super().__init__(reason, status=status, headers=headers)
+        self.challenges = tuple(challenges)
+        self.metadata = dict(metadata or {})
+
+    def to_cause(self) -> dict[str, Any]:
+        cause = {**super().to_cause(), **self.metadata}
+        if self.challenges:
+            cause["header"] = {"WWW-Authenticate": list(self.challenges)}
+        return cause
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "error": {"root_cause": [self.to_cause()], **self.to_cause()},
+            "status": self.status,
+        }
+
+
+class AuthenticationFailed(SecurityError):
+    status = 401
+
+
+class AccessDenied(SecurityError):
+    status = 403
+
+
 class EndpointNotFound(ProxyError):
     status = 404
     error_type = "resource_not_found_exception"
@@ -165,6 +213,10 @@ class UpstreamUnavailable(ProxyError):
 
 class UpstreamTimeout(UpstreamUnavailable):
     status = 504
+
+
+class AuthorizationUnavailable(UpstreamUnavailable):
+    status = 503
 
 
 class NoUpstream(ProxyError):
