@@ -85,6 +85,18 @@ class BedrockSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """Who may call esproxy's own `_inference` API (esproxy/web/authorization.py decides)."""
+
+    mode: str | None = None  # None: upstream with a cluster, else see conf/example.toml
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # SHA-256 hex digests
+    cache_seconds: float = 30.0
+    cache_size: int = 10_000
+    refresh_seconds: float = 60.0
+    check_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class EmulatorKnobs:
     """The in-process Bedrock emulator that `--dev` starts."""
 
@@ -100,6 +112,7 @@ class Settings:
     secrets: SecretsSettings = SecretsSettings()
     bedrock: BedrockSettings = BedrockSettings()
     emulator: EmulatorKnobs = EmulatorKnobs()
+    auth: AuthSettings = AuthSettings()
 
     @property
     def storage_backend(self) -> str:
@@ -193,6 +206,29 @@ class BedrockSchema(Schema):
         return BedrockSettings(**data)
 
 
+class AuthSchema(Schema):
+    mode = fields.String(allow_none=True, validate=validate.OneOf(["upstream", "api_keys", "none"]))
+    # The error never echoes the value: it may be a key pasted in place of its digest.
+    api_keys = CommaList(
+        fields.String(
+            validate=validate.Regexp(
+                r"\A[0-9a-fA-F]{64}\Z",
+                error="must be the SHA-256 hex digest of a key (esproxy hash-api-key), not a key",
+            )
+        )
+    )
+    cache_seconds = fields.Float(validate=validate.Range(min=0))
+    cache_size = fields.Integer(validate=positive())
+    refresh_seconds = fields.Float(validate=positive())
+    check_timeout = fields.Float(validate=positive())
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> AuthSettings:
+        if "api_keys" in data:
+            data["api_keys"] = tuple(digest.lower() for digest in data["api_keys"])
+        return AuthSettings(**data)
+
+
 class EmulatorSchema(Schema):
     latency_ms = fields.Float(validate=validate.Range(min=0))
     stream_delay_ms = fields.Float(validate=validate.Range(min=0))
@@ -209,6 +245,7 @@ class SettingsSchema(Schema):
     secrets = fields.Nested(SecretsSchema)
     bedrock = fields.Nested(BedrockSchema)
     emulator = fields.Nested(EmulatorSchema)
+    auth = fields.Nested(AuthSchema)
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> Settings:
@@ -222,6 +259,7 @@ SECTIONS: dict[str, type[Schema]] = {
     "secrets": SecretsSchema,
     "bedrock": BedrockSchema,
     "emulator": EmulatorSchema,
+    "auth": AuthSchema,
 }
 
 
