@@ -36,6 +36,7 @@ from esproxy.storage.memory import InMemoryEndpointStore
 from esproxy.storage.sqlite import SqliteEndpointStore
 from esproxy.upstream import UpstreamForwarder, create_upstream_session
 from esproxy.web import handlers
+from esproxy.web.authorization import authorization_middleware, open_authorization
 from esproxy.web.middlewares import error_middleware
 from esproxy.web.routes import add_routes
 
@@ -50,11 +51,14 @@ SERVER_KWARGS: dict[str, Any] = {"auto_decompress": False}
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=0)
+    app = web.Application(
+        middlewares=[error_middleware, authorization_middleware], client_max_size=0
+    )
     app[SETTINGS] = settings
     app.cleanup_ctx.extend(
         [
             open_upstream,
+            open_authorization,
             start_dev_emulator,
             open_bedrock_clients,
             open_cipher,

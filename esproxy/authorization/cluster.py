@@ -1,0 +1,260 @@
+"""ClusterAuthorizer (`[auth] mode = "upstream"`): the cluster judges each caller's credentials.
+
+It asks `_has_privileges` with the caller's own `Authorization`, passed as is, and caches the
+answer briefly. A cluster without a security API means open access, logged loudly; a cluster
+that cannot be asked means 503, never open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDict
+
+from esproxy.authorization.decisions import ALLOWED, Decision, DecisionCache
+from esproxy.authorization.privileges import (
+    INFER,
+    Credentials,
+    Privilege,
+    describe_subject,
+    unauthorized,
+)
+from esproxy.errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    AuthorizationUnavailable,
+    UpstreamUnavailable,
+)
+from esproxy.upstream import UpstreamForwarder
+
+log = logging.getLogger(__name__)
+
+CHECK_PATH = "/_security/user/_has_privileges"
+AUTHENTICATE_PATH = "/_security/_authenticate"
+RUN_AS_HEADER = "es-security-runas-user"
+# Parts of ES's error object that are not metadata, when a 401 is passed on.
+ERROR_FIELDS = frozenset({"root_cause", "type", "reason", "header", "caused_by", "stack_trace"})
+# How clusters without (Elasticsearch) security answer: OpenSearch and ES 8+ with security off
+# have no such route; ES 7 reads `_security` as an index; older ES says security is off.
+NO_ROUTE_TEXTS = ("no handler found", "Incorrect HTTP method")
+SECURITY_OFF_TEXTS = ("Security must be explicitly enabled", "Security is not enabled")
+
+
+class Security(StrEnum):
+    UNKNOWN = "unknown"  # not asked yet, or no answer so far: every caller is checked
+    ENABLED = "enabled"
+    ABSENT = "absent"  # the cluster checks no credentials, so neither does esproxy
+
+
+@dataclass(frozen=True)
+class Answer:
+    node: str
+    status: int
+    body: Any
+    challenges: tuple[str, ...]
+
+
+class ClusterAuthorizer:
+    """Borrows the forwarder to reach the cluster; `probe()` learns whether it has security."""
+
+    def __init__(
+        self, forwarder: UpstreamForwarder, cache: DecisionCache, *, timeout: float
+    ) -> None:
+        self.forwarder = forwarder
+        self.cache = cache
+        self.timeout = timeout
+        self.security = Security.UNKNOWN
+
+    async def probe(self) -> Security:
+        """Ask without credentials: only such an answer can show that security is absent.
+
+        A caller's credentials cannot: a cluster with another security layer (OpenSearch's
+        plugin) authenticates them and then has no `_has_privileges` route either.
+        """
+        try:
+            answer = await self.ask("GET", CHECK_PATH, None, check_body(INFER))
+        except AuthorizationUnavailable as error:
+            log.warning("cannot tell whether the cluster has security: %s", error.reason)
+            return self.security
+        if lacks_security(answer):
+            self.note(Security.ABSENT, answer)
+        elif answer.status in (200, 401, 403):
+            self.note(Security.ENABLED, answer)
+        return self.security
+
+    def note(self, security: Security, answer: Answer) -> None:
+        if security == self.security:
+            return
+        self.security = security
+        if security is Security.ABSENT:
+            log.warning(
+                "the cluster at [%s] has no security API (it answered %s with status [%d]), "
+                "so it checks no credentials: esproxy's _inference API is OPEN to every caller. "
+                'Enable security on the cluster, or set [auth] mode = "api_keys"',
+                answer.node,
+                CHECK_PATH,
+                answer.status,
+            )
+        else:
+            log.info(
+                "the cluster at [%s] has security: callers' privileges are checked", answer.node
+            )
+
+    async def authorize(self, credentials: Credentials, privilege: Privilege, uri: str) -> None:
+        if self.security is Security.ABSENT:
+            return
+        key = self.cache.key(credentials, privilege.name)
+        decision = self.cache.get(key)
+        if decision is None:
+            decision = await self.decide(credentials, privilege, uri)
+            if decision is None:  # the cluster turned out to have no security
+                return
+            self.cache.put(key, decision)
+        if decision.denial is not None:
+            raise AccessDenied(decision.denial)
+
+    async def decide(
+        self, credentials: Credentials, privilege: Privilege, uri: str
+    ) -> Decision | None:
+        answer = await self.ask("GET", CHECK_PATH, credentials, check_body(privilege))
+        if lacks_security(answer):
+            if await self.probe() is Security.ABSENT:
+                return None
+            raise AuthorizationUnavailable(
+                f"the cluster at [{answer.node}] authenticates callers but has no Elasticsearch "
+                f"{CHECK_PATH} API, so esproxy cannot check privileges; set [auth] mode = "
+                '"api_keys"'
+            )
+        if answer.status == 401:
+            raise authentication_failure(answer, uri)
+        if answer.status == 403:
+            raise AccessDenied(error_reason(answer.body) or "the cluster refused the check")
+        granted = answer.body.get("has_all_requested") if isinstance(answer.body, dict) else None
+        if answer.status != 200 or not isinstance(granted, bool):
+            raise unusable(answer)
+        self.note(Security.ENABLED, answer)
+        if granted:
+            return ALLOWED
+        return Decision(await self.denial(credentials, privilege, answer.body.get("username")))
+
+    async def denial(self, credentials: Credentials, privilege: Privilege, username: Any) -> str:
+        """ES's text names the caller's roles, which only `_authenticate` tells."""
+        try:
+            answer = await self.ask("GET", AUTHENTICATE_PATH, credentials, None)
+        except AuthorizationUnavailable:
+            answer = None
+        found = answer.body if answer and answer.status == 200 else None
+        return unauthorized(privilege, describe_subject(found, username))
+
+    async def ask(
+        self, method: str, path: str, credentials: Credentials | None, body: bytes | None
+    ) -> Answer:
+        headers = request_headers(credentials, body is not None)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                node, response = await self.forwarder.send(method, path, headers, body)
+                async with response:
+                    raw = await response.read()
+        except TimeoutError:
+            raise AuthorizationUnavailable(
+                f"the cluster did not answer [{method} {path}] within {self.timeout:g}s, so "
+                "esproxy cannot check the caller's privileges"
+            ) from None
+        except UpstreamUnavailable as error:
+            raise AuthorizationUnavailable(
+                f"cannot check the caller's privileges: {error.reason}"
+            ) from None
+        except (aiohttp.ClientError, OSError) as error:
+            raise AuthorizationUnavailable(
+                f"cannot check the caller's privileges: [{method} {path}] failed: {error}"
+            ) from None
+        log.debug(
+            "%s %s%s -> %d in %.1f ms",
+            method,
+            node.url,
+            path,
+            response.status,
+            (time.perf_counter() - started) * 1000,
+        )
+        challenges = tuple(response.headers.getall("WWW-Authenticate", ()))
+        return Answer(node.url, response.status, parse_body(raw), challenges)
+
+
+def check_body(privilege: Privilege) -> bytes:
+    return json.dumps({"cluster": [privilege.name]}).encode()
+
+
+def request_headers(credentials: Credentials | None, has_body: bool) -> CIMultiDict[str]:
+    headers = CIMultiDict({"Accept": "application/json", "Accept-Encoding": "identity"})
+    if has_body:
+        headers["Content-Type"] = "application/json"
+    if credentials is not None:
+        if credentials.authorization is not None:
+            headers["Authorization"] = credentials.authorization
+        if credentials.run_as is not None:
+            headers[RUN_AS_HEADER] = credentials.run_as
+    return headers
+
+
+def lacks_security(answer: Answer) -> bool:
+    text = error_reason(answer.body) or ""
+    if answer.status in (400, 404, 405):
+        return any(part in text for part in NO_ROUTE_TEXTS) or (
+            error_type(answer.body) == "invalid_index_name_exception"
+        )
+    return answer.status == 500 and any(part in text for part in SECURITY_OFF_TEXTS)
+
+
+def authentication_failure(answer: Answer, uri: str) -> AuthenticationFailed:
+    """The cluster's 401, naming the caller's request rather than esproxy's check."""
+    error = answer.body.get("error") if isinstance(answer.body, dict) else None
+    reason = error_reason(answer.body) or "unable to authenticate"
+    reason = reason.replace(f"[{CHECK_PATH}]", f"[{uri}]")
+    metadata: Mapping[str, Any] = {}
+    challenges = answer.challenges
+    if isinstance(error, dict):
+        metadata = {k: v for k, v in error.items() if k not in ERROR_FIELDS}
+        header = error.get("header")
+        listed = header.get("WWW-Authenticate") if isinstance(header, dict) else None
+        if not challenges and isinstance(listed, list):
+            challenges = tuple(str(value) for value in listed)
+    return AuthenticationFailed(reason, challenges=challenges, metadata=metadata)
+
+
+def unusable(answer: Answer) -> AuthorizationUnavailable:
+    cause = {"type": error_type(answer.body) or "exception", "reason": error_reason(answer.body)}
+    return AuthorizationUnavailable(
+        f"the cluster at [{answer.node}] answered the privilege check with status "
+        f"[{answer.status}], so esproxy cannot check the caller's privileges",
+        caused_by=cause if cause["reason"] else None,
+    )
+
+
+def error_reason(body: Any) -> str | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):
+        return error
+    reason = error.get("reason") if isinstance(error, dict) else None
+    return reason if isinstance(reason, str) else None
+
+
+def error_type(body: Any) -> str | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def parse_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None

@@ -1,0 +1,152 @@
+"""Against the real OpenSearch node: no security API means open `_inference` (said loudly), and
+esproxy's own index cannot be reached through the proxy, while everything else forwards as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+
+import aiohttp
+import pytest
+
+from esproxy.app_keys import AUTHORIZER
+from esproxy.authorization.cluster import Security
+from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION
+
+ENDPOINT = "/_inference/completion/titan"
+
+
+async def direct(opensearch_url, method, path, body=None):
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, opensearch_url + path, json=body) as response,
+    ):
+        return response.status, await response.read()
+
+
+async def add_alias(opensearch_url, index, alias):
+    action = {"actions": [{"add": {"index": index, "alias": alias}}]}
+    assert (await direct(opensearch_url, "POST", "/_aliases", action))[0] == 200
+
+
+@pytest.fixture
+async def sidecar(start_proxy, sidecar_settings):
+    return await start_proxy(sidecar_settings())
+
+
+async def test_a_cluster_without_security_leaves_inference_open_and_logs_it(
+    start_proxy, sidecar_settings, caplog
+):
+    with caplog.at_level(logging.WARNING, logger="esproxy.authorization.cluster"):
+        proxy = await start_proxy(sidecar_settings())
+    warning = "has no security API (it answered /_security/user/_has_privileges with status [400])"
+    assert warning in caplog.text
+    assert "esproxy's _inference API is OPEN to every caller" in caplog.text
+    assert proxy.server.app[AUTHORIZER].security is Security.ABSENT
+    created = await proxy.put(ENDPOINT, data=json.dumps(TITAN_COMPLETION), headers=JSON_HEADERS)
+    assert created.status == 200, await created.text()
+    assert (await proxy.get(ENDPOINT, headers={"Authorization": "Basic eDp5"})).status == 200
+
+
+def assert_refused(response_status, body, index):
+    assert response_status == 403, body
+    error = json.loads(body)["error"]
+    assert error["type"] == "security_exception"
+    assert error["reason"].startswith(f"index [{index}] is reserved for esproxy")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/{index}/_search",
+        "/{index}/_doc/titan",
+        "/{encoded}/_count",
+        "/docs,{index}/_search?ignore_unavailable=true",
+        "/.esproxy-test-*/_search",
+        "/*/_search?expand_wildcards=all",
+        "/_all/_count?expand_wildcards=open,hidden",
+        "/_search?expand_wildcards=all",
+        "/_cat/indices/.esproxy*",
+        "/_cat/indices?expand_wildcards=all",
+    ],
+)
+async def test_esproxys_index_cannot_be_named(sidecar, index_name, path):
+    encoded = "%2E" + index_name[1:]
+    response = await sidecar.get(path.format(index=index_name, encoded=encoded))
+    assert_refused(response.status, await response.read(), index_name)
+
+
+async def test_writes_to_the_index_are_refused_before_reaching_the_cluster(
+    sidecar, opensearch_url, index_name
+):
+    assert (await sidecar.put(ENDPOINT, json=TITAN_COMPLETION)).status == 200
+    for method, path in (
+        ("DELETE", f"/{index_name}"),
+        ("DELETE", f"/{index_name}/_doc/titan"),
+        ("POST", f"/{index_name}/_delete_by_query?q=*"),
+        ("PUT", f"/{index_name}/_alias/stolen"),
+        ("PUT", f"/{index_name}/_mapping"),
+    ):
+        response = await sidecar.request(method, path, json={})
+        assert_refused(response.status, await response.read(), index_name)
+    status, _ = await direct(opensearch_url, "GET", f"/{index_name}/_doc/titan")
+    assert status == 200
+    assert (await sidecar.get(ENDPOINT)).status == 200
+
+
+async def test_aliases_found_at_startup_are_refused(
+    start_proxy, sidecar_settings, opensearch_url, index_name
+):
+    await start_proxy(sidecar_settings())  # creates the index
+    alias = f"endpoints-{uuid.uuid4().hex[:8]}"
+    await add_alias(opensearch_url, index_name, alias)
+    proxy = await start_proxy(sidecar_settings())
+    for path in (f"/{alias}/_search", f"/{alias[:12]}*/_count", f"/docs,{alias}/_search"):
+        response = await proxy.get(path)
+        assert_refused(response.status, await response.read(), index_name)
+        assert f"through its alias [{alias}]" in (await response.json())["error"]["reason"]
+
+
+async def test_aliases_made_later_are_refused_after_a_refresh(
+    start_proxy, sidecar_settings, opensearch_url, index_name
+):
+    proxy = await start_proxy(sidecar_settings(ESPROXY_AUTH_REFRESH_SECONDS="0.2"))
+    alias = f"later-{uuid.uuid4().hex[:8]}"
+    await add_alias(opensearch_url, index_name, alias)
+    for _ in range(50):
+        response = await proxy.get(f"/{alias}/_search")
+        if response.status == 403:
+            break
+        await asyncio.sleep(0.1)
+    assert_refused(response.status, await response.read(), index_name)
+
+
+async def test_ordinary_forwarding_is_unaffected(sidecar, opensearch_url, index_name):
+    docs = f"docs-{uuid.uuid4().hex[:8]}"
+    assert (
+        await sidecar.put(f"/{docs}", json={"settings": {"number_of_replicas": 0}})
+    ).status == 200
+    bulk = "".join(
+        json.dumps({"index": {"_id": str(i)}}) + "\n" + json.dumps({"n": i}) + "\n"
+        for i in range(5)
+    )
+    indexed = await sidecar.post(
+        f"/{docs}/_bulk?refresh=true", data=bulk, headers={"Content-Type": "application/x-ndjson"}
+    )
+    assert indexed.status == 200
+    for path in (
+        f"/{docs}/_search?q=n:3&filter_path=hits.hits._id",
+        f"/{docs},other-*/_count?filter_path=count",
+        "/*/_count?filter_path=_shards.total",
+        "/_all/_count?filter_path=_shards.total",
+        "/_search?size=0&filter_path=_shards.total",
+        "/_cat/indices?h=index&s=index",
+        "/_cluster/health?filter_path=status",
+        f"/{index_name}-not-ours/_count",  # a different name: the cluster answers 404 itself
+    ):
+        ours = await sidecar.get(path)
+        theirs = await direct(opensearch_url, "GET", path)
+        assert (ours.status, await ours.read()) == theirs, path
