@@ -63,7 +63,8 @@ def guard_forwarded(request: web.Request) -> None:
 
 def privilege_for(request: web.Request) -> Privilege | None:
     """What an `_inference` request needs; None when ES would answer before authenticating."""
-    if request.match_info.handler is reject_inference:
+    match = request.match_info
+    if match.http_exception is not None or match.handler is reject_inference:
         return None  # ES answers a wrong method or unknown path with 405/400 before security
     segments = request.path.strip("/").split("/")
     method = request.method

@@ -61,6 +61,16 @@ async def test_wrong_keys_and_schemes_are_401(proxy, authorization):
     )
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("PATCH", "/_inference/x", 405), ("GET", "/_inference/a/b/c/d", 400)],
+)
+async def test_requests_no_route_takes_are_answered_before_authentication(
+    proxy, method, path, status
+):
+    assert (await proxy.request(method, path)).status == status
+
+
 async def test_forwarding_and_health_need_no_key(proxy):
     assert (await proxy.get("/_esproxy/health")).status == 200
     assert (await proxy.get("/")).status == 200  # no upstream: esproxy's own root answer
