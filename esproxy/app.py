@@ -27,6 +27,7 @@ from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
+from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
@@ -171,6 +172,11 @@ def build_store(app: web.Application) -> OpenableStore:
 
 
 async def build_service(app: web.Application) -> AsyncIterator[None]:
-    registry = IntegrationRegistry([AmazonBedrockIntegration(app[BEDROCK_CLIENTS])])
-    app[INFERENCE_SERVICE] = InferenceService(app[STORE], registry, app[CIPHER], RateLimiters())
+    bedrock = app[SETTINGS].bedrock
+    retries = RetryPolicy(max_retries=bedrock.max_retries)
+    registry = IntegrationRegistry([AmazonBedrockIntegration(app[BEDROCK_CLIENTS], retries)])
+    limiters = RateLimiters(
+        queue_capacity=bedrock.queue_capacity, max_concurrent_calls=bedrock.max_concurrent_calls
+    )
+    app[INFERENCE_SERVICE] = InferenceService(app[STORE], registry, app[CIPHER], limiters)
     yield

@@ -82,6 +82,9 @@ class BedrockSettings:
     max_pool_connections: int = 64
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
+    max_retries: int = 3
+    queue_capacity: int = 2000
+    max_concurrent_calls: int = 256
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,9 @@ class BedrockSchema(Schema):
     max_pool_connections = fields.Integer(validate=positive())
     connect_timeout = fields.Float(validate=positive())
     read_timeout = fields.Float(validate=positive())
+    max_retries = fields.Integer(validate=validate.Range(min=0, max=10))
+    queue_capacity = fields.Integer(validate=validate.Range(min=0))
+    max_concurrent_calls = fields.Integer(validate=positive())
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> BedrockSettings:
