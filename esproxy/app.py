@@ -48,7 +48,13 @@ OpenableStore = InMemoryEndpointStore | SqliteEndpointStore | ElasticsearchEndpo
 # Server options for every way of running the app (CLI and tests): request bodies stay compressed
 # so that forwarding is byte-exact. The CLI also turns on handler cancellation, so a client that
 # goes away cancels its handler and its Bedrock call (aiohttp's TestServer always does).
-SERVER_KWARGS: dict[str, Any] = {"auto_decompress": False}
+SERVER_KWARGS: dict[str, Any] = {
+    "auto_decompress": False,
+    # Room for long URLs and headers, so that they get ES-shaped answers (or reach the cluster)
+    # rather than aiohttp's plain-text 400.
+    "max_line_size": 65536,
+    "max_field_size": 65536,
+}
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -79,8 +79,14 @@ def java_type(value: Any) -> str:
     return "ArrayList"
 
 
-def render_java_value(value: Any) -> str:
+# Deeper values are cut short in messages: Java would print them whole, Python's stack cannot.
+MAX_RENDER_DEPTH = 64
+
+
+def render_java_value(value: Any, depth: int = 0) -> str:
     """`String.valueOf(value)` for a value parsed from JSON into Java maps and lists."""
+    if depth > MAX_RENDER_DEPTH and isinstance(value, Mapping | list | tuple):
+        return "{...}" if isinstance(value, Mapping) else "[...]"
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -90,19 +96,21 @@ def render_java_value(value: Any) -> str:
     if isinstance(value, str | int):
         return str(value)
     if isinstance(value, Mapping):
-        return render_java_map(value)
-    return render_java_list(value)
+        return render_java_map(value, depth=depth)
+    return render_java_list(value, depth)
 
 
-def render_java_list(values: Iterable[Any]) -> str:
-    return "[" + ", ".join(render_java_value(v) for v in values) + "]"
+def render_java_list(values: Iterable[Any], depth: int = 0) -> str:
+    return "[" + ", ".join(render_java_value(v, depth + 1) for v in values) + "]"
 
 
-def render_java_map(mapping: Mapping[str, Any], *, table_size: int | None = None) -> str:
+def render_java_map(
+    mapping: Mapping[str, Any], *, table_size: int | None = None, depth: int = 0
+) -> str:
     """`HashMap.toString()`; `table_size` defaults to what parsing `mapping` alone would build."""
     size = table_size or grown_table_size(len(mapping))
     keys = hash_map_order(list(mapping), size)
-    return "{" + ", ".join(f"{k}={render_java_value(mapping[k])}" for k in keys) + "}"
+    return "{" + ", ".join(f"{k}={render_java_value(mapping[k], depth + 1)}" for k in keys) + "}"
 
 
 def grown_table_size(entries: int) -> int:

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from esproxy.errors import BodyParseError
 
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -89,9 +91,32 @@ def decode_json_body(raw: bytes) -> JsonBody:
         kind = token_kind(text, start)
         raise parse_failure(f"Expected START_OBJECT but was: {kind}", locate(text, start))
     try:
-        return JsonBody(text, list(scan_members(text, start)))
+        body = JsonBody(text, list(scan_members(text, start)))
     except json.JSONDecodeError as error:
         raise parse_failure(jackson_message(error), locate(text, error.pos)) from None
+    except RecursionError:
+        # Jackson stops at depth 1000; Python's decoder gives out near the same depth.
+        raise parse_failure(
+            "Document nesting depth exceeds the maximum allowed (1000, from "
+            "`StreamReadConstraints.getMaxNestingDepth()`)"
+        ) from None
+    if _SURROGATE_ESCAPE.search(text):
+        reject_lone_surrogates(body)
+    return body
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def reject_lone_surrogates(body: JsonBody) -> None:
+    """`\\ud800` alone decodes to text no UTF-8 encoder takes: refuse it here, not later."""
+    try:
+        orjson.dumps(dict(body))
+    except orjson.JSONEncodeError:
+        raise parse_failure(
+            "Invalid UTF-16 surrogate in a JSON string: a \\uD800-\\uDFFF escape must be "
+            "half of a valid pair"
+        ) from None
 
 
 def decode_utf8(raw: bytes) -> str:

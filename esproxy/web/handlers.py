@@ -139,7 +139,7 @@ def peek_service(body: bytes) -> object:
     """The `service` a PUT body names, if it is readable JSON; validation comes later."""
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return parsed.get("service") if isinstance(parsed, dict) else None
 

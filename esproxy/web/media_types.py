@@ -13,7 +13,7 @@ from esproxy.errors import PlainError, ProxyError, StatusError
 SUPPORTED_VERSIONS = frozenset({7, 8, 9})
 JSON = "application/json"
 _VENDOR = re.compile(r"application/vnd\.elasticsearch\+(json|x-ndjson)", re.IGNORECASE)
-_VERSION = re.compile(r"compatible-with\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+_VERSION = re.compile(r"compatible-with\s*=\s*\"?(\d{1,3})\"?(?![\d])", re.IGNORECASE)
 _BODY_TYPES = frozenset({"application/json", "application/x-ndjson"})
 
 

@@ -33,27 +33,29 @@ def add_routes(app: web.Application, other: Handler, root: Handler | None) -> No
     router.add_get("/_esproxy/ready", health.ready)
     router.add_get("/_inference", handlers.get_endpoints)
     router.add_get("/_inference/_services", handlers.get_services)
-    router.add_get("/_inference/_services/{task_type}", handlers.get_services)
+    router.add_get("/_inference/_services/{task_type:[^/]+}", handlers.get_services)
     # Literal last segments first: `/_inference/{a}/_stream` must not read `_stream` as an id.
-    router.add_post("/_inference/{first}/_stream", handlers.stream_completion)
-    router.add_post("/_inference/{first}/{second}/_stream", handlers.stream_completion)
-    router.add_put("/_inference/{first}/_update", handlers.update_endpoint)
-    router.add_put("/_inference/{first}/{second}/_update", handlers.update_endpoint)
-    for path in ("/_inference/{first}", "/_inference/{first}/{second}"):
+    router.add_post("/_inference/{first:[^/]+}/_stream", handlers.stream_completion)
+    router.add_post("/_inference/{first:[^/]+}/{second:[^/]+}/_stream", handlers.stream_completion)
+    router.add_put("/_inference/{first:[^/]+}/_update", handlers.update_endpoint)
+    router.add_put("/_inference/{first:[^/]+}/{second:[^/]+}/_update", handlers.update_endpoint)
+    for path in ("/_inference/{first:[^/]+}", "/_inference/{first:[^/]+}/{second:[^/]+}"):
         router.add_get(path, handlers.get_endpoints)  # add_get answers HEAD too, as ES does
         for method, handler in ENDPOINT_ROUTES.items():
             if method != "GET":
                 router.add_route(method, path, handler)
     router.add_route("*", "/_inference", reject_inference)
-    router.add_route("*", "/_inference/{tail:.*}", reject_inference)
+    router.add_route("*", "/_inference/{tail:[\\s\\S]*}", reject_inference)
     if root is not None:
         router.add_get("/", root)
-    router.add_route("*", "/{tail:.*}", other)
+    router.add_route("*", "/{tail:[\\s\\S]*}", other)
 
 
 async def reject_inference(request: web.Request) -> web.StreamResponse:
     allowed = allowed_methods(request.path)
-    if allowed:
+    # A path the routes refused although its shape takes this method (empty segments, say) has
+    # no handler at all; answering 405 would refuse a method it lists as allowed.
+    if allowed and request.method not in allowed:
         raise PlainError(
             f"Incorrect HTTP method for uri [{request.path_qs}] and method [{request.method}], "
             f"allowed: [{', '.join(allowed)}]",

@@ -68,9 +68,9 @@ def read_update_body(path_task_type: TaskType | None, body: Mapping[str, Any]) -
     if "task_type" in remaining:
         if not isinstance(remaining["task_type"], str):
             shown = render_java_map(redact(remaining), table_size=table_size)
-            # ES raises this one as a 500, unlike every other body error.
+            # Older ES answered this one with a 500; current ES (and esproxy) say 400.
             raise StatusError(
-                f"Failed to parse [task_type] in update request [{shown}]", status=500
+                f"Failed to parse [task_type] in update request [{shown}]", status=400
             )
         given = parse_task_type(remaining.pop("task_type"))
     service_settings = take_settings(remaining, "service_settings", "service settings", table_size)
