@@ -4,6 +4,9 @@ Upstream: nginx serving a canned Elasticsearch search answer (1 worker, core 0, 
 proxy gets core 1 (esproxy --workers 2 gets cores 0-1, sharing core 0 with wrk and the upstream).
 Load: wrk, 1 thread, POST /bench/_search at 1, 16, 64, 256 connections; contenders alternate at
 each concurrency. Then fixed-rate runs at 50% of nginx's peak, and one case against OpenSearch.
+Experiments (off by default): --uvloop adds esproxy on uvloop's loop; --floor adds a bare aiohttp
+server+client forwarder (scripts/bench/minimal_proxy.py), the floor for this stack, and an
+HTTP-blind TCP relay (scripts/bench/tcp_relay.py, also on uvloop), the floor for any asyncio design.
 """
 
 from __future__ import annotations
@@ -57,12 +60,33 @@ def main() -> int:
     memory = {"ESPROXY_STORAGE_BACKEND": "memory"}
     upstream = upstream_nginx()
     contenders: dict[str, str] = {"direct": upstream}
-    contenders["nginx"], _ = lib.nginx_proxy("nginx-proxy", upstream)
+    procs: dict[str, Any] = {"direct": None}
+    contenders["nginx"], procs["nginx"] = lib.nginx_proxy("nginx-proxy", upstream)
     contenders["esproxy"], esp1 = lib.esproxy("esproxy", "--upstream", upstream, env=memory,
                                               log_dir=logs)
     contenders["esproxy-w2"], esp2 = lib.esproxy(
         "esproxy-w2", "--upstream", upstream, "--workers", "2", cpus="0,1", env=memory,
         log_dir=logs)
+    procs["esproxy"], procs["esproxy-w2"] = esp1, esp2
+    if "--uvloop" in sys.argv:  # experiment: the same esproxy on uvloop's event loop
+        contenders["esproxy+uvloop"], procs["esproxy+uvloop"] = lib.esproxy(
+            "esproxy-uvloop", "--upstream", upstream, env=memory, log_dir=logs, uvloop=True)
+    if "--floor" in sys.argv:  # experiment: a bare aiohttp server+client forwarder
+        port = lib.free_port()
+        procs["aiohttp-floor"] = lib.start(
+            "aiohttp-floor", [lib.PROJECT_PY, str(lib.BENCH / "minimal_proxy.py"), str(port),
+                              upstream], cpus=lib.PROXY_CPU)
+        contenders["aiohttp-floor"] = f"http://127.0.0.1:{port}"
+        lib.wait_http(contenders["aiohttp-floor"], procs["aiohttp-floor"])
+        # ...and a byte pump that ignores HTTP: the floor for any asyncio design (+ uvloop).
+        lib.ensure_uvloop()
+        for name, extra in (("relay-floor", []), ("relay+uvloop", ["--uvloop", str(lib.CACHE / "uvloop")])):
+            port = lib.free_port()
+            host, up = upstream.split("//")[1].split(":")
+            procs[name] = lib.start(name, [lib.PROJECT_PY, str(lib.BENCH / "tcp_relay.py"),
+                                           str(port), host, up, *extra], cpus=lib.PROXY_CPU)
+            contenders[name] = f"http://127.0.0.1:{port}"
+            lib.wait_http(contenders[name], procs[name])
     for url in contenders.values():  # warm up: connections, caches
         lib.wrk(url + "/bench/_search", connections=16, duration=1, method="POST", body=QUERY)
 
@@ -72,16 +96,20 @@ def main() -> int:
         names = list(contenders) if c % 2 == 0 or c == 1 else list(reversed(contenders))
         for name in names:
             r = lib.wrk(contenders[name] + "/bench/_search", connections=c, duration=duration,
-                        method="POST", body=QUERY)
+                        method="POST", body=QUERY, measure=procs[name])
             sweep[name][c] = r
+            cpu = f"{r['cpu_ms_per_request'] * 1000:5.0f} µs CPU/req" if procs[name] else ""
             print(f"  c={c:<3} {name:<11} {r['rps']:>9,.0f} rps  p50 {r['latency_ms']['p50']:.2f} "
-                  f"p99 {r['latency_ms']['p99']:.2f} ms  errors {r['errors']}", flush=True)
+                  f"p99 {r['latency_ms']['p99']:.2f} ms  errors {r['errors']}  {cpu}", flush=True)
 
     peak = {name: max(r["rps"] for r in runs.values()) for name, runs in sweep.items()}
+    # CPU per request at 64 connections: the least noise-sensitive efficiency figure.
+    cpu_per_req = {name: runs[64]["cpu_ms_per_request"] for name, runs in sweep.items()
+                   if runs[64]["cpu_ms_per_request"]}
     # Latency at a fixed offered rate: 50% of nginx's peak, 64 connections to draw from.
     rate = round(peak["nginx"] * 0.5)
     fixed: dict[str, Any] = {}
-    for name in ["direct", "nginx", "esproxy", "esproxy-w2"]:
+    for name in [n for n in contenders if n != "esproxy-w2"] + ["esproxy-w2"]:
         r = lib.wrk(contenders[name] + "/bench/_search", connections=64, duration=duration,
                     method="POST", body=QUERY, rate=rate)
         fixed[name] = r
@@ -99,7 +127,7 @@ def main() -> int:
         "request": {"method": "POST", "path": "/bench/_search", "body": QUERY,
                     "response_bytes": len(SEARCH_RESPONSE)},
         "sweep": {n: {str(c): r for c, r in runs.items()} for n, runs in sweep.items()},
-        "peak_rps": peak, "fixed_rate": {"rate": rate, "runs": fixed},
+        "peak_rps": peak, "cpu_ms_per_request_at_64": cpu_per_req, "fixed_rate": {"rate": rate, "runs": fixed},
         "esproxy_vmhwm_kib": hwm["esproxy"], "opensearch": opensearch,
     }
     result["summary"] = summarize(result)
@@ -148,8 +176,10 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
     d, e = fixed["direct"]["latency_ms"], fixed["esproxy"]["latency_ms"]
     added = {k: e[k] - d[k] for k in ("p50", "p99", "p999")}
     rate = res["fixed_rate"]["rate"]
+    cpu = res["cpu_ms_per_request_at_64"]
     return {
         "esproxy_vs_nginx_peak": peak["esproxy"] / peak["nginx"],
+        "nginx_vs_esproxy_cpu_per_request": lib.ratio(cpu.get("nginx"), cpu.get("esproxy")),
         "workers2_vs_workers1_peak": peak["esproxy-w2"] / peak["esproxy"],
         "added_at_half_nginx_peak_ms": added,
         "esproxy_achieved_fraction_of_fixed_rate": fixed["esproxy"]["rps"] / rate,
@@ -175,9 +205,10 @@ def report(res: dict[str, Any]) -> None:
             lat = r["latency_ms"]
             rows.append([c, name, r["rps"], lib.ratio(r["rps"], sweep["nginx"][c]["rps"]),
                          lat["p50"], lat["p99"], lat["p999"], lat["p50"] - direct["latency_ms"]["p50"],
+                         r["cpu_ms_per_request"] * 1000 if r["cpu_ms_per_request"] else None,
                          r["errors"]])
     print(lib.table(["conns", "contender", "rps", "× nginx", "p50", "p99", "p99.9",
-                     "p50 over direct", "errors"], rows))
+                     "p50 over direct", "CPU µs/req", "errors"], rows))
     fx = res["fixed_rate"]
     print(f"\nFixed rate {fx['rate']:,}/s (50% of nginx's peak), 64 connections\n")
     d = fx["runs"]["direct"]["latency_ms"]
@@ -195,6 +226,10 @@ def report(res: dict[str, Any]) -> None:
     s = res["summary"]
     print(f"\nesproxy / nginx peak: {s['esproxy_vs_nginx_peak']:.2f}; workers 2 / 1: "
           f"{s['workers2_vs_workers1_peak']:.2f}; esproxy VmHWM {res['esproxy_vmhwm_kib'] / 1024:.0f} MiB")
+    cpu = res["cpu_ms_per_request_at_64"]
+    print("CPU per request at 64 connections: " + ", ".join(
+        f"{n} {v * 1000:.0f} µs" for n, v in cpu.items()) +
+        f" (esproxy / nginx: {lib.ratio(cpu.get('esproxy'), cpu.get('nginx')):.1f}×)")
     for target, ok in s["targets"].items():
         print(f"  {'MET ' if ok else 'MISS'} {target}")
 

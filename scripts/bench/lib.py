@@ -176,6 +176,20 @@ def group_pids(pid: int) -> list[int]:
     return pids
 
 
+def cpu_seconds(proc: subprocess.Popen[bytes] | None) -> float:
+    """User + system CPU time used so far by a process and its descendants that are alive."""
+    if proc is None:
+        return 0.0
+    total = 0
+    for pid in group_pids(proc.pid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 # ---- esproxy, the emulator, nginx -----------------------------------------------------------
 
 
@@ -185,13 +199,20 @@ def esproxy(
     cpus: str | None = PROXY_CPU,
     env: dict[str, str] | None = None,
     log_dir: Path,
+    uvloop: bool = False,
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    """`esproxy serve` on a free port; returns its URL once /_esproxy/health answers."""
+    """`esproxy serve` on a free port; returns its URL once /_esproxy/health answers.
+
+    `uvloop`: the same esproxy on uvloop's event loop (an experiment, see uvloop_esproxy.py).
+    """
     port = free_port()
     data = tmpdir(name)
+    if uvloop:
+        ensure_uvloop()
+    launcher = [str(BENCH / "uvloop_esproxy.py")] if uvloop else ["-m", "esproxy"]
     proc = start(
         name,
-        [PROJECT_PY, "-m", "esproxy", "serve", "--listen", f"127.0.0.1:{port}",
+        [PROJECT_PY, *launcher, "serve", "--listen", f"127.0.0.1:{port}",
          "--data-dir", str(data), "--log-level", "WARNING", *args],
         cpus=cpus,
         env={"ESPROXY_AUTH_MODE": "none", **(env or {})},
@@ -200,6 +221,13 @@ def esproxy(
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/_esproxy/health", proc)
     return url, proc
+
+
+def ensure_uvloop() -> None:
+    target = CACHE / "uvloop"
+    if not (target / "uvloop").is_dir():
+        subprocess.run([PROJECT_PY, "-m", "pip", "install", "-q", "--target", str(target),
+                        "uvloop"], check=True)
 
 
 def emulator(
@@ -280,10 +308,13 @@ def wrk(
     rate: float = 0,
     header: str | None = None,
     cpus: str = LOAD_CPU,
+    measure: subprocess.Popen[bytes] | None = None,
 ) -> dict[str, Any]:
     """One wrk run (1 thread) through scripts/bench/wrk.lua; `rate` > 0 paces a fixed total rate.
 
-    Returns requests, rps, errors and latency percentiles in ms (p50, p90, p99, p999, max).
+    Returns requests, rps, errors and latency percentiles in ms (p50, p90, p99, p999, max), and
+    with `measure`, the CPU that process (and its children) spent per request: unlike throughput,
+    that cost hardly moves when other work shares the machine.
     """
     env = {"WRK_METHOD": method, "WRK_CONTENT_TYPE": content_type, "WRK_RATE": str(rate),
            "WRK_HEADER": header or ""}
@@ -293,8 +324,10 @@ def wrk(
         env["WRK_BODY_FILE"] = str(f)
     argv = ["taskset", "-c", cpus, "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s",
             "--timeout", "30s", "-s", WRK_LUA, url]
+    cpu_before = cpu_seconds(measure)
     out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env},
                          timeout=duration + 60)
+    cpu = cpu_seconds(measure) - cpu_before
     line = next((x for x in out.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
@@ -307,6 +340,8 @@ def wrk(
         "requests": raw["requests"], "rps": raw["requests"] / secs, "errors": errors,
         "error_detail": raw["errors"], "latency_ms": lat, "connections": connections,
         "duration_s": secs, "target_rate": rate or None,
+        "cpu_ms_per_request": cpu * 1000 / raw["requests"] if measure and raw["requests"]
+        else None,
     }
 
 

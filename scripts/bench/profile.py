@@ -1,0 +1,89 @@
+"""Profile a running esproxy under benchmark load with py-spy (from the bench venv).
+
+    scripts/bench/profile forwarding [--connections N] [--seconds S]
+    scripts/bench/profile inference  [--workload titan16|cohere96|completion] ...
+
+Starts the same processes as the benchmark, drives esproxy with wrk, samples it with py-spy, and
+prints the functions with the most inclusive and own time (samples taken while holding the GIL,
+so idle threads and waits are left out). Writes the folded stacks (input for
+any flamegraph tool) to .cache/bench/profile-<scenario>.folded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import subprocess
+import sys
+import threading
+
+import forwarding
+import inference
+import lib
+
+PY_SPY = str(lib.REPO / ".cache" / "bench-venv" / "bin" / "py-spy")
+
+
+def record(pid: int, seconds: float, name: str) -> str:
+    lib.CACHE.mkdir(parents=True, exist_ok=True)
+    folded = lib.CACHE / f"profile-{name}.folded"
+    subprocess.run([PY_SPY, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200", "--gil",
+                    "-f", "raw", "-o", str(folded)], check=True, capture_output=True)
+    return str(folded)
+
+
+def summarize(folded: str, top: int = 40) -> None:
+    total = 0
+    own: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    for line in open(folded):
+        stack, _, n = line.rstrip().rpartition(" ")
+        count = int(n)
+        total += count
+        frames = stack.split(";")
+        own[frames[-1]] += count
+        for f in set(frames):
+            incl[f] += count
+    print(f"{total} samples\n\ninclusive:")
+    for f, n in incl.most_common(top):
+        print(f"  {100 * n / total:5.1f}%  {f[:140]}")
+    print("\nown:")
+    for f, n in own.most_common(25):
+        print(f"  {100 * n / total:5.1f}%  {f[:140]}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("scenario", choices=["forwarding", "inference"])
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--workload", default="completion", choices=inference.WORKLOADS)
+    args = p.parse_args()
+    logs = lib.tmpdir("profile-logs")
+    if args.scenario == "forwarding":
+        upstream = forwarding.upstream_nginx()
+        url, esp = lib.esproxy("esproxy", "--upstream", upstream,
+                               env={"ESPROXY_STORAGE_BACKEND": "memory"}, log_dir=logs)
+        target, method, body, name = url + "/bench/_search", "POST", forwarding.QUERY, "forwarding"
+    else:
+        emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
+        url = inference.start_esproxy(emulator, logs)
+        esp = next(p for p in lib._procs if getattr(p, "name", "") == "esproxy")
+        path, body = inference.esproxy_requests()[args.workload]
+        target, method, name = url + path, "POST", f"inference-{args.workload}"
+    load: dict[str, object] = {}
+    runner = threading.Thread(target=lambda: load.update(lib.wrk(
+        target, connections=args.connections, duration=args.seconds + 4, method=method,
+        body=body)))
+    runner.start()
+    threading.Event().wait(2)  # past the warm-up
+    folded = record(esp.pid, args.seconds, name)
+    runner.join()
+    print(f"load during the profile: {load.get('rps', 0):,.0f} req/s at {args.connections} "
+          f"connections (sampling slows esproxy somewhat)")
+    summarize(folded)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
