@@ -739,3 +739,20 @@ async def test_an_encoded_newline_in_an_unknown_path_is_no_handler_found(world, 
 async def test_odd_paths_never_refuse_an_allowed_method(world, target):
     answer = await world.send("GET", target)
     await world.check("GET", target, answer)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: past aiohttp's max_line_size/max_field_size (64 KiB) a request still gets "
+    "aiohttp's text/plain 400 'Got more than 65536 bytes', without ES's JSON error or "
+    "X-Elastic-Product (ES answers too_long_http_line_exception / too_long_frame_exception)",
+)
+@pytest.mark.parametrize("where", ["id", "header"])
+async def test_a_request_past_every_line_limit_gets_an_es_error(world, where):
+    target, headers = "/_inference/chat", {}
+    if where == "id":
+        target = "/_inference/" + "a" * 70_000
+    else:
+        headers = {"Accept": "application/json;" + "x" * 70_000}
+    answer = await world.send("GET", target, headers=headers)
+    await world.check("GET", target, answer)
