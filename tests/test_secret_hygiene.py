@@ -391,30 +391,40 @@ def test_stored_files_never_carry_keys(run):
 
 
 # Wrong types whose error text renders the whole value, keys and all.
-ECHOING_PUTS = {
-    "service_settings in a list": {
-        "service": "amazonbedrock",
-        "service_settings": [completion()["service_settings"]],
-    },
-    "task_settings in a list": with_top(task_settings=[KEY_PAIR]),
-    "rate_limit in a list": with_service(rate_limit=[KEY_PAIR]),
-    "keys as the service": {**completion(), "service": KEY_PAIR},
-    "keys as the task type": {**completion(), "task_type": KEY_PAIR},
+ECHOING = {
+    "service_settings in a list": (
+        "PUT",
+        {"service": "amazonbedrock", "service_settings": [completion()["service_settings"]]},
+    ),
+    "task_settings in a list": ("PUT", with_top(task_settings=[KEY_PAIR])),
+    "rate_limit in a list": ("PUT", with_service(rate_limit=[KEY_PAIR])),
+    "keys as the service": ("PUT", {**completion(), "service": KEY_PAIR}),
+    "keys as the task type": ("PUT", {**completion(), "task_type": KEY_PAIR}),
+    "keys as a temperature": ("PUT", with_top(task_settings={"temperature": KEY_PAIR})),
+    "update: rate_limit in a list": ("_update", {"service_settings": {"rate_limit": [KEY_PAIR]}}),
+    "update: keys as a temperature": ("_update", {"task_settings": {"temperature": KEY_PAIR}}),
+    "post: keys as a temperature": ("POST", {"input": "x", "task_settings": {"top_p": KEY_PAIR}}),
 }
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="bug: a settings object of the wrong type is echoed whole by wrong_type() "
-    "(setting_fields.require_map, schemas.require_service/resolve_task_type) without redact(), "
-    "e.g. 'The value [[{secret_key=sEcReT/LeAk+CheCk, ..., access_key=AKID...}]] cannot be "
-    "converted to a [Map]'",
+    reason="bug: an error that echoes a wrong-typed value (wrong_type(), JavaSetting's 'invalid' "
+    "message) renders it whole without redact(), e.g. 'The value [[{secret_key=sEcReT/LeAk+CheCk, "
+    "..., access_key=AKID...}]] cannot be converted to a [Map]'",
 )
-@pytest.mark.parametrize("body", ECHOING_PUTS.values(), ids=ECHOING_PUTS)
-async def test_wrong_types_never_echo_keys(proxy, body):
-    response = await proxy.put(
-        "/_inference/completion/echo", data=json.dumps(body), headers=JSON_HEADERS
+@pytest.mark.parametrize(("route", "body"), ECHOING.values(), ids=ECHOING)
+async def test_wrong_types_never_echo_keys(proxy, route, body):
+    chat = await proxy.put(
+        "/_inference/completion/chat", data=json.dumps(completion()), headers=JSON_HEADERS
     )
+    assert chat.status == 200
+    method, path = {
+        "PUT": ("PUT", "/_inference/completion/echo"),
+        "_update": ("PUT", "/_inference/chat/_update"),
+        "POST": ("POST", "/_inference/chat"),
+    }[route]
+    response = await proxy.request(method, path, data=json.dumps(body), headers=JSON_HEADERS)
     assert response.status == 400
     assert not leaks(await response.text())
 
