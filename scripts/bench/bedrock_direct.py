@@ -3,7 +3,8 @@
 Runs under the project's .venv (same aiobotocore as esproxy, same client settings: one attempt,
 64 pooled connections). Each request does what esproxy does for one `_inference` call: 16 Titan
 InvokeModel calls at once, one Cohere InvokeModel with 96 texts, or one Converse; answers are read
-and parsed. Prints one JSON line: requests, rps, errors, latency percentiles in ms.
+and parsed. Prints one JSON line: requests, rps, errors, latency percentiles in ms, and the CPU
+this process spent per request.
     python bedrock_direct.py URL WORKLOAD CONCURRENCY SECONDS
 """
 
@@ -84,12 +85,13 @@ async def main(url: str, workload: str, concurrency: int, seconds: float) -> Non
                     continue
                 latencies.append((time.perf_counter() - started) * 1000)
 
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
     print(json.dumps({"requests": len(latencies), "rps": len(latencies) / elapsed,
                       "errors": errors, "latency_ms": percentiles(latencies),
-                      "connections": concurrency, "duration_s": elapsed}))
+                      "connections": concurrency, "duration_s": elapsed,
+                      "cpu_ms_per_request": cpu * 1000 / len(latencies) if latencies else None}))
 
 
 if __name__ == "__main__":

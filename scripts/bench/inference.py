@@ -54,8 +54,8 @@ def litellm_requests() -> dict[str, tuple[str, str]]:
     }
 
 
-def start_esproxy(emulator: str, logs: Path) -> str:
-    url, _ = lib.esproxy("esproxy", "--bedrock-endpoint-url", emulator, log_dir=logs)
+def start_esproxy(emulator: str, logs: Path) -> tuple[str, Any]:
+    url, proc = lib.esproxy("esproxy", "--bedrock-endpoint-url", emulator, log_dir=logs)
     for task, inference_id, provider, model in ESPROXY_ENDPOINTS.values():
         status, body = lib.http("PUT", f"{url}/_inference/{task}/{inference_id}", {
             "service": "amazonbedrock",
@@ -65,10 +65,10 @@ def start_esproxy(emulator: str, logs: Path) -> str:
         })
         if status != 200:
             raise RuntimeError(f"PUT {inference_id}: {status} {body}")
-    return url
+    return url, proc
 
 
-def start_litellm(emulator: str, logs: Path) -> str | None:
+def start_litellm(emulator: str, logs: Path) -> tuple[str, Any] | None:
     exe = lib.REPO / ".cache" / "litellm-venv" / "bin" / "litellm"
     if not exe.exists():
         return None
@@ -94,7 +94,7 @@ def start_litellm(emulator: str, logs: Path) -> str | None:
                           "LITELLM_TELEMETRY": "False"})
     url = f"http://127.0.0.1:{port}"
     lib.wait_http(url + "/health/liveliness", proc, timeout=240)
-    return url
+    return url, proc
 
 
 def direct(emulator: str, workload: str, conc: int, duration: float) -> dict[str, Any]:
@@ -121,11 +121,14 @@ def main() -> int:
     duration = 3.0 if lib.quick() else 10.0
     logs = lib.tmpdir("inference-logs")
     emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
+    esproxy_url, esproxy_proc = start_esproxy(emulator, logs)
     targets: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
-        "esproxy": (start_esproxy(emulator, logs), esproxy_requests(), None)}
+        "esproxy": (esproxy_url, esproxy_requests(), None)}
+    procs = {"esproxy": esproxy_proc}
     litellm = None if "--no-litellm" in sys.argv else start_litellm(emulator, logs)
     if litellm:
-        targets["litellm"] = (litellm, litellm_requests(), LITELLM_AUTH)
+        targets["litellm"] = (litellm[0], litellm_requests(), LITELLM_AUTH)
+        procs["litellm"] = litellm[1]
     for url, requests, header in targets.values():
         for path, body in requests.values():
             check(url, path, body, header)
@@ -146,14 +149,15 @@ def main() -> int:
                     url, requests, header = targets[name]
                     path, body = requests[workload]
                     r = lib.wrk(url + path, connections=c, duration=duration, method="POST",
-                                body=body, header=header)
+                                body=body, header=header, measure=procs[name])
                     # Drain: requests wrk abandoned may still be queued in the contender (LiteLLM
                     # does not cancel them); one request that waits behind them clears the way.
                     check(url, path, body, header)
                 results[workload].setdefault(str(c), {})[name] = r
+                cpu = r.get("cpu_ms_per_request")
                 print(f"  {workload:<10} c={c:<3} {name:<8} {r['rps']:>8,.1f} req/s  p50 "
                       f"{r['latency_ms']['p50']:7.2f} p99 {r['latency_ms']['p99']:7.2f} ms  "
-                      f"errors {r['errors']}", flush=True)
+                      f"errors {r['errors']}  CPU {cpu or float('nan'):.2f} ms/req", flush=True)
 
     result = {"machine": lib.machine(), "duration_s": duration, "emulator_latency_ms": 20,
               "concurrency": CONCURRENCY, "workloads": WORKLOADS, "results": results}
@@ -175,8 +179,14 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
     peak_ratio = {w: lib.ratio(max(r["esproxy"]["rps"] for r in by_c.values()),
                                max(r["litellm"]["rps"] for r in by_c.values()))
                   for w, by_c in res["results"].items() if "litellm" in by_c["1"]}
+    # esproxy's own CPU per request: what it spends beyond the aiobotocore work the direct driver
+    # also does (at 16 concurrent requests; robust to other load on the machine).
+    extra_cpu = {w: by_c["16"]["esproxy"]["cpu_ms_per_request"] - by_c["16"]["direct"]["cpu_ms_per_request"]
+                 for w, by_c in res["results"].items()
+                 if by_c["16"]["esproxy"].get("cpu_ms_per_request") and by_c["16"]["direct"].get("cpu_ms_per_request")}
     return {
-        "esproxy_added_p50_ms": added, "esproxy_vs_litellm_rps": vs_litellm,
+        "esproxy_added_p50_ms": added, "esproxy_extra_cpu_ms_per_request": extra_cpu,
+        "esproxy_vs_litellm_rps": vs_litellm,
         "esproxy_vs_litellm_peak_rps": peak_ratio,
         "targets": {
             "<= 1 ms p50 added over direct (concurrency 1)": max(at1) <= 1.0,
@@ -197,9 +207,11 @@ def report(res: dict[str, Any]) -> None:
                              r["latency_ms"]["p50"], r["latency_ms"]["p99"],
                              r["latency_ms"]["p50"] - d["latency_ms"]["p50"],
                              lib.ratio(runs["esproxy"]["rps"], r["rps"]) if name == "litellm"
-                             else None, r["errors"]])
+                             else None, r.get("cpu_ms_per_request"), r["errors"]])
     print(lib.table(["workload", "conc", "contender", "req/s", "× direct", "p50 ms", "p99 ms",
-                     "+p50 ms", "esproxy ×", "errors"], rows))
+                     "+p50 ms", "esproxy ×", "CPU ms/req", "errors"], rows))
+    print("\nesproxy's own CPU per request beyond direct aiobotocore (16 concurrent): " + ", ".join(
+        f"{w} {v:.2f} ms" for w, v in res["summary"]["esproxy_extra_cpu_ms_per_request"].items()))
     for target, ok in res["summary"]["targets"].items():
         print(f"  {'MET ' if ok else 'MISS'} {target}")
 

@@ -67,8 +67,7 @@ def main() -> int:
         target, method, body, name = url + "/bench/_search", "POST", forwarding.QUERY, "forwarding"
     else:
         emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
-        url = inference.start_esproxy(emulator, logs)
-        esp = next(p for p in lib._procs if getattr(p, "name", "") == "esproxy")
+        url, esp = inference.start_esproxy(emulator, logs)
         path, body = inference.esproxy_requests()[args.workload]
         target, method, name = url + path, "POST", f"inference-{args.workload}"
     load: dict[str, object] = {}
