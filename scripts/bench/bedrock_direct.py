@@ -33,41 +33,63 @@ def percentiles(values: list[float]) -> dict[str, float]:
     def at(q: float) -> float:
         return s[min(len(s) - 1, int(q * len(s)))]
 
-    return {"mean": sum(s) / len(s), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99),
-            "p999": at(0.999), "max": s[-1]}
+    return {
+        "mean": sum(s) / len(s),
+        "p50": at(0.5),
+        "p90": at(0.9),
+        "p99": at(0.99),
+        "p999": at(0.999),
+        "max": s[-1],
+    }
 
 
 async def main(url: str, workload: str, concurrency: int, seconds: float) -> None:
-    config = AioConfig(retries={"total_max_attempts": 1, "mode": "standard"},
-                       max_pool_connections=64, signature_version="v4")
+    config = AioConfig(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=64,
+        signature_version="v4",
+    )
     async with AioSession().create_client(
-        "bedrock-runtime", region_name="us-east-1", endpoint_url=url,
-        aws_access_key_id="AKIDBENCH", aws_secret_access_key="bench-secret", config=config,
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id="AKIDBENCH",
+        aws_secret_access_key="bench-secret",
+        config=config,
     ) as client:
 
         async def invoke(model: str, body: dict[str, Any]) -> Any:
             response = await client.invoke_model(
-                modelId=model, body=orjson.dumps(body), contentType="application/json",
-                accept="application/json")
+                modelId=model,
+                body=orjson.dumps(body),
+                contentType="application/json",
+                accept="application/json",
+            )
             async with response["body"] as stream:
                 return orjson.loads(await stream.read())
 
         async def titan16() -> None:
-            await asyncio.gather(*(invoke("amazon.titan-embed-text-v2:0", {"inputText": t})
-                                   for t in TEXTS[:16]))
+            await asyncio.gather(
+                *(invoke("amazon.titan-embed-text-v2:0", {"inputText": t}) for t in TEXTS[:16])
+            )
 
         async def cohere96() -> None:
-            await invoke("cohere.embed-english-v3",
-                         {"texts": TEXTS, "input_type": "search_document"})
+            await invoke(
+                "cohere.embed-english-v3", {"texts": TEXTS, "input_type": "search_document"}
+            )
 
         async def completion() -> None:
             await client.converse(
                 modelId="amazon.titan-text-premier-v1:0",
                 messages=[{"role": "user", "content": [{"text": QUESTION}]}],
-                inferenceConfig={"maxTokens": 64})
+                inferenceConfig={"maxTokens": 64},
+            )
 
         call: Callable[[], Awaitable[None]] = {
-            "titan16": titan16, "cohere96": cohere96, "completion": completion}[workload]
+            "titan16": titan16,
+            "cohere96": cohere96,
+            "completion": completion,
+        }[workload]
         for _ in range(3):  # warm up: connections, botocore's loaders
             await call()
         latencies: list[float] = []
@@ -80,7 +102,7 @@ async def main(url: str, workload: str, concurrency: int, seconds: float) -> Non
                 started = time.perf_counter()
                 try:
                     await call()
-                except Exception:  # noqa: BLE001 - counted, not fatal
+                except Exception:
                     errors += 1
                     continue
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -88,10 +110,19 @@ async def main(url: str, workload: str, concurrency: int, seconds: float) -> Non
         began, cpu_began = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
-    print(json.dumps({"requests": len(latencies), "rps": len(latencies) / elapsed,
-                      "errors": errors, "latency_ms": percentiles(latencies),
-                      "connections": concurrency, "duration_s": elapsed,
-                      "cpu_ms_per_request": cpu * 1000 / len(latencies) if latencies else None}))
+    print(
+        json.dumps(
+            {
+                "requests": len(latencies),
+                "rps": len(latencies) / elapsed,
+                "errors": errors,
+                "latency_ms": percentiles(latencies),
+                "connections": concurrency,
+                "duration_s": elapsed,
+                "cpu_ms_per_request": cpu * 1000 / len(latencies) if latencies else None,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

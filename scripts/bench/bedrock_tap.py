@@ -25,7 +25,8 @@ def main(port: int, target: str) -> None:
 
     async def session_ctx(app: web.Application):  # type: ignore[no-untyped-def]
         app["session"] = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+            connector=aiohttp.TCPConnector(limit=0), auto_decompress=False
+        )
         yield
         await app["session"].close()
 
@@ -34,7 +35,10 @@ def main(port: int, target: str) -> None:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
         headers["Host"] = request.headers.get("Host", "")
         async with request.app["session"].request(
-            request.method, target + request.rel_url.raw_path_qs, headers=headers, data=body,
+            request.method,
+            target + request.rel_url.raw_path_qs,
+            headers=headers,
+            data=body,
             skip_auto_headers=("Content-Type", "User-Agent", "Accept-Encoding"),
         ) as upstream:
             payload = await upstream.read()

@@ -43,8 +43,11 @@ def main(port: int, target: str) -> None:
             raise ConnectionResetError("fault injected: reset before answering")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
         async with request.app["session"].request(
-            request.method, target + request.rel_url.raw_path_qs, headers=headers,
-            data=body or None, allow_redirects=False,
+            request.method,
+            target + request.rel_url.raw_path_qs,
+            headers=headers,
+            data=body or None,
+            allow_redirects=False,
             skip_auto_headers=("Content-Type", "User-Agent", "Accept-Encoding", "Accept"),
         ) as upstream:
             payload = await upstream.read()
@@ -61,8 +64,9 @@ def main(port: int, target: str) -> None:
     app = web.Application(client_max_size=0)
     app.cleanup_ctx.append(session_ctx)
     app.router.add_route("*", "/{tail:.*}", forward)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None,
-                handler_cancellation=True)
+    web.run_app(
+        app, host="127.0.0.1", port=port, access_log=None, print=None, handler_cancellation=True
+    )
 
 
 if __name__ == "__main__":

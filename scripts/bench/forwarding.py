@@ -9,6 +9,8 @@ server+client forwarder (scripts/bench/minimal_proxy.py), the floor for this sta
 HTTP-blind TCP relay (scripts/bench/tcp_relay.py, also on uvloop), the floor for any asyncio design.
 """
 
+# ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
+
 from __future__ import annotations
 
 import json
@@ -20,26 +22,42 @@ from typing import Any
 
 import lib
 
-SEARCH_RESPONSE = json.dumps({
-    "took": 3, "timed_out": False,
-    "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-    "hits": {
-        "total": {"value": 2, "relation": "eq"}, "max_score": 1.0,
-        "hits": [
-            {"_index": "bench", "_id": str(i), "_score": 1.0,
-             "_source": {"title": f"Document {i}", "body": "The sky above the port was the color "
-                         "of television, tuned to a dead channel.", "tags": ["a", "b"], "n": i}}
-            for i in (1, 2)
-        ],
+SEARCH_RESPONSE = json.dumps(
+    {
+        "took": 3,
+        "timed_out": False,
+        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "hits": {
+            "total": {"value": 2, "relation": "eq"},
+            "max_score": 1.0,
+            "hits": [
+                {
+                    "_index": "bench",
+                    "_id": str(i),
+                    "_score": 1.0,
+                    "_source": {
+                        "title": f"Document {i}",
+                        "body": "The sky above the port was the color "
+                        "of television, tuned to a dead channel.",
+                        "tags": ["a", "b"],
+                        "n": i,
+                    },
+                }
+                for i in (1, 2)
+            ],
+        },
     },
-}, separators=(",", ":"))
+    separators=(",", ":"),
+)
 QUERY = '{"query":{"match":{"body":"television"}},"size":2}'
 CONCURRENCY = [1, 16, 64, 256]
 
 
 def upstream_nginx() -> str:
     port = lib.free_port()
-    proc = lib.nginx("upstream", f"""
+    proc = lib.nginx(
+        "upstream",
+        f"""
   server {{
     listen 127.0.0.1:{port} backlog=4096;
     location / {{
@@ -47,7 +65,9 @@ def upstream_nginx() -> str:
       add_header X-elastic-product Elasticsearch;
       return 200 '{SEARCH_RESPONSE}';
     }}
-  }}""", cpus=lib.LOAD_CPU)
+  }}""",
+        cpus=lib.LOAD_CPU,
+    )
     url = f"http://127.0.0.1:{port}"
     lib.wait_http(url, proc)
     return url
@@ -62,29 +82,39 @@ def main() -> int:
     contenders: dict[str, str] = {"direct": upstream}
     procs: dict[str, Any] = {"direct": None}
     contenders["nginx"], procs["nginx"] = lib.nginx_proxy("nginx-proxy", upstream)
-    contenders["esproxy"], esp1 = lib.esproxy("esproxy", "--upstream", upstream, env=memory,
-                                              log_dir=logs)
+    contenders["esproxy"], esp1 = lib.esproxy(
+        "esproxy", "--upstream", upstream, env=memory, log_dir=logs
+    )
     contenders["esproxy-w2"], esp2 = lib.esproxy(
-        "esproxy-w2", "--upstream", upstream, "--workers", "2", cpus="0,1", env=memory,
-        log_dir=logs)
+        "esproxy-w2", "--upstream", upstream, "--workers", "2", cpus="0,1", env=memory, log_dir=logs
+    )
     procs["esproxy"], procs["esproxy-w2"] = esp1, esp2
     if "--uvloop" in sys.argv:  # experiment: the same esproxy on uvloop's event loop
         contenders["esproxy+uvloop"], procs["esproxy+uvloop"] = lib.esproxy(
-            "esproxy-uvloop", "--upstream", upstream, env=memory, log_dir=logs, uvloop=True)
+            "esproxy-uvloop", "--upstream", upstream, env=memory, log_dir=logs, uvloop=True
+        )
     if "--floor" in sys.argv:  # experiment: a bare aiohttp server+client forwarder
         port = lib.free_port()
         procs["aiohttp-floor"] = lib.start(
-            "aiohttp-floor", [lib.PROJECT_PY, str(lib.BENCH / "minimal_proxy.py"), str(port),
-                              upstream], cpus=lib.PROXY_CPU)
+            "aiohttp-floor",
+            [lib.PROJECT_PY, str(lib.BENCH / "minimal_proxy.py"), str(port), upstream],
+            cpus=lib.PROXY_CPU,
+        )
         contenders["aiohttp-floor"] = f"http://127.0.0.1:{port}"
         lib.wait_http(contenders["aiohttp-floor"], procs["aiohttp-floor"])
         # ...and a byte pump that ignores HTTP: the floor for any asyncio design (+ uvloop).
         lib.ensure_uvloop()
-        for name, extra in (("relay-floor", []), ("relay+uvloop", ["--uvloop", str(lib.CACHE / "uvloop")])):
+        for name, extra in (
+            ("relay-floor", []),
+            ("relay+uvloop", ["--uvloop", str(lib.CACHE / "uvloop")]),
+        ):
             port = lib.free_port()
             host, up = upstream.split("//")[1].split(":")
-            procs[name] = lib.start(name, [lib.PROJECT_PY, str(lib.BENCH / "tcp_relay.py"),
-                                           str(port), host, up, *extra], cpus=lib.PROXY_CPU)
+            procs[name] = lib.start(
+                name,
+                [lib.PROJECT_PY, str(lib.BENCH / "tcp_relay.py"), str(port), host, up, *extra],
+                cpus=lib.PROXY_CPU,
+            )
             contenders[name] = f"http://127.0.0.1:{port}"
             lib.wait_http(contenders[name], procs[name])
     for url in contenders.values():  # warm up: connections, caches
@@ -95,52 +125,87 @@ def main() -> int:
         # Alternate the order at each level so that drift on a noisy machine spreads evenly.
         names = list(contenders) if c % 2 == 0 or c == 1 else list(reversed(contenders))
         for name in names:
-            r = lib.wrk(contenders[name] + "/bench/_search", connections=c, duration=duration,
-                        method="POST", body=QUERY, measure=procs[name])
+            r = lib.wrk(
+                contenders[name] + "/bench/_search",
+                connections=c,
+                duration=duration,
+                method="POST",
+                body=QUERY,
+                measure=procs[name],
+            )
             sweep[name][c] = r
             cpu = f"{r['cpu_ms_per_request'] * 1000:5.0f} µs CPU/req" if procs[name] else ""
-            print(f"  c={c:<3} {name:<11} {r['rps']:>9,.0f} rps  p50 {r['latency_ms']['p50']:.2f} "
-                  f"p99 {r['latency_ms']['p99']:.2f} ms  errors {r['errors']}  {cpu}", flush=True)
+            print(
+                f"  c={c:<3} {name:<11} {r['rps']:>9,.0f} rps  p50 {r['latency_ms']['p50']:.2f} "
+                f"p99 {r['latency_ms']['p99']:.2f} ms  errors {r['errors']}  {cpu}",
+                flush=True,
+            )
 
     peak = {name: max(r["rps"] for r in runs.values()) for name, runs in sweep.items()}
     # CPU per request at 64 connections: the least noise-sensitive efficiency figure.
-    cpu_per_req = {name: runs[64]["cpu_ms_per_request"] for name, runs in sweep.items()
-                   if runs[64]["cpu_ms_per_request"]}
+    cpu_per_req = {
+        name: runs[64]["cpu_ms_per_request"]
+        for name, runs in sweep.items()
+        if runs[64]["cpu_ms_per_request"]
+    }
     # Latency at a fixed offered rate: 50% of nginx's peak, 64 connections to draw from.
     rate = round(peak["nginx"] * 0.5)
     fixed: dict[str, Any] = {}
     for name in [n for n in contenders if n != "esproxy-w2"] + ["esproxy-w2"]:
-        r = lib.wrk(contenders[name] + "/bench/_search", connections=64, duration=duration,
-                    method="POST", body=QUERY, rate=rate)
+        r = lib.wrk(
+            contenders[name] + "/bench/_search",
+            connections=64,
+            duration=duration,
+            method="POST",
+            body=QUERY,
+            rate=rate,
+        )
         fixed[name] = r
-        print(f"  fixed {rate}/s {name:<11} achieved {r['rps']:>8,.0f}/s  p50 "
-              f"{r['latency_ms']['p50']:.2f} p99 {r['latency_ms']['p99']:.2f} p99.9 "
-              f"{r['latency_ms']['p999']:.2f} ms", flush=True)
+        print(
+            f"  fixed {rate}/s {name:<11} achieved {r['rps']:>8,.0f}/s  p50 "
+            f"{r['latency_ms']['p50']:.2f} p99 {r['latency_ms']['p99']:.2f} p99.9 "
+            f"{r['latency_ms']['p999']:.2f} ms",
+            flush=True,
+        )
     hwm = {name: lib.proc_status(p.pid, "VmHWM") for name, p in [("esproxy", esp1)]}
     lib.stop(esp1)
     lib.stop(esp2)
 
     opensearch = None if "--no-opensearch" in sys.argv else opensearch_case(duration, logs)
     result = {
-        "machine": lib.machine(), "duration_s": duration, "concurrency": CONCURRENCY,
+        "machine": lib.machine(),
+        "duration_s": duration,
+        "concurrency": CONCURRENCY,
         "load": "wrk 4.1 (1 thread, core 0); fixed rate: wrk + scripts/bench/wrk.lua pacing",
-        "request": {"method": "POST", "path": "/bench/_search", "body": QUERY,
-                    "response_bytes": len(SEARCH_RESPONSE)},
+        "request": {
+            "method": "POST",
+            "path": "/bench/_search",
+            "body": QUERY,
+            "response_bytes": len(SEARCH_RESPONSE),
+        },
         "sweep": {n: {str(c): r for c, r in runs.items()} for n, runs in sweep.items()},
-        "peak_rps": peak, "cpu_ms_per_request_at_64": cpu_per_req, "fixed_rate": {"rate": rate, "runs": fixed},
-        "esproxy_vmhwm_kib": hwm["esproxy"], "opensearch": opensearch,
+        "peak_rps": peak,
+        "cpu_ms_per_request_at_64": cpu_per_req,
+        "fixed_rate": {"rate": rate, "runs": fixed},
+        "esproxy_vmhwm_kib": hwm["esproxy"],
+        "opensearch": opensearch,
     }
     result["summary"] = summarize(result)
     lib.write_json("forwarding", result)
-    report(result)
+    lib.publish("forwarding", report, result)
     plot(result)
     return 0
 
 
 def opensearch_case(duration: float, logs: Path) -> dict[str, Any] | None:
     """POST /bench/_search on a real OpenSearch node (pinned to core 0) at 16 connections."""
-    node = lib.start("opensearch", [str(lib.REPO / "scripts" / "opensearch-node")],
-                     cpus=lib.LOAD_CPU, stdout=subprocess.PIPE, log=logs / "opensearch.log")
+    node = lib.start(
+        "opensearch",
+        [str(lib.REPO / "scripts" / "opensearch-node")],
+        cpus=lib.LOAD_CPU,
+        stdout=subprocess.PIPE,
+        log=logs / "opensearch.log",
+    )
     assert node.stdout is not None
     ready, _, _ = select.select([node.stdout], [], [], 240)  # the URL is printed once ready
     url = node.stdout.readline().decode().strip() if ready else ""
@@ -148,24 +213,37 @@ def opensearch_case(duration: float, logs: Path) -> dict[str, Any] | None:
         print("  OpenSearch did not start; skipping its case", flush=True)
         return None
     for i in (1, 2):
-        lib.http("PUT", f"{url}/bench/_doc/{i}?refresh=true",
-                 {"title": f"Document {i}", "body": "The sky above the port was the color of "
-                  "television, tuned to a dead channel.", "tags": ["a", "b"], "n": i})
+        lib.http(
+            "PUT",
+            f"{url}/bench/_doc/{i}?refresh=true",
+            {
+                "title": f"Document {i}",
+                "body": "The sky above the port was the color of "
+                "television, tuned to a dead channel.",
+                "tags": ["a", "b"],
+                "n": i,
+            },
+        )
     memory = {"ESPROXY_STORAGE_BACKEND": "memory"}
     contenders = {"direct": url}
     contenders["nginx"], _ = lib.nginx_proxy("nginx-proxy-os", url)
-    contenders["esproxy"], _ = lib.esproxy("esproxy-os", "--upstream", url, env=memory,
-                                           log_dir=logs)
+    contenders["esproxy"], _ = lib.esproxy(
+        "esproxy-os", "--upstream", url, env=memory, log_dir=logs
+    )
     for u in contenders.values():
         lib.wrk(u + "/bench/_search", connections=16, duration=2, method="POST", body=QUERY)
     runs = {}
     for name, u in contenders.items():
-        r = lib.wrk(u + "/bench/_search", connections=16, duration=duration, method="POST",
-                    body=QUERY)
+        r = lib.wrk(
+            u + "/bench/_search", connections=16, duration=duration, method="POST", body=QUERY
+        )
         runs[name] = r
-        print(f"  opensearch c=16 {name:<8} {r['rps']:>8,.0f} rps  p50 "
-              f"{r['latency_ms']['p50']:.2f} p99 {r['latency_ms']['p99']:.2f} ms  errors "
-              f"{r['errors']}", flush=True)
+        print(
+            f"  opensearch c=16 {name:<8} {r['rps']:>8,.0f} rps  p50 "
+            f"{r['latency_ms']['p50']:.2f} p99 {r['latency_ms']['p99']:.2f} ms  errors "
+            f"{r['errors']}",
+            flush=True,
+        )
     lib.stop_all()
     return {"connections": 16, "runs": runs}
 
@@ -185,10 +263,10 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
         "esproxy_achieved_fraction_of_fixed_rate": fixed["esproxy"]["rps"] / rate,
         "targets": {
             "throughput >= 50% of nginx": peak["esproxy"] / peak["nginx"] >= 0.5,
-            "added p50 <= 0.5 ms at 50% nginx peak":
-                added["p50"] <= 0.5 and fixed["esproxy"]["rps"] >= 0.95 * rate,
-            "added p99 <= 3 ms at 50% nginx peak":
-                added["p99"] <= 3 and fixed["esproxy"]["rps"] >= 0.95 * rate,
+            "added p50 <= 0.5 ms at 50% nginx peak": added["p50"] <= 0.5
+            and fixed["esproxy"]["rps"] >= 0.95 * rate,
+            "added p99 <= 3 ms at 50% nginx peak": added["p99"] <= 3
+            and fixed["esproxy"]["rps"] >= 0.95 * rate,
             "--workers 2 >= 1.8x 1 worker": peak["esproxy-w2"] / peak["esproxy"] >= 1.8,
         },
     }
@@ -203,33 +281,81 @@ def report(res: dict[str, Any]) -> None:
         for name in sweep:
             r = sweep[name][c]
             lat = r["latency_ms"]
-            rows.append([c, name, r["rps"], lib.ratio(r["rps"], sweep["nginx"][c]["rps"]),
-                         lat["p50"], lat["p99"], lat["p999"], lat["p50"] - direct["latency_ms"]["p50"],
-                         r["cpu_ms_per_request"] * 1000 if r["cpu_ms_per_request"] else None,
-                         r["errors"]])
-    print(lib.table(["conns", "contender", "rps", "× nginx", "p50", "p99", "p99.9",
-                     "p50 over direct", "CPU µs/req", "errors"], rows))
+            rows.append(
+                [
+                    c,
+                    name,
+                    r["rps"],
+                    lib.ratio(r["rps"], sweep["nginx"][c]["rps"]),
+                    lat["p50"],
+                    lat["p99"],
+                    lat["p999"],
+                    lat["p50"] - direct["latency_ms"]["p50"],
+                    r["cpu_ms_per_request"] * 1000 if r["cpu_ms_per_request"] else None,
+                    r["errors"],
+                ]
+            )
+    print(
+        lib.table(
+            [
+                "conns",
+                "contender",
+                "rps",
+                "× nginx",
+                "p50",
+                "p99",
+                "p99.9",
+                "p50 over direct",
+                "CPU µs/req",
+                "errors",
+            ],
+            rows,
+        )
+    )
     fx = res["fixed_rate"]
     print(f"\nFixed rate {fx['rate']:,}/s (50% of nginx's peak), 64 connections\n")
     d = fx["runs"]["direct"]["latency_ms"]
-    rows = [[n, r["rps"], r["latency_ms"]["p50"], r["latency_ms"]["p99"], r["latency_ms"]["p999"],
-             r["latency_ms"]["p50"] - d["p50"], r["latency_ms"]["p99"] - d["p99"]]
-            for n, r in fx["runs"].items()]
+    rows = [
+        [
+            n,
+            r["rps"],
+            r["latency_ms"]["p50"],
+            r["latency_ms"]["p99"],
+            r["latency_ms"]["p999"],
+            r["latency_ms"]["p50"] - d["p50"],
+            r["latency_ms"]["p99"] - d["p99"],
+        ]
+        for n, r in fx["runs"].items()
+    ]
     print(lib.table(["contender", "achieved/s", "p50", "p99", "p99.9", "+p50", "+p99"], rows))
     if res["opensearch"]:
         print("\nOpenSearch 2.19.6 upstream, 16 connections\n")
         runs = res["opensearch"]["runs"]
-        rows = [[n, r["rps"], lib.ratio(r["rps"], runs["nginx"]["rps"]), r["latency_ms"]["p50"],
-                 r["latency_ms"]["p99"], r["latency_ms"]["p50"] - runs["direct"]["latency_ms"]["p50"],
-                 r["errors"]] for n, r in runs.items()]
+        rows = [
+            [
+                n,
+                r["rps"],
+                lib.ratio(r["rps"], runs["nginx"]["rps"]),
+                r["latency_ms"]["p50"],
+                r["latency_ms"]["p99"],
+                r["latency_ms"]["p50"] - runs["direct"]["latency_ms"]["p50"],
+                r["errors"],
+            ]
+            for n, r in runs.items()
+        ]
         print(lib.table(["contender", "rps", "× nginx", "p50", "p99", "+p50", "errors"], rows))
     s = res["summary"]
-    print(f"\nesproxy / nginx peak: {s['esproxy_vs_nginx_peak']:.2f}; workers 2 / 1: "
-          f"{s['workers2_vs_workers1_peak']:.2f}; esproxy VmHWM {res['esproxy_vmhwm_kib'] / 1024:.0f} MiB")
+    print(
+        f"\nesproxy / nginx peak: {s['esproxy_vs_nginx_peak']:.2f}; workers 2 / 1: "
+        f"{s['workers2_vs_workers1_peak']:.2f}; "
+        f"esproxy VmHWM {res['esproxy_vmhwm_kib'] / 1024:.0f} MiB"
+    )
     cpu = res["cpu_ms_per_request_at_64"]
-    print("CPU per request at 64 connections: " + ", ".join(
-        f"{n} {v * 1000:.0f} µs" for n, v in cpu.items()) +
-        f" (esproxy / nginx: {lib.ratio(cpu.get('esproxy'), cpu.get('nginx')):.1f}×)")
+    print(
+        "CPU per request at 64 connections: "
+        + ", ".join(f"{n} {v * 1000:.0f} µs" for n, v in cpu.items())
+        + f" (esproxy / nginx: {lib.ratio(cpu.get('esproxy'), cpu.get('nginx')):.1f}×)"
+    )
     for target, ok in s["targets"].items():
         print(f"  {'MET ' if ok else 'MISS'} {target}")
 

@@ -7,6 +7,8 @@ wrk. Workloads: 16-input Titan v2 embeddings (16 InvokeModel calls), 96-input Co
 (one call), short completions (one Converse call); at 1, 16 and 64 concurrent requests.
 """
 
+# ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
+
 from __future__ import annotations
 
 import json
@@ -30,8 +32,12 @@ FAST = {"requests_per_minute": 100_000_000}  # so that the limiter never paces t
 ESPROXY_ENDPOINTS = {
     "titan16": ("text_embedding", "bench-titan", "amazontitan", "amazon.titan-embed-text-v2:0"),
     "cohere96": ("text_embedding", "bench-cohere", "cohere", "cohere.embed-english-v3"),
-    "completion": ("completion", "bench-completion", "amazontitan",
-                   "amazon.titan-text-premier-v1:0"),
+    "completion": (
+        "completion",
+        "bench-completion",
+        "amazontitan",
+        "amazon.titan-text-premier-v1:0",
+    ),
 }
 
 
@@ -39,8 +45,7 @@ def esproxy_requests() -> dict[str, tuple[str, str]]:
     return {
         "titan16": ("/_inference/text_embedding/bench-titan", json.dumps({"input": TEXTS[:16]})),
         "cohere96": ("/_inference/text_embedding/bench-cohere", json.dumps({"input": TEXTS})),
-        "completion": ("/_inference/completion/bench-completion",
-                       json.dumps({"input": QUESTION})),
+        "completion": ("/_inference/completion/bench-completion", json.dumps({"input": QUESTION})),
     }
 
 
@@ -48,21 +53,37 @@ def litellm_requests() -> dict[str, tuple[str, str]]:
     return {
         "titan16": ("/v1/embeddings", json.dumps({"model": "titan", "input": TEXTS[:16]})),
         "cohere96": ("/v1/embeddings", json.dumps({"model": "cohere", "input": TEXTS})),
-        "completion": ("/v1/chat/completions", json.dumps({
-            "model": "completion", "max_tokens": 64,
-            "messages": [{"role": "user", "content": QUESTION}]})),
+        "completion": (
+            "/v1/chat/completions",
+            json.dumps(
+                {
+                    "model": "completion",
+                    "max_tokens": 64,
+                    "messages": [{"role": "user", "content": QUESTION}],
+                }
+            ),
+        ),
     }
 
 
 def start_esproxy(emulator: str, logs: Path) -> tuple[str, Any]:
     url, proc = lib.esproxy("esproxy", "--bedrock-endpoint-url", emulator, log_dir=logs)
     for task, inference_id, provider, model in ESPROXY_ENDPOINTS.values():
-        status, body = lib.http("PUT", f"{url}/_inference/{task}/{inference_id}", {
-            "service": "amazonbedrock",
-            "service_settings": {**KEYS, "region": "us-east-1", "provider": provider,
-                                 "model": model, "rate_limit": FAST},
-            **({"task_settings": {"max_new_tokens": 64}} if task == "completion" else {}),
-        })
+        status, body = lib.http(
+            "PUT",
+            f"{url}/_inference/{task}/{inference_id}",
+            {
+                "service": "amazonbedrock",
+                "service_settings": {
+                    **KEYS,
+                    "region": "us-east-1",
+                    "provider": provider,
+                    "model": model,
+                    "rate_limit": FAST,
+                },
+                **({"task_settings": {"max_new_tokens": 64}} if task == "completion" else {}),
+            },
+        )
         if status != 200:
             raise RuntimeError(f"PUT {inference_id}: {status} {body}")
     return url, proc
@@ -72,26 +93,53 @@ def start_litellm(emulator: str, logs: Path) -> tuple[str, Any] | None:
     exe = lib.REPO / ".cache" / "litellm-venv" / "bin" / "litellm"
     if not exe.exists():
         return None
-    common = {"aws_bedrock_runtime_endpoint": emulator, "aws_region_name": "us-east-1",
-              "aws_access_key_id": KEYS["access_key"],
-              "aws_secret_access_key": KEYS["secret_key"]}
-    models = [("titan", "bedrock/amazon.titan-embed-text-v2:0"),
-              ("cohere", "bedrock/cohere.embed-english-v3"),
-              ("completion", "bedrock/converse/amazon.titan-text-premier-v1:0")]
+    common = {
+        "aws_bedrock_runtime_endpoint": emulator,
+        "aws_region_name": "us-east-1",
+        "aws_access_key_id": KEYS["access_key"],
+        "aws_secret_access_key": KEYS["secret_key"],
+    }
+    models = [
+        ("titan", "bedrock/amazon.titan-embed-text-v2:0"),
+        ("cohere", "bedrock/cohere.embed-english-v3"),
+        ("completion", "bedrock/converse/amazon.titan-text-premier-v1:0"),
+    ]
     config = logs / "litellm.yaml"
     # JSON is YAML: no YAML library needed here.
-    config.write_text(json.dumps({
-        "model_list": [{"model_name": n, "litellm_params": {"model": m, **common}}
-                       for n, m in models],
-        "litellm_settings": {"drop_params": True, "telemetry": False},
-        "general_settings": {"master_key": LITELLM_KEY},
-    }, indent=1))
+    config.write_text(
+        json.dumps(
+            {
+                "model_list": [
+                    {"model_name": n, "litellm_params": {"model": m, **common}} for n, m in models
+                ],
+                "litellm_settings": {"drop_params": True, "telemetry": False},
+                "general_settings": {"master_key": LITELLM_KEY},
+            },
+            indent=1,
+        )
+    )
     port = lib.free_port()
-    proc = lib.start("litellm", [str(exe), "--config", str(config), "--host", "127.0.0.1",
-                                 "--port", str(port), "--num_workers", "1"],
-                     cpus=lib.PROXY_CPU, log=logs / "litellm.log",
-                     env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
-                          "LITELLM_TELEMETRY": "False"})
+    proc = lib.start(
+        "litellm",
+        [
+            str(exe),
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ],
+        cpus=lib.PROXY_CPU,
+        log=logs / "litellm.log",
+        env={
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_TELEMETRY": "False",
+        },
+    )
     url = f"http://127.0.0.1:{port}"
     lib.wait_http(url + "/health/liveliness", proc, timeout=240)
     return url, proc
@@ -99,9 +147,21 @@ def start_litellm(emulator: str, logs: Path) -> tuple[str, Any] | None:
 
 def direct(emulator: str, workload: str, conc: int, duration: float) -> dict[str, Any]:
     out = subprocess.run(
-        ["taskset", "-c", lib.PROXY_CPU, lib.PROJECT_PY, str(lib.BENCH / "bedrock_direct.py"),
-         emulator, workload, str(conc), str(duration)],
-        capture_output=True, text=True, timeout=duration + 120)
+        [
+            "taskset",
+            "-c",
+            lib.PROXY_CPU,
+            lib.PROJECT_PY,
+            str(lib.BENCH / "bedrock_direct.py"),
+            emulator,
+            workload,
+            str(conc),
+            str(duration),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 120,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"bedrock_direct failed: {out.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -110,8 +170,9 @@ def direct(emulator: str, workload: str, conc: int, duration: float) -> dict[str
 
 def check(url: str, path: str, body: str, header: str | None) -> None:
     name, _, value = (header or "").partition(": ")
-    status, answer = lib.http("POST", url + path, json.loads(body), timeout=60,
-                              headers={name: value} if header else None)
+    status, answer = lib.http(
+        "POST", url + path, json.loads(body), timeout=60, headers={name: value} if header else None
+    )
     if status != 200:
         raise RuntimeError(f"POST {url}{path}: {status} {str(answer)[:500]}")
 
@@ -123,7 +184,8 @@ def main() -> int:
     emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
     esproxy_url, esproxy_proc = start_esproxy(emulator, logs)
     targets: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
-        "esproxy": (esproxy_url, esproxy_requests(), None)}
+        "esproxy": (esproxy_url, esproxy_requests(), None)
+    }
     procs = {"esproxy": esproxy_proc}
     litellm = None if "--no-litellm" in sys.argv else start_litellm(emulator, logs)
     if litellm:
@@ -136,10 +198,9 @@ def main() -> int:
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for workload in WORKLOADS:
         results[workload] = {}
-        for name, (url, requests, header) in targets.items():  # warm up
+        for url, requests, header in targets.values():  # warm up
             path, body = requests[workload]
-            lib.wrk(url + path, connections=4, duration=1, method="POST", body=body,
-                    header=header)
+            lib.wrk(url + path, connections=4, duration=1, method="POST", body=body, header=header)
         for i, c in enumerate(CONCURRENCY):
             names = ["direct", *targets]
             for name in names if i % 2 == 0 else reversed(names):
@@ -148,22 +209,38 @@ def main() -> int:
                 else:
                     url, requests, header = targets[name]
                     path, body = requests[workload]
-                    r = lib.wrk(url + path, connections=c, duration=duration, method="POST",
-                                body=body, header=header, measure=procs[name])
+                    r = lib.wrk(
+                        url + path,
+                        connections=c,
+                        duration=duration,
+                        method="POST",
+                        body=body,
+                        header=header,
+                        measure=procs[name],
+                    )
                     # Drain: requests wrk abandoned may still be queued in the contender (LiteLLM
                     # does not cancel them); one request that waits behind them clears the way.
                     check(url, path, body, header)
                 results[workload].setdefault(str(c), {})[name] = r
                 cpu = r.get("cpu_ms_per_request")
-                print(f"  {workload:<10} c={c:<3} {name:<8} {r['rps']:>8,.1f} req/s  p50 "
-                      f"{r['latency_ms']['p50']:7.2f} p99 {r['latency_ms']['p99']:7.2f} ms  "
-                      f"errors {r['errors']}  CPU {cpu or float('nan'):.2f} ms/req", flush=True)
+                print(
+                    f"  {workload:<10} c={c:<3} {name:<8} {r['rps']:>8,.1f} req/s  p50 "
+                    f"{r['latency_ms']['p50']:7.2f} p99 {r['latency_ms']['p99']:7.2f} ms  "
+                    f"errors {r['errors']}  CPU {cpu or float('nan'):.2f} ms/req",
+                    flush=True,
+                )
 
-    result = {"machine": lib.machine(), "duration_s": duration, "emulator_latency_ms": 20,
-              "concurrency": CONCURRENCY, "workloads": WORKLOADS, "results": results}
+    result = {
+        "machine": lib.machine(),
+        "duration_s": duration,
+        "emulator_latency_ms": 20,
+        "concurrency": CONCURRENCY,
+        "workloads": WORKLOADS,
+        "results": results,
+    }
     result["summary"] = summarize(result)
     lib.write_json("inference", result)
-    report(result)
+    lib.publish("inference", report, result)
     plot(result)
     return 0
 
@@ -172,26 +249,37 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
     added, vs_litellm = {}, {}
     for w, by_c in res["results"].items():
         for c, runs in by_c.items():
-            added[f"{w}@{c}"] = runs["esproxy"]["latency_ms"]["p50"] - runs["direct"]["latency_ms"]["p50"]
+            added[f"{w}@{c}"] = (
+                runs["esproxy"]["latency_ms"]["p50"] - runs["direct"]["latency_ms"]["p50"]
+            )
             if "litellm" in runs:
                 vs_litellm[f"{w}@{c}"] = lib.ratio(runs["esproxy"]["rps"], runs["litellm"]["rps"])
     at1 = [v for k, v in added.items() if k.endswith("@1")]
-    peak_ratio = {w: lib.ratio(max(r["esproxy"]["rps"] for r in by_c.values()),
-                               max(r["litellm"]["rps"] for r in by_c.values()))
-                  for w, by_c in res["results"].items() if "litellm" in by_c["1"]}
+    peak_ratio = {
+        w: lib.ratio(
+            max(r["esproxy"]["rps"] for r in by_c.values()),
+            max(r["litellm"]["rps"] for r in by_c.values()),
+        )
+        for w, by_c in res["results"].items()
+        if "litellm" in by_c["1"]
+    }
     # esproxy's own CPU per request: what it spends beyond the aiobotocore work the direct driver
     # also does (at 16 concurrent requests; robust to other load on the machine).
-    extra_cpu = {w: by_c["16"]["esproxy"]["cpu_ms_per_request"] - by_c["16"]["direct"]["cpu_ms_per_request"]
-                 for w, by_c in res["results"].items()
-                 if by_c["16"]["esproxy"].get("cpu_ms_per_request") and by_c["16"]["direct"].get("cpu_ms_per_request")}
+    extra_cpu = {
+        w: by_c["16"]["esproxy"]["cpu_ms_per_request"] - by_c["16"]["direct"]["cpu_ms_per_request"]
+        for w, by_c in res["results"].items()
+        if by_c["16"]["esproxy"].get("cpu_ms_per_request")
+        and by_c["16"]["direct"].get("cpu_ms_per_request")
+    }
     return {
-        "esproxy_added_p50_ms": added, "esproxy_extra_cpu_ms_per_request": extra_cpu,
+        "esproxy_added_p50_ms": added,
+        "esproxy_extra_cpu_ms_per_request": extra_cpu,
         "esproxy_vs_litellm_rps": vs_litellm,
         "esproxy_vs_litellm_peak_rps": peak_ratio,
         "targets": {
             "<= 1 ms p50 added over direct (concurrency 1)": max(at1) <= 1.0,
-            ">= 3x LiteLLM throughput (peak, every workload)":
-                bool(peak_ratio) and min(peak_ratio.values()) >= 3.0,
+            ">= 3x LiteLLM throughput (peak, every workload)": bool(peak_ratio)
+            and min(peak_ratio.values()) >= 3.0,
         },
     }
 
@@ -203,15 +291,45 @@ def report(res: dict[str, Any]) -> None:
         for c, runs in by_c.items():
             d = runs["direct"]
             for name, r in runs.items():
-                rows.append([w, c, name, r["rps"], lib.ratio(r["rps"], d["rps"]),
-                             r["latency_ms"]["p50"], r["latency_ms"]["p99"],
-                             r["latency_ms"]["p50"] - d["latency_ms"]["p50"],
-                             lib.ratio(runs["esproxy"]["rps"], r["rps"]) if name == "litellm"
-                             else None, r.get("cpu_ms_per_request"), r["errors"]])
-    print(lib.table(["workload", "conc", "contender", "req/s", "× direct", "p50 ms", "p99 ms",
-                     "+p50 ms", "esproxy ×", "CPU ms/req", "errors"], rows))
-    print("\nesproxy's own CPU per request beyond direct aiobotocore (16 concurrent): " + ", ".join(
-        f"{w} {v:.2f} ms" for w, v in res["summary"]["esproxy_extra_cpu_ms_per_request"].items()))
+                rows.append(
+                    [
+                        w,
+                        c,
+                        name,
+                        r["rps"],
+                        lib.ratio(r["rps"], d["rps"]),
+                        r["latency_ms"]["p50"],
+                        r["latency_ms"]["p99"],
+                        r["latency_ms"]["p50"] - d["latency_ms"]["p50"],
+                        lib.ratio(runs["esproxy"]["rps"], r["rps"]) if name == "litellm" else None,
+                        r.get("cpu_ms_per_request"),
+                        r["errors"],
+                    ]
+                )
+    print(
+        lib.table(
+            [
+                "workload",
+                "conc",
+                "contender",
+                "req/s",
+                "× direct",
+                "p50 ms",
+                "p99 ms",
+                "+p50 ms",
+                "esproxy ×",
+                "CPU ms/req",
+                "errors",
+            ],
+            rows,
+        )
+    )
+    print(
+        "\nesproxy's own CPU per request beyond direct aiobotocore (16 concurrent): "
+        + ", ".join(
+            f"{w} {v:.2f} ms" for w, v in res["summary"]["esproxy_extra_cpu_ms_per_request"].items()
+        )
+    )
     for target, ok in res["summary"]["targets"].items():
         print(f"  {'MET ' if ok else 'MISS'} {target}")
 
@@ -221,7 +339,7 @@ def plot(res: dict[str, Any]) -> None:
     workloads = list(res["results"])
     fig, axes = plt.subplots(1, len(workloads), figsize=(4.2 * len(workloads), 3.8))
     conc = res["concurrency"]
-    for ax, w in zip(axes, workloads):
+    for ax, w in zip(axes, workloads, strict=True):
         by_c = res["results"][w]
         for name in by_c[str(conc[0])]:
             ax.plot(conc, [by_c[str(c)][name]["rps"] for c in conc], marker="o", label=name)

@@ -6,6 +6,8 @@ body and says how many bytes it got, which is checked. Runs alternate; the media
 esproxy's peak RSS is its VmHWM after all its runs.
 """
 
+# ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
+
 from __future__ import annotations
 
 import statistics
@@ -48,10 +50,27 @@ def bulk_file(size_mb: int) -> Path:
 def upload(url: str, body: Path) -> dict[str, Any]:
     started = time.perf_counter()
     out = subprocess.run(
-        ["taskset", "-c", lib.LOAD_CPU, "curl", "-sS", "-X", "POST", "-T", str(body),
-         "-H", "Content-Type: application/x-ndjson", "-H", "Expect:",
-         "-w", "\n%{http_code}", url + "/_bulk"],
-        capture_output=True, text=True, timeout=600,
+        [
+            "taskset",
+            "-c",
+            lib.LOAD_CPU,
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            "-T",
+            str(body),
+            "-H",
+            "Content-Type: application/x-ndjson",
+            "-H",
+            "Expect:",
+            "-w",
+            "\n%{http_code}",
+            url + "/_bulk",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     elapsed = time.perf_counter() - started
     text, _, code = out.stdout.rpartition("\n")
@@ -69,14 +88,16 @@ def main() -> int:
     body = bulk_file(size_mb)
     logs = lib.tmpdir("large-logs")
     port = lib.free_port()
-    sink = lib.start("sink", [lib.PROJECT_PY, str(lib.BENCH / "sink.py"), str(port)],
-                     cpus=lib.LOAD_CPU)
+    sink = lib.start(
+        "sink", [lib.PROJECT_PY, str(lib.BENCH / "sink.py"), str(port)], cpus=lib.LOAD_CPU
+    )
     upstream = f"http://127.0.0.1:{port}"
     lib.wait_http(upstream, sink)
     contenders = {"direct": upstream}
     contenders["nginx"], _ = lib.nginx_proxy("nginx-proxy", upstream)
     contenders["esproxy"], esp = lib.esproxy(
-        "esproxy", "--upstream", upstream, env={"ESPROXY_STORAGE_BACKEND": "memory"}, log_dir=logs)
+        "esproxy", "--upstream", upstream, env={"ESPROXY_STORAGE_BACKEND": "memory"}, log_dir=logs
+    )
     rss_idle = lib.proc_status(esp.pid, "VmRSS")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
     rss_during: list[int] = []
@@ -85,16 +106,23 @@ def main() -> int:
         for name in names:
             r = upload(contenders[name], body)
             runs[name].append(r)
-            print(f"  round {i + 1} {name:<8} {r['mb_s']:>7.0f} MB/s  ({r['seconds']:.2f} s, "
-                  f"{'complete' if r['complete'] else 'INCOMPLETE'})", flush=True)
+            print(
+                f"  round {i + 1} {name:<8} {r['mb_s']:>7.0f} MB/s  ({r['seconds']:.2f} s, "
+                f"{'complete' if r['complete'] else 'INCOMPLETE'})",
+                flush=True,
+            )
             if name == "esproxy":
                 rss_during.append(lib.proc_status(esp.pid, "VmRSS"))
     hwm = lib.proc_status(esp.pid, "VmHWM")
     med = {n: statistics.median(r["mb_s"] for r in rs) for n, rs in runs.items()}
     result = {
-        "machine": lib.machine(), "size_mb": size_mb, "rounds": rounds,
-        "client": "curl -T (core 0)", "upstream": "scripts/bench/sink.py (reads all, then 200)",
-        "runs": runs, "median_mb_s": med,
+        "machine": lib.machine(),
+        "size_mb": size_mb,
+        "rounds": rounds,
+        "client": "curl -T (core 0)",
+        "upstream": "scripts/bench/sink.py (reads all, then 200)",
+        "runs": runs,
+        "median_mb_s": med,
         "esproxy_rss_kib": {"idle": rss_idle, "after_runs": rss_during, "vmhwm": hwm},
         "all_complete": all(r["complete"] for rs in runs.values() for r in rs),
     }
@@ -106,16 +134,35 @@ def main() -> int:
         },
     }
     lib.write_json("large-bodies", result)
-    print(f"\n{size_mb} MB _bulk, median of {rounds} runs\n")
-    print(lib.table(["contender", "MB/s", "× nginx", "runs (MB/s)"], [
-        [n, med[n], lib.ratio(med[n], med["nginx"]),
-         " ".join(f"{r['mb_s']:.0f}" for r in runs[n])] for n in runs]))
-    print(f"\nesproxy RSS: idle {rss_idle / 1024:.0f} MiB, peak (VmHWM) {hwm / 1024:.0f} MiB "
-          f"({hwm * 1024 / 1e6:.0f} MB)")
-    for target, ok in result["summary"]["targets"].items():
-        print(f"  {'MET ' if ok else 'MISS'} {target}")
+    lib.publish("large-bodies", report, result)
     plot(result)
     return 0 if result["all_complete"] else 1
+
+
+def report(res: dict[str, Any]) -> None:
+    med, runs, hwm = res["median_mb_s"], res["runs"], res["esproxy_rss_kib"]["vmhwm"]
+    print(f"{res['size_mb']} MB _bulk, median of {res['rounds']} runs\n")
+    print(
+        lib.table(
+            ["contender", "MB/s", "× nginx", "runs (MB/s)"],
+            [
+                [
+                    n,
+                    med[n],
+                    lib.ratio(med[n], med["nginx"]),
+                    " ".join(f"{r['mb_s']:.0f}" for r in runs[n]),
+                ]
+                for n in runs
+            ],
+        )
+    )
+    print(
+        f"\nesproxy RSS: idle {res['esproxy_rss_kib']['idle'] / 1024:.0f} MiB, peak (VmHWM) "
+        f"{hwm / 1024:.0f} MiB ({hwm * 1024 / 1e6:.0f} MB); every upload complete: "
+        f"{res['all_complete']}\n"
+    )
+    for target, ok in res["summary"]["targets"].items():
+        print(f"  {'MET ' if ok else 'MISS'} {target}")
 
 
 def plot(res: dict[str, Any]) -> None:

@@ -6,9 +6,13 @@ and drivers that need aiohttp or aiobotocore run under the project's .venv, so t
 the versions esproxy uses; this module needs only the standard library (and matplotlib to plot).
 """
 
+# ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
+
 from __future__ import annotations
 
 import atexit
+import contextlib
+import io
 import json
 import os
 import platform
@@ -80,23 +84,17 @@ def start(
 
 def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(grace)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait(5)
     else:  # the leader is gone; its group (e.g. spawned workers) may not be
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
     if proc in _procs:
         _procs.remove(proc)
 
@@ -141,7 +139,11 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: fl
 
 
 def http(
-    method: str, url: str, body: Any = None, timeout: float = 30, headers: dict[str, str] | None = None
+    method: str,
+    url: str,
+    body: Any = None,
+    timeout: float = 30,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
@@ -212,8 +214,18 @@ def esproxy(
     launcher = [str(BENCH / "uvloop_esproxy.py")] if uvloop else ["-m", "esproxy"]
     proc = start(
         name,
-        [PROJECT_PY, *launcher, "serve", "--listen", f"127.0.0.1:{port}",
-         "--data-dir", str(data), "--log-level", "WARNING", *args],
+        [
+            PROJECT_PY,
+            *launcher,
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(data),
+            "--log-level",
+            "WARNING",
+            *args,
+        ],
         cpus=cpus,
         env={"ESPROXY_AUTH_MODE": "none", **(env or {})},
         log=log_dir / f"{name}.log",
@@ -226,8 +238,10 @@ def esproxy(
 def ensure_uvloop() -> None:
     target = CACHE / "uvloop"
     if not (target / "uvloop").is_dir():
-        subprocess.run([PROJECT_PY, "-m", "pip", "install", "-q", "--target", str(target),
-                        "uvloop"], check=True)
+        subprocess.run(
+            [PROJECT_PY, "-m", "pip", "install", "-q", "--target", str(target), "uvloop"],
+            check=True,
+        )
 
 
 def emulator(
@@ -236,8 +250,17 @@ def emulator(
     port = port or free_port()
     proc = start(
         name,
-        [PROJECT_PY, "-m", "esproxy", "bedrock-emulator", "--listen", f"127.0.0.1:{port}",
-         "--log-level", "WARNING", *args],
+        [
+            PROJECT_PY,
+            "-m",
+            "esproxy",
+            "bedrock-emulator",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "WARNING",
+            *args,
+        ],
         cpus=cpus,
         log=log_dir / f"{name}.log",
     )
@@ -276,7 +299,9 @@ def nginx_proxy(name: str, upstream: str, *, cpus: str = PROXY_CPU) -> tuple[str
     """nginx as a streaming reverse proxy: keep-alive to the upstream, no request buffering."""
     port = free_port()
     host = upstream.split("//", 1)[1]
-    proc = nginx(name, f"""
+    proc = nginx(
+        name,
+        f"""
   upstream backend {{ server {host}; keepalive 256; keepalive_requests 1000000; }}
   server {{
     listen 127.0.0.1:{port} backlog=4096;
@@ -288,7 +313,9 @@ def nginx_proxy(name: str, upstream: str, *, cpus: str = PROXY_CPU) -> tuple[str
       proxy_request_buffering off;
       proxy_read_timeout 300s;
     }}
-  }}""", cpus=cpus)
+  }}""",
+        cpus=cpus,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_http(url, proc)
     return url, proc
@@ -316,32 +343,53 @@ def wrk(
     with `measure`, the CPU that process (and its children) spent per request: unlike throughput,
     that cost hardly moves when other work shares the machine.
     """
-    env = {"WRK_METHOD": method, "WRK_CONTENT_TYPE": content_type, "WRK_RATE": str(rate),
-           "WRK_HEADER": header or ""}
+    env = {
+        "WRK_METHOD": method,
+        "WRK_CONTENT_TYPE": content_type,
+        "WRK_RATE": str(rate),
+        "WRK_HEADER": header or "",
+    }
     if body is not None:
         f = tmpdir("wrk-body") / "body"
         f.write_text(body)
         env["WRK_BODY_FILE"] = str(f)
-    argv = ["taskset", "-c", cpus, "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s",
-            "--timeout", "30s", "-s", WRK_LUA, url]
+    argv = [
+        "taskset",
+        "-c",
+        cpus,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--timeout",
+        "30s",
+        "-s",
+        WRK_LUA,
+        url,
+    ]
     cpu_before = cpu_seconds(measure)
-    out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env},
-                         timeout=duration + 60)
+    out = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, **env}, timeout=duration + 60
+    )
     cpu = cpu_seconds(measure) - cpu_before
     line = next((x for x in out.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
-    raw = json.loads(line[len("WRKJSON "):])
+    raw = json.loads(line[len("WRKJSON ") :])
     secs = raw["duration_us"] / 1e6
     # No completed request (all slower than the run): no latency to report, not zero.
     lat = {k: v / 1000 if raw["requests"] else float("nan") for k, v in raw["latency_us"].items()}
     errors = sum(raw["errors"].values())
     return {
-        "requests": raw["requests"], "rps": raw["requests"] / secs, "errors": errors,
-        "error_detail": raw["errors"], "latency_ms": lat, "connections": connections,
-        "duration_s": secs, "target_rate": rate or None,
-        "cpu_ms_per_request": cpu * 1000 / raw["requests"] if measure and raw["requests"]
-        else None,
+        "requests": raw["requests"],
+        "rps": raw["requests"] / secs,
+        "errors": errors,
+        "error_detail": raw["errors"],
+        "latency_ms": lat,
+        "connections": connections,
+        "duration_s": secs,
+        "target_rate": rate or None,
+        "cpu_ms_per_request": cpu * 1000 / raw["requests"] if measure and raw["requests"] else None,
     }
 
 
@@ -368,6 +416,35 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def publish(name: str, report: Any, *args: Any) -> str:
+    """Print what `report(*args)` prints, and keep it as the latest result: docs/bench/<name>.md,
+    and the block between `<!-- bench:<name> -->` and `<!-- /bench:<name> -->` in
+    docs/benchmarks.md (the prose around it is left alone)."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        report(*args)
+    info = machine()
+    head = (
+        f"_Recorded {info['when']} on {info['cpus']} cores, 1-minute load "
+        f"{info['load_avg_at_start'][0]} at the end"
+        f"{' (busy machine: other work was running)' if info['noisy'] else ''}"
+        f"{'; QUICK run, not representative' if info['quick'] else ''}._\n"
+    )
+    text = head + buf.getvalue().rstrip() + "\n"
+    print(text, flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(text)
+    doc = REPO / "docs" / "benchmarks.md"
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    if doc.exists():
+        page = doc.read_text()
+        if begin in page and end in page:
+            before, rest = page.split(begin, 1)
+            after = rest.split(end, 1)[1]
+            doc.write_text(f"{before}{begin}\n{text}{end}{after}")
+    return text
+
+
 def no_nan(value: Any) -> Any:
     """NaN (no measurement) as JSON null."""
     if isinstance(value, float) and value != value:
@@ -382,9 +459,10 @@ def no_nan(value: Any) -> Any:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A Markdown table (also readable in a terminal)."""
     cells = [[fmt(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
-    line = lambda r: "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    line = lambda r: "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
     return "\n".join([line(list(headers)), sep, *(line(r) for r in cells)])
 
@@ -418,7 +496,10 @@ def pyplot() -> Any:
 
 def banner(title: str) -> None:
     info = machine()
-    print(f"# {title}  ({info['when']}, load {info['load_avg_at_start']}, "
-          f"{info['cpus']} cpus{', QUICK' if info['quick'] else ''})", flush=True)
+    print(
+        f"# {title}  ({info['when']}, load {info['load_avg_at_start']}, "
+        f"{info['cpus']} cpus{', QUICK' if info['quick'] else ''})",
+        flush=True,
+    )
     if info["noisy"]:
         print("note: the machine is busy (1-min load >= 0.5); numbers will be noisy", flush=True)

@@ -15,14 +15,17 @@ HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length"
 def main(port: int, target: str) -> None:
     async def session_ctx(app: web.Application):  # type: ignore[no-untyped-def]
         app["session"] = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=512), auto_decompress=False)
+            connector=aiohttp.TCPConnector(limit=512), auto_decompress=False
+        )
         yield
         await app["session"].close()
 
     async def forward(request: web.Request) -> web.Response:
         body = await request.read()
         async with request.app["session"].request(
-            request.method, target + request.rel_url.raw_path_qs, data=body or None,
+            request.method,
+            target + request.rel_url.raw_path_qs,
+            data=body or None,
             headers={k: v for k, v in request.headers.items() if k.lower() not in HOP},
         ) as upstream:
             payload = await upstream.read()

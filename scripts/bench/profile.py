@@ -16,6 +16,7 @@ import collections
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import forwarding
 import inference
@@ -27,8 +28,25 @@ PY_SPY = str(lib.REPO / ".cache" / "bench-venv" / "bin" / "py-spy")
 def record(pid: int, seconds: float, name: str) -> str:
     lib.CACHE.mkdir(parents=True, exist_ok=True)
     folded = lib.CACHE / f"profile-{name}.folded"
-    subprocess.run([PY_SPY, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200", "--gil",
-                    "-f", "raw", "-o", str(folded)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            PY_SPY,
+            "record",
+            "-p",
+            str(pid),
+            "-d",
+            str(int(seconds)),
+            "-r",
+            "200",
+            "--gil",
+            "-f",
+            "raw",
+            "-o",
+            str(folded),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(folded)
 
 
@@ -36,7 +54,7 @@ def summarize(folded: str, top: int = 40) -> None:
     total = 0
     own: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
-    for line in open(folded):
+    for line in Path(folded).read_text().splitlines():
         stack, _, n = line.rstrip().rpartition(" ")
         count = int(n)
         total += count
@@ -62,8 +80,13 @@ def main() -> int:
     logs = lib.tmpdir("profile-logs")
     if args.scenario == "forwarding":
         upstream = forwarding.upstream_nginx()
-        url, esp = lib.esproxy("esproxy", "--upstream", upstream,
-                               env={"ESPROXY_STORAGE_BACKEND": "memory"}, log_dir=logs)
+        url, esp = lib.esproxy(
+            "esproxy",
+            "--upstream",
+            upstream,
+            env={"ESPROXY_STORAGE_BACKEND": "memory"},
+            log_dir=logs,
+        )
         target, method, body, name = url + "/bench/_search", "POST", forwarding.QUERY, "forwarding"
     else:
         emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
@@ -71,15 +94,25 @@ def main() -> int:
         path, body = inference.esproxy_requests()[args.workload]
         target, method, name = url + path, "POST", f"inference-{args.workload}"
     load: dict[str, object] = {}
-    runner = threading.Thread(target=lambda: load.update(lib.wrk(
-        target, connections=args.connections, duration=args.seconds + 4, method=method,
-        body=body)))
+    runner = threading.Thread(
+        target=lambda: load.update(
+            lib.wrk(
+                target,
+                connections=args.connections,
+                duration=args.seconds + 4,
+                method=method,
+                body=body,
+            )
+        )
+    )
     runner.start()
     threading.Event().wait(2)  # past the warm-up
     folded = record(esp.pid, args.seconds, name)
     runner.join()
-    print(f"load during the profile: {load.get('rps', 0):,.0f} req/s at {args.connections} "
-          f"connections (sampling slows esproxy somewhat)")
+    print(
+        f"load during the profile: {load.get('rps', 0):,.0f} req/s at {args.connections} "
+        f"connections (sampling slows esproxy somewhat)"
+    )
     summarize(folded)
     return 0
 

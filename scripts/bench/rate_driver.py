@@ -40,8 +40,15 @@ async def main(url: str, concurrency: int, seconds: float, ids: list[str]) -> No
                     statuses[inference_id][type(error).__name__] += 1
 
         await asyncio.gather(*(caller(i, n) for i in ids for n in range(concurrency)))
-    print(json.dumps({"started": started, "seconds": seconds,
-                      "statuses": {i: dict(c) for i, c in statuses.items()}}))
+    print(
+        json.dumps(
+            {
+                "started": started,
+                "seconds": seconds,
+                "statuses": {i: dict(c) for i, c in statuses.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

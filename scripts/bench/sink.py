@@ -46,7 +46,7 @@ class Sink(asyncio.Protocol):
                 end = self.buf.find(b"\r\n\r\n")
                 if end < 0:
                     return False
-                head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end + 4:]
+                head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end + 4 :]
                 headers = {}
                 for line in head.split("\r\n")[1:]:
                     name, _, value = line.partition(":")
@@ -65,7 +65,7 @@ class Sink(asyncio.Protocol):
                 end = self.buf.find(b"\r\n")
                 if end < 0:
                     return False
-                line, self.buf = self.buf[:end], self.buf[end + 2:]
+                line, self.buf = self.buf[:end], self.buf[end + 2 :]
                 if self.state == "chunk-crlf":
                     self.state = "chunk-size"
                 elif self.state == "trailer":

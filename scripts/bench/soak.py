@@ -6,6 +6,8 @@ the requests marked for it) and stores its endpoints in that cluster; Bedrock is
 Writes docs/bench/soak.json, docs/bench/soak.png (RSS over time) and docs/reliability.md.
 """
 
+# ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
+
 from __future__ import annotations
 
 import json
@@ -26,25 +28,45 @@ def main() -> int:
     lib.banner("soak")
     seconds = 20.0 if lib.quick() else 150.0
     logs = lib.tmpdir("soak-logs")
-    node = lib.start("opensearch", [str(lib.REPO / "scripts" / "opensearch-node")],
-                     cpus=lib.LOAD_CPU, stdout=subprocess.PIPE, log=logs / "opensearch.log")
+    node = lib.start(
+        "opensearch",
+        [str(lib.REPO / "scripts" / "opensearch-node")],
+        cpus=lib.LOAD_CPU,
+        stdout=subprocess.PIPE,
+        log=logs / "opensearch.log",
+    )
     assert node.stdout is not None
     ready, _, _ = select.select([node.stdout], [], [], 240)
     cluster = node.stdout.readline().decode().strip() if ready else ""
     if not cluster.startswith("http"):
         raise RuntimeError("OpenSearch did not start")
-    emulator, _ = lib.emulator("emulator", "--latency-ms", "5", "--stream-delay-ms", "5",
-                               log_dir=logs)
+    emulator, _ = lib.emulator(
+        "emulator", "--latency-ms", "5", "--stream-delay-ms", "5", log_dir=logs
+    )
     port = lib.free_port()
-    faulty = lib.start("faulty-upstream", [lib.PROJECT_PY, str(lib.BENCH / "faulty_upstream.py"),
-                                           str(port), cluster], cpus=lib.LOAD_CPU,
-                       log=logs / "faulty.log")
+    faulty = lib.start(
+        "faulty-upstream",
+        [lib.PROJECT_PY, str(lib.BENCH / "faulty_upstream.py"), str(port), cluster],
+        cpus=lib.LOAD_CPU,
+        log=logs / "faulty.log",
+    )
     upstream = f"http://127.0.0.1:{port}"
     lib.wait_http(upstream, faulty)
-    key = subprocess.run([lib.PROJECT_PY, "-m", "esproxy", "generate-key"], capture_output=True,
-                         text=True, check=True).stdout.strip()
-    url, esp = lib.esproxy("esproxy", "--upstream", upstream, "--bedrock-endpoint-url", emulator,
-                           env={"ESPROXY_SECRETS_KEY": key}, log_dir=logs)
+    key = subprocess.run(
+        [lib.PROJECT_PY, "-m", "esproxy", "generate-key"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    url, esp = lib.esproxy(
+        "esproxy",
+        "--upstream",
+        upstream,
+        "--bedrock-endpoint-url",
+        emulator,
+        env={"ESPROXY_SECRETS_KEY": key},
+        log_dir=logs,
+    )
     rss: list[tuple[float, int]] = []
     done = threading.Event()
 
@@ -60,9 +82,21 @@ def main() -> int:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     out = subprocess.run(
-        ["taskset", "-c", lib.LOAD_CPU, lib.PROJECT_PY, str(lib.BENCH / "soak_driver.py"), url,
-         emulator, str(seconds), str(WORKERS)],
-        capture_output=True, text=True, timeout=seconds + 300)
+        [
+            "taskset",
+            "-c",
+            lib.LOAD_CPU,
+            lib.PROJECT_PY,
+            str(lib.BENCH / "soak_driver.py"),
+            url,
+            emulator,
+            str(seconds),
+            str(WORKERS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 300,
+    )
     done.set()
     sampler.join()
     if out.returncode != 0:
@@ -71,14 +105,22 @@ def main() -> int:
     alive = esp.poll() is None
     hwm = lib.proc_status(esp.pid, "VmHWM") if alive else None
     warnings = Counter(
-        line.split(" ", 4)[-1][:120] for line in (logs / "esproxy.log").read_text().splitlines()
-        if " WARNING " in line or " ERROR " in line)
+        line.split(" ", 4)[-1][:120]
+        for line in (logs / "esproxy.log").read_text().splitlines()
+        if " WARNING " in line or " ERROR " in line
+    )
     result = {
-        "machine": lib.machine(), "seconds": driven["seconds"], "workers": WORKERS, **driven,
+        "machine": lib.machine(),
+        "seconds": driven["seconds"],
+        "workers": WORKERS,
+        **driven,
         "esproxy_alive_at_end": alive,
-        "esproxy_rss_kib": {"start": rss[0][1] if rss else None,
-                            "end": rss[-1][1] if rss else None, "vmhwm": hwm,
-                            "samples": rss},
+        "esproxy_rss_kib": {
+            "start": rss[0][1] if rss else None,
+            "end": rss[-1][1] if rss else None,
+            "vmhwm": hwm,
+            "samples": rss,
+        },
         "esproxy_log_lines": sum(warnings.values()),
     }
     lib.write_json("soak", result)
@@ -101,15 +143,18 @@ def report(res: dict[str, Any]) -> str:
         f"{res['sent']:,} requests sent, {res['answered']:,} answered "
         f"({res['sent'] - res['answered']:,} without an HTTP answer).",
         "",
-        "Injected faults: " + ", ".join(f"{k} {v}" for k, v in sorted(res["injected"].items()))
+        "Injected faults: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(res["injected"].items()))
         + f" ({res['faults_never_triggered']} emulator faults still queued at the end).",
         "",
         lib.table(["request kind", "outcome (status or error type)", "count"], rows),
         "",
         f"Unexpected failures (not explained by an injected fault): "
         f"{sum(res['unexpected'].values())}"
-        + "".join(f"\n- {k}: {v} (e.g. `{res['unexpected_examples'].get(k, '')}`)"
-                  for k, v in res["unexpected"].items()),
+        + "".join(
+            f"\n- {k}: {v} (e.g. `{res['unexpected_examples'].get(k, '')}`)"
+            for k, v in res["unexpected"].items()
+        ),
         "",
         f"esproxy RSS: {mib(rss['start'])} at start, {mib(rss['end'])} at the end, peak "
         f"{mib(rss['vmhwm'])}; still running at the end: {res['esproxy_alive_at_end']}; "
@@ -120,10 +165,12 @@ def report(res: dict[str, Any]) -> str:
 
 def page(res: dict[str, Any], text: str) -> str:
     m = res["machine"]
+    busy = "(busy machine: other work was running)" if m["noisy"] else ""
+    quick = " — QUICK run, not representative" if m["quick"] else ""
     return f"""# Reliability: the soak run
 
 `scripts/bench/soak` (add `--quick` for a 20-second trial) runs esproxy in sidecar mode for
-{res['seconds']:.0f} seconds under mixed traffic with about 10% injected faults, and reports what
+{res["seconds"]:.0f} seconds under mixed traffic with about 10% injected faults, and reports what
 was sent, what was answered, and every failure by class. It installs what it needs (the
 project's venv, a bench venv, the OpenSearch test node) and stops everything it started.
 
@@ -134,7 +181,7 @@ What it runs, all on 127.0.0.1:
   `X-Bench-Fault` get their connection reset, before the answer or halfway through the body;
 - the Bedrock emulator (5 ms latency, 5 ms between stream events);
 - esproxy (`--upstream` the faulty upstream, `--bedrock-endpoint-url` the emulator);
-- `scripts/bench/soak_driver.py`: {res['workers']} clients sending a seeded mix of PUT/GET/DELETE
+- `scripts/bench/soak_driver.py`: {res["workers"]} clients sending a seeded mix of PUT/GET/DELETE
   of endpoints, `GET /_inference`, Titan and Cohere embeddings, completions, `_stream`
   completions (inference calls carry `?timeout=2s`), and forwarded search/index/get/health
   requests. Every 10th inference request queues one emulator fault (`POST /_emulator/faults`:
@@ -148,8 +195,8 @@ error on an unmarked request) is counted as unexpected. RSS is sampled every 2 s
 
 ## Latest result
 
-{m['when']}, {m['cpus']} cores, 1-minute load {m['load_avg_at_start'][0]} at the start
-{'(busy machine: other work was running)' if m['noisy'] else ''}{' — QUICK run' if m['quick'] else ''}.
+{m["when"]}, {m["cpus"]} cores, 1-minute load {m["load_avg_at_start"][0]} at the start
+{busy}{quick}.
 
 {text}
 

@@ -58,5 +58,6 @@ if __name__ == "__main__":
     if "--uvloop" in sys.argv:
         sys.path.insert(0, sys.argv[sys.argv.index("--uvloop") + 1])
         import uvloop
+
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3])))

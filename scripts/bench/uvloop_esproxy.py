@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".cache" / "bench" / "uvloop"))
-import uvloop  # noqa: E402
+import uvloop
 
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 sys.argv[0] = "esproxy"
