@@ -2,7 +2,9 @@
 
 Client: curl uploading a cached NDJSON file (core 0, with the sink). Proxies: core 1. nginx runs
 with `proxy_request_buffering off`. The sink (scripts/bench/sink.py) answers only after the whole
-body and says how many bytes it got, which is checked. Runs alternate; the median run counts.
+body and says how many bytes it got, which is checked. Experiment (off by default):
+--read-bufsize adds esproxy with a 1 MiB server read buffer (see esproxy_experiment.py).
+Runs alternate; the median run counts.
 esproxy's peak RSS is its VmHWM after all its runs.
 """
 
@@ -47,7 +49,8 @@ def bulk_file(size_mb: int) -> Path:
     return path
 
 
-def upload(url: str, body: Path) -> dict[str, Any]:
+def upload(url: str, body: Path, proc: Any = None) -> dict[str, Any]:
+    cpu_before = lib.cpu_seconds(proc)
     started = time.perf_counter()
     out = subprocess.run(
         [
@@ -78,7 +81,14 @@ def upload(url: str, body: Path) -> dict[str, Any]:
     ok = code == "200" and f'"received_bytes":{size}' in text
     if not ok:
         print(f"  upload via {url} failed: {code} {text[:200]} {out.stderr[:200]}", flush=True)
-    return {"seconds": elapsed, "mb_s": size / 1e6 / elapsed, "status": code, "complete": ok}
+    cpu = lib.cpu_seconds(proc) - cpu_before
+    return {
+        "seconds": elapsed,
+        "mb_s": size / 1e6 / elapsed,
+        "status": code,
+        "complete": ok,
+        "proxy_cpu_s_per_gb": cpu / (size / 1e9) if proc else None,
+    }
 
 
 def main() -> int:
@@ -94,17 +104,27 @@ def main() -> int:
     upstream = f"http://127.0.0.1:{port}"
     lib.wait_http(upstream, sink)
     contenders = {"direct": upstream}
-    contenders["nginx"], _ = lib.nginx_proxy("nginx-proxy", upstream)
+    contenders["nginx"], nginx = lib.nginx_proxy("nginx-proxy", upstream)
     contenders["esproxy"], esp = lib.esproxy(
         "esproxy", "--upstream", upstream, env={"ESPROXY_STORAGE_BACKEND": "memory"}, log_dir=logs
     )
+    procs = {"nginx": nginx, "esproxy": esp}
+    if "--read-bufsize" in sys.argv:  # experiment: the server reads up to 1 MiB per request
+        contenders["esproxy+1MiB-buffer"], procs["esproxy+1MiB-buffer"] = lib.esproxy(
+            "esproxy-1mib",
+            "--upstream",
+            upstream,
+            env={"ESPROXY_STORAGE_BACKEND": "memory"},
+            log_dir=logs,
+            experiment={"BENCH_EXP_READ_BUFSIZE": str(2**20)},
+        )
     rss_idle = lib.proc_status(esp.pid, "VmRSS")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
     rss_during: list[int] = []
     for i in range(rounds):
         names = list(contenders) if i % 2 == 0 else list(reversed(contenders))
         for name in names:
-            r = upload(contenders[name], body)
+            r = upload(contenders[name], body, procs.get(name))
             runs[name].append(r)
             print(
                 f"  round {i + 1} {name:<8} {r['mb_s']:>7.0f} MB/s  ({r['seconds']:.2f} s, "
@@ -114,6 +134,9 @@ def main() -> int:
             if name == "esproxy":
                 rss_during.append(lib.proc_status(esp.pid, "VmRSS"))
     hwm = lib.proc_status(esp.pid, "VmHWM")
+    experiments_hwm = {
+        n: lib.proc_status(p.pid, "VmHWM") for n, p in procs.items() if n.startswith("esproxy+")
+    }
     med = {n: statistics.median(r["mb_s"] for r in rs) for n, rs in runs.items()}
     result = {
         "machine": lib.machine(),
@@ -124,6 +147,7 @@ def main() -> int:
         "runs": runs,
         "median_mb_s": med,
         "esproxy_rss_kib": {"idle": rss_idle, "after_runs": rss_during, "vmhwm": hwm},
+        "experiments_vmhwm_kib": experiments_hwm,
         "all_complete": all(r["complete"] for rs in runs.values() for r in rs),
     }
     result["summary"] = {
@@ -139,18 +163,25 @@ def main() -> int:
     return 0 if result["all_complete"] else 1
 
 
+def cpu_per_gb(runs: list[dict[str, Any]]) -> float | None:
+    """The proxy's CPU seconds per GB moved (median): its cost, which noise hardly moves."""
+    values = [r["proxy_cpu_s_per_gb"] for r in runs if r.get("proxy_cpu_s_per_gb") is not None]
+    return statistics.median(values) if values else None
+
+
 def report(res: dict[str, Any]) -> None:
     med, runs, hwm = res["median_mb_s"], res["runs"], res["esproxy_rss_kib"]["vmhwm"]
     print(f"{res['size_mb']} MB _bulk, median of {res['rounds']} runs\n")
     print(
         lib.table(
-            ["contender", "MB/s", "× nginx", "runs (MB/s)"],
+            ["contender", "MB/s", "× nginx", "runs (MB/s)", "proxy CPU s/GB"],
             [
                 [
                     n,
                     med[n],
                     lib.ratio(med[n], med["nginx"]),
                     " ".join(f"{r['mb_s']:.0f}" for r in runs[n]),
+                    cpu_per_gb(runs[n]),
                 ]
                 for n in runs
             ],

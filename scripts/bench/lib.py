@@ -201,17 +201,18 @@ def esproxy(
     cpus: str | None = PROXY_CPU,
     env: dict[str, str] | None = None,
     log_dir: Path,
-    uvloop: bool = False,
+    experiment: dict[str, str] | None = None,
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """`esproxy serve` on a free port; returns its URL once /_esproxy/health answers.
 
-    `uvloop`: the same esproxy on uvloop's event loop (an experiment, see uvloop_esproxy.py).
+    `experiment`: BENCH_EXP_* knobs for scripts/bench/esproxy_experiment.py, which applies a
+    proposed change from outside esproxy/ so that its gain can be measured.
     """
     port = free_port()
     data = tmpdir(name)
-    if uvloop:
+    if experiment and experiment.get("BENCH_EXP_UVLOOP") == "1":
         ensure_uvloop()
-    launcher = [str(BENCH / "uvloop_esproxy.py")] if uvloop else ["-m", "esproxy"]
+    launcher = [str(BENCH / "esproxy_experiment.py")] if experiment else ["-m", "esproxy"]
     proc = start(
         name,
         [
@@ -227,7 +228,7 @@ def esproxy(
             *args,
         ],
         cpus=cpus,
-        env={"ESPROXY_AUTH_MODE": "none", **(env or {})},
+        env={"ESPROXY_AUTH_MODE": "none", **(env or {}), **(experiment or {})},
         log=log_dir / f"{name}.log",
     )
     url = f"http://127.0.0.1:{port}"

@@ -2,6 +2,7 @@
 
     scripts/bench/profile forwarding [--connections N] [--seconds S]
     scripts/bench/profile inference  [--workload titan16|cohere96|completion] ...
+    scripts/bench/profile large-bodies [--seconds S]   (repeated 500 MB uploads)
 
 Starts the same processes as the benchmark, drives esproxy with wrk, samples it with py-spy, and
 prints the functions with the most inclusive and own time (samples taken while holding the GIL,
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import forwarding
 import inference
+import large_bodies
 import lib
 
 PY_SPY = str(lib.REPO / ".cache" / "bench-venv" / "bin" / "py-spy")
@@ -70,14 +72,47 @@ def summarize(folded: str, top: int = 40) -> None:
         print(f"  {100 * n / total:5.1f}%  {f[:140]}")
 
 
+def profile_uploads(seconds: float, logs: Path) -> int:
+    body = large_bodies.bulk_file(large_bodies.SIZE_MB)
+    port = lib.free_port()
+    sink = lib.start(
+        "sink", [lib.PROJECT_PY, str(lib.BENCH / "sink.py"), str(port)], cpus=lib.LOAD_CPU
+    )
+    lib.wait_http(f"http://127.0.0.1:{port}", sink)
+    url, esp = lib.esproxy(
+        "esproxy",
+        "--upstream",
+        f"http://127.0.0.1:{port}",
+        env={"ESPROXY_STORAGE_BACKEND": "memory"},
+        log_dir=logs,
+    )
+    stop = threading.Event()
+    speeds: list[float] = []
+
+    def uploads() -> None:
+        while not stop.is_set():
+            speeds.append(large_bodies.upload(url, body)["mb_s"])
+
+    runner = threading.Thread(target=uploads)
+    runner.start()
+    folded = record(esp.pid, seconds, "large-bodies")
+    stop.set()
+    runner.join()
+    print(f"uploads during the profile: {', '.join(f'{v:.0f}' for v in speeds)} MB/s")
+    summarize(folded)
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["forwarding", "inference"])
+    p.add_argument("scenario", choices=["forwarding", "inference", "large-bodies"])
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--workload", default="completion", choices=inference.WORKLOADS)
     args = p.parse_args()
     logs = lib.tmpdir("profile-logs")
+    if args.scenario == "large-bodies":
+        return profile_uploads(args.seconds, logs)
     if args.scenario == "forwarding":
         upstream = forwarding.upstream_nginx()
         url, esp = lib.esproxy(

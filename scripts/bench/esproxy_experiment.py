@@ -1,0 +1,29 @@
+"""Run `python -m esproxy ...` with a proposed change applied from outside, to measure it before
+anyone edits esproxy/ (the benchmarks' experiment flags use this launcher). Each knob is an
+environment variable; none set means esproxy exactly as it is.
+
+- BENCH_EXP_UVLOOP=1: uvloop's event loop (uvloop from .cache/bench/uvloop, never the project's
+  venv).
+- BENCH_EXP_READ_BUFSIZE=N: the server's per-request read buffer (aiohttp's `read_bufsize`,
+  64 KiB by default) through esproxy.app.SERVER_KWARGS, as the proposed one-line change would.
+"""
+
+import asyncio
+import os
+import runpy
+import sys
+from pathlib import Path
+
+if os.environ.get("BENCH_EXP_UVLOOP") == "1":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".cache" / "bench" / "uvloop"))
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+if os.environ.get("BENCH_EXP_READ_BUFSIZE"):
+    import esproxy.app
+
+    esproxy.app.SERVER_KWARGS["read_bufsize"] = int(os.environ["BENCH_EXP_READ_BUFSIZE"])
+
+sys.argv[0] = "esproxy"
+runpy.run_module("esproxy", run_name="__main__", alter_sys=True)
