@@ -362,12 +362,6 @@ def test_esproxy_and_aiohttp_logs_never_carry_keys_at_debug(run):
     assert leaking_records(ours) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: at DEBUG, botocore.endpoint logs 'Sending http request: <AWSPreparedRequest ... "
-    "headers={... 'Authorization': b'AWS4-HMAC-SHA256 Credential=<access key>/...'}>'; esproxy "
-    "installs no filter, so `--log-level debug` writes every endpoint's access key to the log",
-)
 def test_aws_sdk_logs_never_carry_keys_at_debug(run):
     sdk = [record for record in run.records if from_sdk(record)]
     assert any(r.levelno == logging.DEBUG for r in sdk)
@@ -407,12 +401,6 @@ ECHOING = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an error that echoes a wrong-typed value (wrong_type(), JavaSetting's 'invalid' "
-    "message) renders it whole without redact(), e.g. 'The value [[{secret_key=sEcReT/LeAk+CheCk, "
-    "..., access_key=AKID...}]] cannot be converted to a [Map]'",
-)
 @pytest.mark.parametrize(("route", "body"), ECHOING.values(), ids=ECHOING)
 async def test_wrong_types_never_echo_keys(proxy, route, body):
     chat = await proxy.put(
@@ -429,11 +417,6 @@ async def test_wrong_types_never_echo_keys(proxy, route, body):
     assert not leaks(await response.text())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an unquoted key is echoed by the JSON parse error, 'Unrecognized token "
-    "'sEcReT/LeAk+CheCk': was expecting ...' (Jackson echoes such tokens too)",
-)
 @pytest.mark.parametrize("name", ["access_key", "secret_key"])
 async def test_parse_errors_never_echo_an_unquoted_key(proxy, name):
     text = json.dumps(completion())

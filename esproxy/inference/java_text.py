@@ -81,6 +81,9 @@ def java_type(value: Any) -> str:
 
 # Deeper values are cut short in messages: Java would print them whole, Python's stack cannot.
 MAX_RENDER_DEPTH = 64
+# Map entries whose values never appear in a message, wherever the map turns up in a body.
+SECRET_NAMES = frozenset({"access_key", "secret_key"})
+REDACTED = "<redacted>"
 
 
 def render_java_value(value: Any, depth: int = 0) -> str:
@@ -110,7 +113,11 @@ def render_java_map(
     """`HashMap.toString()`; `table_size` defaults to what parsing `mapping` alone would build."""
     size = table_size or grown_table_size(len(mapping))
     keys = hash_map_order(list(mapping), size)
-    return "{" + ", ".join(f"{k}={render_java_value(mapping[k], depth + 1)}" for k in keys) + "}"
+    return "{" + ", ".join(f"{k}={render_entry(k, mapping[k], depth)}" for k in keys) + "}"
+
+
+def render_entry(key: str, value: Any, depth: int) -> str:
+    return REDACTED if key in SECRET_NAMES else render_java_value(value, depth + 1)
 
 
 def grown_table_size(entries: int) -> int:

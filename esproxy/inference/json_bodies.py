@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from esproxy.errors import BodyParseError
+from esproxy.inference.java_text import REDACTED
 
 _SPACE = re.compile(r"[ \t\n\r]*")
 _WORD = re.compile(r"[^\s{}\[\]:,\"]+")
@@ -105,6 +106,7 @@ def decode_json_body(raw: bytes) -> JsonBody:
     return body
 
 
+_SECRET_VALUE = re.compile(r'"(?:access_key|secret_key)"\s*:\s*$')
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
@@ -244,7 +246,9 @@ def jackson_message(error: json.JSONDecodeError) -> str:
         return f"Unrecognized character escape {describe(text[pos + 1 : pos + 2] or ' ')}"
     word = _WORD.match(text, pos)
     if msg == "Expecting value" and word and text[pos].isalpha():
-        return f"Unrecognized token '{word.group()}': was expecting {UNRECOGNIZED}"
+        # ES echoes the token; an unquoted key must not be echoed, so that one is masked.
+        token = REDACTED if _SECRET_VALUE.search(text, max(0, pos - 64), pos) else word.group()
+        return f"Unrecognized token '{token}': was expecting {UNRECOGNIZED}"
     return unexpected(text, pos, PHRASES.get(msg, msg))
 
 

@@ -27,6 +27,7 @@ from botocore.parsers import ResponseParserError  # type: ignore[import-untyped,
 from types_aiobotocore_bedrock_runtime import BedrockRuntimeClient
 
 from esproxy.errors import ProviderError, ProviderUnavailable, ProxyError, snake_case
+from esproxy.integrations.amazonbedrock import log_redaction
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class BedrockClients:
         connect_timeout: float = 10.0,
         read_timeout: float = 120.0,
     ) -> None:
+        log_redaction.install()  # botocore's DEBUG logs would print each endpoint's access key
         self._endpoint_url = endpoint_url
         self._config = AioConfig(
             # One attempt only: throttling and outages are answered honestly (429 with

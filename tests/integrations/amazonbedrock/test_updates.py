@@ -311,7 +311,7 @@ def test_a_task_type_in_the_body_alone_is_enough():
         ({}, 400, "Request body is empty"),
         (
             {"task_type": 5, "service_settings": NEW_KEYS},
-            500,
+            400,
             "Failed to parse [task_type] in update request [{service_settings={secret_key="
             "<redacted>, access_key=<redacted>}, task_type=5}]",
         ),
