@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
 
@@ -86,3 +87,30 @@ async def test_errors_become_the_right_exception_classes(client):
     with pytest.raises(BadRequestError) as wrong_type:
         await client.inference.text_embedding(inference_id="taken", input="x")
     assert "does not match the model type [completion]" in str(wrong_type.value)
+
+
+async def test_bedrock_throttling_reaches_the_client_as_a_429_it_retries(client, emulator):
+    await client.inference.put(
+        task_type="completion", inference_id="busy", inference_config=TITAN_COMPLETION
+    )
+    # esproxy tries a call 4 times (1 + 3 retries); 4 throttles make it answer 429, and the
+    # client's own retry then finds Bedrock free again.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            emulator.make_url("/_emulator/faults"),
+            json={"code": "ThrottlingException", "count": 4, "operation": "Converse"},
+        ) as fault,
+    ):
+        assert fault.status == 200
+    answer = await client.options(retry_on_status=(429,), max_retries=2).inference.completion(
+        inference_id="busy", input="hello"
+    )
+    assert answer["completion"][0]["result"]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(emulator.make_url("/_emulator/requests")) as listed,
+    ):
+        calls = [c for c in (await listed.json())["requests"] if c["operation"] == "Converse"]
+    # The PUT probe, four throttled attempts, then the client's retry.
+    assert len(calls) == 6
