@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("generate-key", help="print a new secrets key for [secrets] key")
 
+    commands.add_parser(
+        "generate-api-key",
+        help="make an API key for [auth] mode = api_keys: prints the key, then its digest",
+    )
+    commands.add_parser(
+        "hash-api-key", help="read an API key on stdin, print the digest [auth] api_keys lists"
+    )
+
     rotate = commands.add_parser(
         "rotate-secrets-key",
         help="re-encrypt every stored endpoint with [secrets] key (old keys in previous_keys)",
@@ -184,6 +192,27 @@ def generate_key(_: argparse.Namespace) -> int:
     return 0
 
 
+def generate_api_key(_: argparse.Namespace) -> int:
+    from esproxy.authorization.api_keys import generate_api_key as new_key
+    from esproxy.authorization.api_keys import hash_api_key
+
+    key = new_key()
+    print(f"key:    {key}\ndigest: {hash_api_key(key)}")
+    return 0
+
+
+def hash_api_key(_: argparse.Namespace) -> int:
+    from esproxy.authorization.api_keys import hash_api_key as digest
+
+    # From stdin, never argv: command lines end up in shell history and process lists.
+    key = sys.stdin.readline().strip()
+    if not key:
+        print("esproxy: no API key on standard input", file=sys.stderr)
+        return 2
+    print(digest(key))
+    return 0
+
+
 def rotate_secrets_key(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides=serve_overrides(args))
     report = asyncio.run(rotate_with_app(settings))
@@ -222,6 +251,8 @@ COMMANDS = {
     "bedrock-emulator": run_emulator,
     "generate-key": generate_key,
     "rotate-secrets-key": rotate_secrets_key,
+    "generate-api-key": generate_api_key,
+    "hash-api-key": hash_api_key,
 }
 
 

@@ -233,3 +233,17 @@ async def test_workers_share_one_port(tmp_path: Path):
                 )
                 statuses.append(answer.status)
         assert statuses == [200] * 20
+
+
+def test_api_key_commands(capsys, monkeypatch):
+    import io
+
+    from esproxy.authorization.api_keys import hash_api_key
+
+    assert main(["generate-api-key"]) == 0
+    key_line, digest_line = capsys.readouterr().out.splitlines()
+    key = key_line.split()[-1]
+    assert digest_line.split()[-1] == hash_api_key(key)
+    monkeypatch.setattr("sys.stdin", io.StringIO(key + "\n"))
+    assert main(["hash-api-key"]) == 0
+    assert capsys.readouterr().out.strip() == hash_api_key(key)
