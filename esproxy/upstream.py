@@ -6,6 +6,7 @@ No body is parsed or buffered, except a node-info answer, whose HTTP addresses p
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -93,6 +94,22 @@ class ForwardedResponse(web.StreamResponse):
     """
 
     _send_headers_immediately = False  # aiohttp's own switch, the one its Response class uses
+
+
+def own_authorization(upstream: UpstreamSettings) -> str | None:
+    """esproxy's own credentials: the API key, else a user and password, else any in the URL."""
+    if upstream.api_key:
+        key = upstream.api_key
+        # An encoded key is base64 and has no colon; "id:key" is the unencoded pair.
+        if ":" in key:
+            key = base64.b64encode(key.encode()).decode()
+        return f"ApiKey {key}"
+    if upstream.username is not None:
+        return aiohttp.encode_basic_auth(upstream.username, upstream.password or "")
+    url = URL(upstream.urls[0])
+    if url.user is not None:
+        return aiohttp.encode_basic_auth(url.user, url.password or "")
+    return None
 
 
 class UpstreamForwarder:

@@ -6,7 +6,6 @@ failures and unexpected answers become `StoreUnavailable` here and nowhere else.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -22,6 +21,7 @@ from yarl import URL
 from esproxy.errors import EndpointAlreadyExists, EndpointNotFound, StoreUnavailable
 from esproxy.settings import UpstreamSettings
 from esproxy.storage.base import EndpointRecord
+from esproxy.upstream import own_authorization
 
 log = logging.getLogger(__name__)
 
@@ -303,26 +303,10 @@ def request_headers(upstream: UpstreamSettings) -> dict[str, str]:
         "Content-Type": "application/json",
         "Accept-Encoding": "identity",
     }
-    authorization = authorization_for(upstream)
+    authorization = own_authorization(upstream)
     if authorization:
         headers["Authorization"] = authorization
     return headers
-
-
-def authorization_for(upstream: UpstreamSettings) -> str | None:
-    """esproxy's own credentials: the API key, else a user and password, else any in the URL."""
-    if upstream.api_key:
-        key = upstream.api_key
-        # An encoded key is base64 and has no colon; "id:key" is the unencoded pair.
-        if ":" in key:
-            key = base64.b64encode(key.encode()).decode()
-        return f"ApiKey {key}"
-    if upstream.username is not None:
-        return aiohttp.encode_basic_auth(upstream.username, upstream.password or "")
-    url = URL(upstream.urls[0])
-    if url.user is not None:
-        return aiohttp.encode_basic_auth(url.user, url.password or "")
-    return None
 
 
 def document(record: EndpointRecord, *, created_at: str, updated_at: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from esproxy.authorization.privileges import Credentials, Privilege
 from esproxy.errors import AccessDenied
 from esproxy.reserved_index import ReservedIndex, lookup_names
 from esproxy.settings import Settings, SettingsError
-from esproxy.storage.elasticsearch import authorization_for
+from esproxy.upstream import own_authorization
 from esproxy.web.routes import reject_inference
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ async def open_reserved_index(app: web.Application) -> ReservedIndex | None:
 
 async def refresh_names(app: web.Application, reserved: ReservedIndex) -> None:
     upstream = app[SETTINGS].upstream
-    names = await lookup_names(app[FORWARDER], reserved.index, authorization_for(upstream))
+    names = await lookup_names(app[FORWARDER], reserved.index, own_authorization(upstream))
     if names is not None:
         reserved.update(*names)
 
