@@ -6,6 +6,9 @@ environment variable; none set means esproxy exactly as it is.
   venv).
 - BENCH_EXP_READ_BUFSIZE=N: the server's per-request read buffer (aiohttp's `read_bufsize`,
   64 KiB by default) through esproxy.app.SERVER_KWARGS, as the proposed one-line change would.
+- BENCH_EXP_SMALL_BODY=N: forwarded request bodies of at most N bytes (Content-Length) are read
+  whole first and passed as bytes, so aiohttp sends them with the headers in one write instead
+  of streaming them through an AsyncIterablePayload; larger or chunked bodies still stream.
 """
 
 import asyncio
@@ -24,6 +27,20 @@ if os.environ.get("BENCH_EXP_READ_BUFSIZE"):
     import esproxy.app
 
     esproxy.app.SERVER_KWARGS["read_bufsize"] = int(os.environ["BENCH_EXP_READ_BUFSIZE"])
+
+if os.environ.get("BENCH_EXP_SMALL_BODY"):
+    from esproxy.upstream import UpstreamForwarder
+
+    limit = int(os.environ["BENCH_EXP_SMALL_BODY"])
+    original = UpstreamForwarder.forward
+
+    async def forward(self, request, body=None):  # type: ignore[no-untyped-def]
+        length = request.content_length
+        if body is None and length is not None and 0 < length <= limit:
+            body = await request.read()
+        return await original(self, request, body)
+
+    UpstreamForwarder.forward = forward  # type: ignore[method-assign]
 
 sys.argv[0] = "esproxy"
 runpy.run_module("esproxy", run_name="__main__", alter_sys=True)

@@ -4,9 +4,11 @@ Upstream: nginx serving a canned Elasticsearch search answer (1 worker, core 0, 
 proxy gets core 1 (esproxy --workers 2 gets cores 0-1, sharing core 0 with wrk and the upstream).
 Load: wrk, 1 thread, POST /bench/_search at 1, 16, 64, 256 connections; contenders alternate at
 each concurrency. Then fixed-rate runs at 50% of nginx's peak, and one case against OpenSearch.
-Experiments (off by default): --uvloop adds esproxy on uvloop's loop; --floor adds a bare aiohttp
-server+client forwarder (scripts/bench/minimal_proxy.py), the floor for this stack, and an
-HTTP-blind TCP relay (scripts/bench/tcp_relay.py, also on uvloop), the floor for any asyncio design.
+Experiments (off by default, see esproxy_experiment.py): --uvloop adds esproxy on uvloop's
+loop; --small-body adds esproxy sending bodies up to 64 KiB in one write with the headers;
+--floor adds a bare aiohttp server+client forwarder (minimal_proxy.py), the floor for this
+stack, and an HTTP-blind TCP relay (tcp_relay.py, also on uvloop), the floor for any asyncio
+design.
 """
 
 # ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
@@ -97,6 +99,15 @@ def main() -> int:
             env=memory,
             log_dir=logs,
             experiment={"BENCH_EXP_UVLOOP": "1"},
+        )
+    if "--small-body" in sys.argv:  # experiment: small bodies read whole, sent with the headers
+        contenders["esproxy+small-body"], procs["esproxy+small-body"] = lib.esproxy(
+            "esproxy-small-body",
+            "--upstream",
+            upstream,
+            env=memory,
+            log_dir=logs,
+            experiment={"BENCH_EXP_SMALL_BODY": "65536"},
         )
     if "--floor" in sys.argv:  # experiment: a bare aiohttp server+client forwarder
         port = lib.free_port()
