@@ -39,6 +39,7 @@ class ServerSettings:
     dev: bool = False
     workers: int = 1
     max_body_bytes: int = 100 * 1024 * 1024
+    body_timeout_seconds: float = 60.0
     shutdown_grace_seconds: float = 30.0
 
 
@@ -146,6 +147,7 @@ class ServerSchema(Schema):
     dev = fields.Boolean()
     workers = fields.Integer(validate=validate.Range(min=1, max=256))
     max_body_bytes = fields.Integer(validate=positive())
+    body_timeout_seconds = fields.Float(validate=positive())
     shutdown_grace_seconds = fields.Float(validate=validate.Range(min=0))
 
     @post_load

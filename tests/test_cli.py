@@ -247,3 +247,11 @@ def test_api_key_commands(capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO(key + "\n"))
     assert main(["hash-api-key"]) == 0
     assert capsys.readouterr().out.strip() == hash_api_key(key)
+
+
+def test_sidecar_without_a_secrets_key_refuses_to_start(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ESPROXY_SECRETS_KEY", raising=False)
+    args = ["serve", "--upstream", "http://127.0.0.1:9", "--data-dir", str(tmp_path)]
+    assert main([*args, "--listen", f"127.0.0.1:{free_port()}"]) == 2
+    assert "a secrets key is required" in capsys.readouterr().err
+    assert not (tmp_path / "secrets.key").exists()

@@ -78,14 +78,28 @@ class CachedEndpointStore:
         self._remember(record.inference_id, copy.deepcopy(record))
 
     async def replace(self, record: EndpointRecord) -> None:
-        self._forget(record.inference_id)
-        await self.inner.replace(record)
+        previous = self._forget(record.inference_id)
+        try:
+            await self.inner.replace(record)
+        except StoreUnavailable:
+            self._restore(record.inference_id, previous)
+            raise
         self._remember(record.inference_id, copy.deepcopy(record))
 
     async def delete(self, inference_id: str) -> None:
-        self._forget(inference_id)
-        await self.inner.delete(inference_id)
+        previous = self._forget(inference_id)
+        try:
+            await self.inner.delete(inference_id)
+        except StoreUnavailable:
+            self._restore(inference_id, previous)
+            raise
         self._remember(inference_id, None)
+
+    def _restore(self, inference_id: str, previous: Entry | None) -> None:
+        """After a write the store could not take: the old entry may again serve while stale,
+        so that an unreachable cluster does not cost a known endpoint its inference."""
+        if previous is not None and inference_id not in self._entries:
+            self._store(inference_id, previous)
 
     def _is_expired(self, entry: Entry) -> bool:
         return self._clock() - entry.fetched_at >= self.ttl_seconds
@@ -137,11 +151,11 @@ class CachedEndpointStore:
         self._generation += 1
         self._store(inference_id, Entry(record, self._clock()))
 
-    def _forget(self, inference_id: str) -> None:
+    def _forget(self, inference_id: str) -> Entry | None:
         """Drop what is known of an id before writing it: a failed write's outcome is unknown."""
         self._generation += 1
-        self._entries.pop(inference_id, None)
         self._reads.pop(inference_id, None)
+        return self._entries.pop(inference_id, None)
 
     def _store(self, inference_id: str, entry: Entry) -> None:
         self._entries[inference_id] = entry

@@ -43,8 +43,13 @@ def path_parts(request: web.Request) -> tuple[TaskType | None, str]:
 
 
 async def required_body(request: web.Request) -> bytes:
-    raw = await read_raw_body(request, request.app[SETTINGS].server.max_body_bytes)
+    raw = await read_body_of(request)
     return decode_body(request, raw)
+
+
+async def read_body_of(request: web.Request) -> bytes:
+    server = request.app[SETTINGS].server
+    return await read_raw_body(request, server.max_body_bytes, server.body_timeout_seconds)
 
 
 def decode_body(request: web.Request, raw: bytes) -> bytes:
@@ -58,7 +63,7 @@ def decode_body(request: web.Request, raw: bytes) -> bytes:
 async def put_endpoint(request: web.Request) -> web.StreamResponse:
     prepare(request, "timeout")
     task_type, inference_id = path_parts(request)
-    raw = await read_raw_body(request, request.app[SETTINGS].server.max_body_bytes)
+    raw = await read_body_of(request)
     body = decode_body(request, raw)
     service = request.app[INFERENCE_SERVICE]
     forwarder, named = request.app.get(FORWARDER), peek_service(body)
@@ -88,7 +93,7 @@ async def update_endpoint(request: web.Request) -> web.StreamResponse:
     task_type, inference_id = path_parts(request)
     if foreign := await forward_foreign(request, inference_id):
         return foreign
-    raw = await read_raw_body(request, request.app[SETTINGS].server.max_body_bytes)
+    raw = await read_body_of(request)
     body = decode_content(
         raw, request.headers.get("Content-Encoding"), request.app[SETTINGS].server.max_body_bytes
     )

@@ -6,6 +6,7 @@ routes therefore decode `Content-Encoding` themselves, with the same size bound 
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from aiohttp import web
@@ -22,17 +23,26 @@ def too_large(limit: int) -> PlainError:
     )
 
 
-async def read_raw_body(request: web.Request, limit: int) -> bytes:
-    """The body as sent, still content-encoded, so it can also be forwarded untouched."""
+async def read_raw_body(request: web.Request, limit: int, seconds: float = 60.0) -> bytes:
+    """The body as sent, still content-encoded, so it can also be forwarded untouched.
+
+    A client that stalls while sending gets a 408 after `seconds`, so it cannot hold the handler.
+    """
     if request.content_length is not None and request.content_length > limit:
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise PlainError(
+            f"the request body did not arrive within [{seconds:g}s]", status=408
+        ) from None
     return b"".join(chunks)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 
@@ -130,3 +131,18 @@ async def test_pretty_output_is_jackson_style_like_es(proxy):
     assert (await response.text()).startswith(
         '{\n  "error" : {\n    "root_cause" : [\n      {\n        "type" : "resource_not_found'
     )
+
+
+async def test_a_stalled_body_gets_a_408_and_frees_the_handler(start_proxy, settings_for):
+    proxy = await start_proxy(settings_for(ESPROXY_SERVER_BODY_TIMEOUT_SECONDS="0.5"))
+    reader, writer = await asyncio.open_connection(proxy.host, proxy.port)
+    writer.write(
+        b"PUT /_inference/completion/slow HTTP/1.1\r\nHost: x\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"serv'
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(4096), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b'"status":408' in answer
+    assert (await proxy.get("/_inference/slow")).status == 404

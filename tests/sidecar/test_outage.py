@@ -44,6 +44,16 @@ async def test_upstream_killed_and_restarted(own_node, start_proxy, sidecar_sett
     assert not_ready.status == 503
     assert (await not_ready.json())["checks"]["upstream"]["ok"] is False
     assert (await proxy.get("/_esproxy/health")).status == 200
+    # Writes need the cluster: a clear 503, and nothing half-written once it is back.
+    refused = await proxy.put(
+        "/_inference/completion/during-outage",
+        data=json.dumps(TITAN_COMPLETION),
+        headers=JSON_HEADERS,
+    )
+    assert refused.status == 503, await refused.text()
+    assert (await refused.json())["error"]["reason"]
+    gone = await proxy.delete("/_inference/amazon_bedrock_completion")
+    assert gone.status in (502, 503)
     # The endpoint is cached, so inference goes on while the cluster is away.
     served = await proxy.post(COMPLETION, data='{"input": "still here?"}', headers=JSON_HEADERS)
     assert served.status == 200
