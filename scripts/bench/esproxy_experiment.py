@@ -9,6 +9,8 @@ environment variable; none set means esproxy exactly as it is.
 - BENCH_EXP_SMALL_BODY=N: forwarded request bodies of at most N bytes (Content-Length) are read
   whole first and passed as bytes, so aiohttp sends them with the headers in one write instead
   of streaming them through an AsyncIterablePayload; larger or chunked bodies still stream.
+- BENCH_EXP_LIMITER=1: the proposed limiter_for_rate, whose bursts cannot push a sliding minute
+  over `requests_per_minute` (see proposed_limiter_for_rate below).
 """
 
 import asyncio
@@ -41,6 +43,21 @@ if os.environ.get("BENCH_EXP_SMALL_BODY"):
         return await original(self, request, body)
 
     UpstreamForwarder.forward = forward  # type: ignore[method-assign]
+
+if os.environ.get("BENCH_EXP_LIMITER") == "1":
+    from aiolimiter import AsyncLimiter
+
+    import esproxy.inference.rate_limits as rate_limits
+
+    def proposed_limiter_for_rate(requests_per_minute: int, minute: float = 60.0) -> AsyncLimiter:
+        # A leaky bucket of capacity b leaking r per minute admits at most b + r calls in any
+        # minute. Today b = a second's share and r = rpm, so a sliding minute (Bedrock's quota
+        # window) can see rpm + b calls. Here b = a tenth of a second's share (at least 1) and
+        # r = rpm - b: never more than rpm, and steady state within 0.2% of it.
+        burst = max(1, requests_per_minute // 600)
+        return AsyncLimiter(burst, burst * minute / max(requests_per_minute - burst, 0.99))
+
+    rate_limits.limiter_for_rate = proposed_limiter_for_rate
 
 sys.argv[0] = "esproxy"
 runpy.run_module("esproxy", run_name="__main__", alter_sys=True)

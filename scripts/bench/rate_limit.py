@@ -6,7 +6,8 @@ so each has its own quota). Every endpoint is kept saturated (8 callers each, on
 request). scripts/bench/bedrock_tap.py sits between esproxy and the emulator and records each
 call's answer, so the rate and the throttles are counted where Bedrock would count them, whatever
 esproxy retries. Windows of 60 s from the first request; the first one includes the limiter's
-initial burst.
+initial burst. Experiment (off by default): --proposed-limiter also runs both scenarios with
+the limiter change proposed in docs/benchmarks.md (see esproxy_experiment.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ RPM = 600
 CALLERS = 8
 
 
-def scenario(name: str, endpoints: int, windows: int, window_s: float) -> dict[str, Any]:
+def scenario(
+    name: str, endpoints: int, windows: int, window_s: float, experiment: dict[str, str] | None
+) -> dict[str, Any]:
     logs = lib.tmpdir(f"rate-{name}")
     emulator, emu = lib.emulator(
         "emulator", "--latency-ms", "20", "--quota-per-minute", str(RPM), log_dir=logs
@@ -36,7 +39,9 @@ def scenario(name: str, endpoints: int, windows: int, window_s: float) -> dict[s
     )
     tap_url = f"http://127.0.0.1:{port}"
     lib.wait_http(tap_url + "/_tap/events", tap)
-    url, esp = lib.esproxy("esproxy", "--bedrock-endpoint-url", tap_url, log_dir=logs)
+    url, esp = lib.esproxy(
+        "esproxy", "--bedrock-endpoint-url", tap_url, log_dir=logs, experiment=experiment
+    )
     ids, keys = [], {}
     for n in range(endpoints):
         inference_id, access = f"rate-{n}", f"AKIDRATE{n:04d}"
@@ -144,9 +149,17 @@ def main() -> int:
     lib.banner("rate limit")
     windows, window_s = (1, 15.0) if lib.quick() else (2, 60.0)
     results = {
-        "one endpoint": scenario("one endpoint", 1, windows, window_s),
-        "ten endpoints": scenario("ten endpoints", 10, windows, window_s),
+        "one endpoint": scenario("one endpoint", 1, windows, window_s, None),
+        "ten endpoints": scenario("ten endpoints", 10, windows, window_s, None),
     }
+    if "--proposed-limiter" in sys.argv:  # experiment: the limiter change proposed in the docs
+        proposed = {"BENCH_EXP_LIMITER": "1"}
+        results["one endpoint, proposed limiter"] = scenario(
+            "one endpoint, proposed limiter", 1, windows, window_s, proposed
+        )
+        results["ten endpoints, proposed limiter"] = scenario(
+            "ten endpoints, proposed limiter", 10, windows, window_s, proposed
+        )
     summary = {
         "targets": {f"{n}: within ±2%": r["max_abs_error_pct"] <= 2.0 for n, r in results.items()}
         | {f"{n}: zero throttles": r["throttles"] == 0 for n, r in results.items()},
@@ -205,26 +218,28 @@ def report(data: dict[str, Any]) -> None:
 
 def plot(data: dict[str, Any]) -> None:
     plt = lib.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    x = 0
-    labels = []
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
+    x, ticks, names = 0, [], []
+    colors = {1: "#37c", 2: "#2a7"}
     for n, r in data["scenarios"].items():
-        for inference_id, e in r["per_endpoint"].items():
+        first = x
+        for e in r["per_endpoint"].values():
             for w in e["windows"]:
-                ax.bar(x, w["error_pct"], color="#37c" if w["window"] == 1 else "#2a7")
-                labels.append(f"{n[:3]} {inference_id[5:]}/{w['window']}")
+                ax.bar(x, w["error_pct"], color=colors.get(w["window"], "#888"))
                 x += 1
-        x += 1
-        labels.append("")
-    ax.axhspan(-2, 2, color="#ddd", zorder=0, label="±2% target")
+        ticks.append((first + x - 1) / 2)
+        names.append(n.replace(", ", "\n"))
+        x += 2
+    ax.axhspan(-2, 2, color="#eee", zorder=0)
     ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(ticks, names, fontsize=7)
     ax.set_ylabel("achieved vs requests_per_minute (%)")
-    ax.set_title(
-        f"rate limit accuracy (rpm = quota = {RPM}; blue: window 1, green: window 2)",
-        fontsize=9,
-    )
-    ax.set_xticks([])
-    ax.legend(loc="lower right")
+    ax.set_title("rate error per endpoint (blue: window 1, green: window 2; grey: ±2%)", fontsize=9)
+    scen = list(data["scenarios"])
+    bars = bx.bar(range(len(scen)), [data["scenarios"][n]["throttles"] for n in scen], color="#c44")
+    bx.bar_label(bars)
+    bx.set_xticks(range(len(scen)), [n.replace(", ", "\n") for n in scen], fontsize=7)
+    bx.set_title(f"throttles from the emulator (quota = rpm = {RPM})", fontsize=9)
     fig.tight_layout()
     fig.savefig(lib.RESULTS / "rate-limit.png", dpi=110)
 
