@@ -50,12 +50,14 @@ if os.environ.get("BENCH_EXP_LIMITER") == "1":
     import esproxy.inference.rate_limits as rate_limits
 
     def proposed_limiter_for_rate(requests_per_minute: int, minute: float = 60.0) -> AsyncLimiter:
-        # A leaky bucket of capacity b leaking r per minute admits at most b + r calls in any
-        # minute. Today b = a second's share and r = rpm, so a sliding minute (Bedrock's quota
-        # window) can see rpm + b calls. Here b = a tenth of a second's share (at least 1) and
-        # r = rpm - b: never more than rpm, and steady state within 0.2% of it.
-        burst = max(1, requests_per_minute // 600)
-        return AsyncLimiter(burst, burst * minute / max(requests_per_minute - burst, 0.99))
+        # A leaky bucket holding b calls and leaking r per minute admits at most b + r calls in
+        # any minute. Today b = a second's share and r = rpm, so a sliding minute (how Bedrock
+        # counts its quota) can see rpm + b calls. Here r = rpm - b: never more than rpm. b stays
+        # at least 2, so that a late timer wake-up is absorbed instead of lost (with b = 1 the
+        # rate falls 1-2% short), and small: a tenth of a second's share.
+        burst = max(2, requests_per_minute // 600) if requests_per_minute >= 4 else 1
+        per_minute = max(requests_per_minute - burst, 0.99)
+        return AsyncLimiter(burst, burst * minute / per_minute)
 
     rate_limits.limiter_for_rate = proposed_limiter_for_rate
 
