@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 
 import pytest
@@ -15,9 +16,17 @@ COMPLETION = "/_inference/completion/amazon_bedrock_completion"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A bindable port below the kernel's ephemeral range, which outgoing connections draw
+    from: a port picked there can be taken by one before the server binds it."""
+    for _ in range(100):
+        port = random.randrange(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port found")
 
 
 @pytest.fixture
