@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,21 +15,8 @@ import aiohttp
 import pytest
 
 from esproxy.cli import main
+from tests.ports import free_port
 from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION, TITAN_EMBEDDINGS
-
-
-def free_port() -> int:
-    """A bindable port below the kernel's ephemeral range, which outgoing connections draw
-    from: a port picked there can be taken by one before the server binds it."""
-    for _ in range(100):
-        port = random.randrange(20_000, 32_000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port found")
 
 
 @asynccontextmanager

@@ -7,12 +7,12 @@ import logging
 import socket
 from dataclasses import dataclass, field
 
-import aiohttp
 import pytest
 
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 from esproxy.errors import ProviderError, ProviderUnavailable
 from esproxy.integrations.amazonbedrock.client import STATUS_BY_CODE, BedrockClients
+from tests.emulator_control import add_fault, recorded
 
 ACCESS_KEY = "AKIDCLIENTTEST"
 SECRET_KEY = "client-test-secret"
@@ -70,23 +70,6 @@ async def clients(emulator):
     clients = BedrockClients(endpoint_url=str(emulator.make_url("")).rstrip("/"))
     yield clients
     await clients.close()
-
-
-async def control(emulator, method, path, body=None):
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(method, emulator.make_url(path), json=body) as response,
-    ):
-        assert response.status < 300, await response.text()
-        return await response.json()
-
-
-async def add_fault(emulator, **fault):
-    await control(emulator, "POST", "/_emulator/faults", fault)
-
-
-async def recorded(emulator):
-    return (await control(emulator, "GET", "/_emulator/requests"))["requests"]
 
 
 def test_every_mapped_code_is_covered_by_the_wire_list():

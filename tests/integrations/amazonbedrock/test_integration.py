@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-import aiohttp
 import pytest
 
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
@@ -19,6 +18,7 @@ from esproxy.inference.models import (
 from esproxy.inference.rate_limits import RateLimit
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
+from tests.emulator_control import control, recorded
 
 ACCESS_KEY = "AKIDINTEGRATION"
 SECRET_KEY = "integration-secret"
@@ -51,19 +51,6 @@ async def integration(emulator):
     clients = BedrockClients(endpoint_url=str(emulator.make_url("")).rstrip("/"))
     yield AmazonBedrockIntegration(clients)
     await clients.close()
-
-
-async def control(emulator, method, path, body=None):
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(method, emulator.make_url(path), json=body) as response,
-    ):
-        assert response.status < 300, await response.text()
-        return await response.json()
-
-
-async def recorded(emulator):
-    return (await control(emulator, "GET", "/_emulator/requests"))["requests"]
 
 
 def endpoint(integration, task_type, provider, model, task_settings=None, **service):

@@ -11,7 +11,6 @@ import socket
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-import aiohttp
 import pytest
 
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
@@ -21,6 +20,7 @@ from esproxy.inference.rate_limits import RateLimit, RateLimiters, deadline_at
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
+from tests.emulator_control import add_fault, recorded
 
 ACCESS_KEY = "AKIDRETRYTEST"
 SECRET_KEY = "retry-test-secret"
@@ -105,23 +105,6 @@ async def make_integration():
     yield make
     for clients in opened:
         await clients.close()
-
-
-async def control(emulator, method, path, body=None):
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(method, emulator.make_url(path), json=body) as response,
-    ):
-        assert response.status < 300, await response.text()
-        return await response.json()
-
-
-async def add_fault(emulator, **fault):
-    await control(emulator, "POST", "/_emulator/faults", fault)
-
-
-async def recorded(emulator):
-    return (await control(emulator, "GET", "/_emulator/requests"))["requests"]
 
 
 def endpoint(integration, task_type, provider, model):
