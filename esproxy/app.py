@@ -35,7 +35,8 @@ from esproxy.storage.cache import CachedEndpointStore
 from esproxy.storage.elasticsearch import ElasticsearchEndpointStore
 from esproxy.storage.memory import InMemoryEndpointStore
 from esproxy.storage.sqlite import SqliteEndpointStore
-from esproxy.upstream import UpstreamForwarder, create_upstream_session
+from esproxy.upstream import UpstreamForwarder
+from esproxy.upstream_session import create_upstream_session
 from esproxy.web import handlers
 from esproxy.web.authorization import authorization_middleware, open_authorization
 from esproxy.web.middlewares import error_middleware

@@ -21,7 +21,7 @@ from yarl import URL
 from esproxy.errors import EndpointAlreadyExists, EndpointNotFound, StoreUnavailable
 from esproxy.settings import UpstreamSettings
 from esproxy.storage.base import EndpointRecord
-from esproxy.upstream import own_authorization
+from esproxy.upstream_session import own_authorization
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from esproxy.authorization.privileges import Credentials, Privilege
 from esproxy.errors import AccessDenied
 from esproxy.reserved_index import ReservedIndex, lookup_names
 from esproxy.settings import Settings, SettingsError
-from esproxy.upstream import own_authorization
+from esproxy.upstream_session import own_authorization
 from esproxy.web.routes import reject_inference
 
 log = logging.getLogger(__name__)

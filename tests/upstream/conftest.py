@@ -17,7 +17,8 @@ from yarl import URL
 
 from esproxy.app import SERVER_KWARGS
 from esproxy.settings import UpstreamSettings
-from esproxy.upstream import UpstreamForwarder, create_upstream_session
+from esproxy.upstream import UpstreamForwarder
+from esproxy.upstream_session import create_upstream_session
 from esproxy.web.middlewares import error_middleware
 from tests.faulty_upstream import create_faulty_app
 

@@ -22,10 +22,10 @@ from esproxy.upstream import (
     HOP_BY_HOP,
     REQUEST_ONLY,
     UpstreamForwarder,
-    create_upstream_session,
     end_to_end,
 )
 from esproxy.upstream_nodes import UpstreamNode
+from esproxy.upstream_session import create_upstream_session
 
 NODE = UpstreamNode.parse("http://10.0.0.7:9200")
 KEY = ConnectionKey("10.0.0.7", 9200, False, True, None, None, None)
