@@ -5,12 +5,14 @@ No body is parsed or buffered, except a node-info answer, whose HTTP addresses p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import socket
 import ssl
 import time
+from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any
 
@@ -76,7 +78,9 @@ class UpstreamForwarder:
         nodes_info = is_nodes_info(request.method, path)
         if nodes_info:
             headers.popall("Accept-Encoding", None)  # the answer is rewritten, so fetch it plain
-        data = body if body is not None else request.content if request.body_exists else None
+        data: bytes | AsyncIterator[bytes] | None = body
+        if body is None and request.body_exists:
+            data = paced(request.content, self.read_timeout)
         node, upstream = await self.send(request.method, path, headers, data)
         async with upstream:
             if nodes_info:
@@ -127,7 +131,7 @@ class UpstreamForwarder:
         method: str,
         path: str,
         headers: CIMultiDict[str],
-        data: bytes | aiohttp.StreamReader | None,
+        data: bytes | AsyncIterator[bytes] | None,
     ) -> tuple[UpstreamNode, aiohttp.ClientResponse]:
         """Response headers from the first node that takes the connection."""
         pool = self.pool
@@ -246,6 +250,22 @@ class UpstreamForwarder:
         if isinstance(error, OSError):
             return UpstreamUnavailable(f"{where} failed: {describe_os_error(error)}")
         return UpstreamUnavailable(f"{where} failed: {str(error) or type(error).__name__}")
+
+
+async def paced(content: aiohttp.StreamReader, seconds: float) -> AsyncIterator[bytes]:
+    """The client's body, chunk by chunk; a client that stalls longer than `seconds` between
+    chunks is cut off, so it cannot hold an upstream connection for ever."""
+    while True:
+        try:
+            async with asyncio.timeout(seconds):
+                chunk = await content.readany()
+        except TimeoutError:
+            raise aiohttp.ClientPayloadError(
+                f"the client sent no body bytes for {seconds:g} s"
+            ) from None
+        if not chunk:
+            return
+        yield chunk
 
 
 def end_to_end(source: Headers, drop: frozenset[str] = HOP_BY_HOP) -> CIMultiDict[str]:

@@ -136,3 +136,18 @@ async def test_restart_keeps_endpoints(start_proxy, sidecar_settings):
     again = await start_proxy(settings)
     listed = await (await again.get("/_inference")).json()
     assert [e["inference_id"] for e in listed["endpoints"]] == ["e"]
+
+
+async def test_a_stalled_upload_does_not_hold_an_upstream_connection(start_proxy, sidecar_settings):
+    proxy = await start_proxy(sidecar_settings(ESPROXY_UPSTREAM_READ_TIMEOUT="1"))
+    reader, writer = await asyncio.open_connection(proxy.host, proxy.port)
+    writer.write(
+        b"PUT /stalled/_doc/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"a":'
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(4096), 30)
+    writer.close()
+    # Cut off after the read timeout: an ES-shaped 502, or a closed connection.
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 502"), answer
+    assert (await proxy.get("/_cluster/health")).status == 200
