@@ -9,6 +9,8 @@ environment variable; none set means esproxy exactly as it is.
 - BENCH_EXP_SMALL_BODY=N: forwarded request bodies of at most N bytes (Content-Length) are read
   whole first and passed as bytes, so aiohttp sends them with the headers in one write instead
   of streaming them through an AsyncIterablePayload; larger or chunked bodies still stream.
+- BENCH_EXP_SMALL_ANSWER=N: upstream answers with a Content-Length of at most N bytes are read
+  whole and sent as one web.Response (one write), instead of prepare/write/write_eof.
 - BENCH_EXP_LIMITER=1: the proposed limiter_for_rate, whose bursts cannot push a sliding minute
   over `requests_per_minute` (see proposed_limiter_for_rate below).
 """
@@ -43,6 +45,31 @@ if os.environ.get("BENCH_EXP_SMALL_BODY"):
         return await original(self, request, body)
 
     UpstreamForwarder.forward = forward  # type: ignore[method-assign]
+
+if os.environ.get("BENCH_EXP_SMALL_ANSWER"):
+    import aiohttp
+    from aiohttp import web
+
+    from esproxy.upstream import UpstreamForwarder, end_to_end
+
+    answer_limit = int(os.environ["BENCH_EXP_SMALL_ANSWER"])
+    original_relay = UpstreamForwarder.relay
+
+    async def relay(self, request, node, upstream):  # type: ignore[no-untyped-def]
+        length = upstream.content_length
+        if length is None or length > answer_limit or request.method == "HEAD":
+            return await original_relay(self, request, node, upstream)
+        try:
+            body = await upstream.read()
+        except (aiohttp.ClientError, OSError) as error:
+            raise self.translate(node, error) from None
+        headers = end_to_end(upstream.headers)
+        headers.popall("Content-Length", None)  # aiohttp sets it from the body
+        return web.Response(
+            status=upstream.status, reason=upstream.reason, headers=headers, body=body
+        )
+
+    UpstreamForwarder.relay = relay  # type: ignore[method-assign]
 
 if os.environ.get("BENCH_EXP_LIMITER") == "1":
     from aiolimiter import AsyncLimiter

@@ -6,9 +6,10 @@ Load: wrk, 1 thread, POST /bench/_search at 1, 16, 64, 256 connections; contende
 each concurrency. Then fixed-rate runs at 50% of nginx's peak, and one case against OpenSearch.
 Experiments (off by default, see esproxy_experiment.py): --uvloop adds esproxy on uvloop's
 loop; --small-body adds esproxy sending bodies up to 64 KiB in one write with the headers;
+--proposed adds esproxy with both small-body changes (requests and answers) and uvloop;
 --floor adds a bare aiohttp server+client forwarder (minimal_proxy.py), the floor for this
-stack, and an HTTP-blind TCP relay (tcp_relay.py, also on uvloop), the floor for any asyncio
-design.
+stack, a sketch of a protocol-level HTTP forwarder (http_splice.py), and an HTTP-blind TCP relay
+(tcp_relay.py), the floor for any asyncio design; the last two also on uvloop.
 """
 
 # ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
@@ -109,6 +110,19 @@ def main() -> int:
             log_dir=logs,
             experiment={"BENCH_EXP_SMALL_BODY": "65536"},
         )
+    if "--proposed" in sys.argv:  # experiment: the proposed forwarding changes together
+        contenders["esproxy+proposed"], procs["esproxy+proposed"] = lib.esproxy(
+            "esproxy-proposed",
+            "--upstream",
+            upstream,
+            env=memory,
+            log_dir=logs,
+            experiment={
+                "BENCH_EXP_SMALL_BODY": "65536",
+                "BENCH_EXP_SMALL_ANSWER": "65536",
+                "BENCH_EXP_UVLOOP": "1",
+            },
+        )
     if "--floor" in sys.argv:  # experiment: a bare aiohttp server+client forwarder
         port = lib.free_port()
         procs["aiohttp-floor"] = lib.start(
@@ -118,17 +132,21 @@ def main() -> int:
         )
         contenders["aiohttp-floor"] = f"http://127.0.0.1:{port}"
         lib.wait_http(contenders["aiohttp-floor"], procs["aiohttp-floor"])
-        # ...and a byte pump that ignores HTTP: the floor for any asyncio design (+ uvloop).
+        # ...a sketch of a protocol-level HTTP forwarder (the proposed fast path), and a byte
+        # pump that ignores HTTP: the floor for any asyncio design; both also on uvloop.
         lib.ensure_uvloop()
-        for name, extra in (
-            ("relay-floor", []),
-            ("relay+uvloop", ["--uvloop", str(lib.CACHE / "uvloop")]),
+        uv = ["--uvloop", str(lib.CACHE / "uvloop")]
+        host, up = upstream.split("//")[1].split(":")
+        for name, script, extra in (
+            ("http-splice", "http_splice.py", []),
+            ("http-splice+uvloop", "http_splice.py", uv),
+            ("relay-floor", "tcp_relay.py", []),
+            ("relay+uvloop", "tcp_relay.py", uv),
         ):
             port = lib.free_port()
-            host, up = upstream.split("//")[1].split(":")
             procs[name] = lib.start(
                 name,
-                [lib.PROJECT_PY, str(lib.BENCH / "tcp_relay.py"), str(port), host, up, *extra],
+                [lib.PROJECT_PY, str(lib.BENCH / script), str(port), host, up, *extra],
                 cpus=lib.PROXY_CPU,
             )
             contenders[name] = f"http://127.0.0.1:{port}"
