@@ -11,6 +11,8 @@ environment variable; none set means esproxy exactly as it is.
   of streaming them through an AsyncIterablePayload; larger or chunked bodies still stream.
 - BENCH_EXP_SMALL_ANSWER=N: upstream answers with a Content-Length of at most N bytes are read
   whole and sent as one web.Response (one write), instead of prepare/write/write_eof.
+- BENCH_EXP_STATIC_UA=1: each Bedrock client keeps the User-Agent it was created with, instead of
+  botocore rebuilding it before every call (its `rebuild_and_replace_user_agent_handler`).
 - BENCH_EXP_LIMITER=1: the proposed limiter_for_rate, whose bursts cannot push a sliding minute
   over `requests_per_minute` (see proposed_limiter_for_rate below).
 """
@@ -70,6 +72,22 @@ if os.environ.get("BENCH_EXP_SMALL_ANSWER"):
         )
 
     UpstreamForwarder.relay = relay  # type: ignore[method-assign]
+
+if os.environ.get("BENCH_EXP_STATIC_UA") == "1":
+    from esproxy.integrations.amazonbedrock.client import BedrockClients
+
+    original_open = BedrockClients._open
+
+    async def open_static_ua(self, key, account):  # type: ignore[no-untyped-def]
+        client = await original_open(self, key, account)
+        service_id = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.unregister(
+            f"request-created.{service_id}",
+            client._user_agent_creator.rebuild_and_replace_user_agent_handler,
+        )
+        return client
+
+    BedrockClients._open = open_static_ua  # type: ignore[method-assign]
 
 if os.environ.get("BENCH_EXP_LIMITER") == "1":
     from aiolimiter import AsyncLimiter

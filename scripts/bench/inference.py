@@ -5,6 +5,8 @@ generator; the contender gets core 1: the direct aiobotocore driver (scripts/ben
 bedrock_direct.py), esproxy, or LiteLLM's proxy (1 worker). esproxy and LiteLLM are loaded with
 wrk. Workloads: 16-input Titan v2 embeddings (16 InvokeModel calls), 96-input Cohere embeddings
 (one call), short completions (one Converse call); at 1, 16 and 64 concurrent requests.
+Experiment (off by default): --static-ua adds esproxy without botocore's per-call User-Agent
+rebuild (see esproxy_experiment.py).
 """
 
 # ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
@@ -66,8 +68,12 @@ def litellm_requests() -> dict[str, tuple[str, str]]:
     }
 
 
-def start_esproxy(emulator: str, logs: Path) -> tuple[str, Any]:
-    url, proc = lib.esproxy("esproxy", "--bedrock-endpoint-url", emulator, log_dir=logs)
+def start_esproxy(
+    emulator: str, logs: Path, name: str = "esproxy", experiment: dict[str, str] | None = None
+) -> tuple[str, Any]:
+    url, proc = lib.esproxy(
+        name, "--bedrock-endpoint-url", emulator, log_dir=logs, experiment=experiment
+    )
     for task, inference_id, provider, model in ESPROXY_ENDPOINTS.values():
         status, body = lib.http(
             "PUT",
@@ -187,6 +193,11 @@ def main() -> int:
         "esproxy": (esproxy_url, esproxy_requests(), None)
     }
     procs = {"esproxy": esproxy_proc}
+    if "--static-ua" in sys.argv:  # experiment: botocore's per-call User-Agent rebuild removed
+        url, procs["esproxy+static-ua"] = start_esproxy(
+            emulator, logs, "esproxy-static-ua", {"BENCH_EXP_STATIC_UA": "1"}
+        )
+        targets["esproxy+static-ua"] = (url, esproxy_requests(), None)
     litellm = None if "--no-litellm" in sys.argv else start_litellm(emulator, logs)
     if litellm:
         targets["litellm"] = (litellm[0], litellm_requests(), LITELLM_AUTH)
