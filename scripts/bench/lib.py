@@ -31,8 +31,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "scripts" / "bench"
 PROJECT_PY = str(REPO / ".venv" / "bin" / "python")
-RESULTS = REPO / "docs" / "bench"
 CACHE = REPO / ".cache" / "bench"
+# Quick runs are for working on the harness: their results never replace the recorded ones.
+RESULTS = (
+    CACHE / "quick"
+    if (os.environ.get("BENCH_QUICK") == "1" or "--quick" in sys.argv)
+    else REPO / "docs" / "bench"
+)
 WRK_LUA = str(BENCH / "wrk.lua")
 # The contender (the proxy under test) gets core 1; load generators and upstreams share core 0.
 LOAD_CPU = "0"
@@ -436,6 +441,8 @@ def publish(name: str, report: Any, *args: Any) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(text)
     doc = REPO / "docs" / "benchmarks.md"
+    if quick():
+        return text
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     if doc.exists():
         page = doc.read_text()
