@@ -25,6 +25,12 @@ WORKERS = 8
 
 
 def main() -> int:
+    if "--from-json" in sys.argv:  # re-render docs/reliability.md from the recorded result
+        result = json.loads((lib.RESULTS / "soak.json").read_text())
+        text = report(result)
+        print(text)
+        (lib.REPO / "docs" / "reliability.md").write_text(page(result, text))
+        return 0
     lib.banner("soak")
     seconds = 20.0 if lib.quick() else 150.0
     logs = lib.tmpdir("soak-logs")
@@ -132,6 +138,31 @@ def main() -> int:
     return 0 if alive and not driven["unexpected"] else 1
 
 
+def accounting(res: dict[str, Any]) -> list[str]:
+    """Each injected fault next to the outcome it should produce."""
+    out, inj = res["outcomes"], res["injected"]
+
+    def count(kinds: tuple[str, ...], outcome: str) -> int:
+        return sum(out.get(k, {}).get(outcome, 0) for k in kinds)
+
+    inference = ("completion", "embed_titan", "embed_cohere", "stream", "put_get_delete")
+    timed_out = count(inference, "429") + count(("stream",), "429 + error event")
+    return [
+        f"- upstream reset before the answer: {inj.get('upstream reset', 0)} injected, "
+        f"{count(('forward',), '502')} forwarded requests answered 502;",
+        f"- upstream reset mid-body: {inj.get('upstream midbody', 0)} injected, "
+        f"{count(('forward',), 'error: ClientPayloadError')} client connections cut "
+        "mid-body (the status line had gone out, so cutting is the only honest signal);",
+        f"- emulator hang: {inj.get('emulator hang', 0)} injected, {timed_out} inference "
+        "requests answered 429 `timeout_exception` at their 2 s `timeout` (ES's status for it);",
+        f"- emulator stream error after 2 events: {inj.get('emulator mid_stream_error', 0)} "
+        f"injected, {count(('stream',), '200 + error event')} streams ended by an `error` event;",
+        f"- emulator throttling and 500s: {inj.get('emulator throttling', 0)} and "
+        f"{inj.get('emulator status_500', 0)} injected, absorbed by esproxy's retries (no "
+        "inference request answered 500 or 503).",
+    ]
+
+
 def report(res: dict[str, Any]) -> str:
     rows = []
     for kind, outcomes in res["outcomes"].items():
@@ -139,6 +170,7 @@ def report(res: dict[str, Any]) -> str:
             rows.append([kind, outcome, n])
     rss = res["esproxy_rss_kib"]
     mib = lambda k: f"{k / 1024:.0f} MiB" if k else "–"  # noqa: E731
+    settled = next((k for t, k in rss["samples"] if t >= 10), rss["end"])
     lines = [
         f"{res['seconds']:.0f} s, {res['workers']} concurrent clients: "
         f"{res['sent']:,} requests sent, {res['answered']:,} answered "
@@ -150,6 +182,10 @@ def report(res: dict[str, Any]) -> str:
         "",
         lib.table(["request kind", "outcome (status or error type)", "count"], rows),
         "",
+        "Where the injected faults went:",
+        "",
+        *accounting(res),
+        "",
         f"Unexpected failures (not explained by an injected fault): "
         f"{sum(res['unexpected'].values())}"
         + "".join(
@@ -157,7 +193,8 @@ def report(res: dict[str, Any]) -> str:
             for k, v in res["unexpected"].items()
         ),
         "",
-        f"esproxy RSS: {mib(rss['start'])} at start, {mib(rss['end'])} at the end, peak "
+        f"esproxy RSS: {mib(rss['start'])} at start, {mib(settled)} after 10 s, "
+        f"{mib(rss['end'])} at the end, peak "
         f"{mib(rss['vmhwm'])}; still running at the end: {res['esproxy_alive_at_end']}; "
         f"{res['esproxy_log_lines']} warning/error log lines.",
     ]
@@ -196,7 +233,7 @@ error on an unmarked request) is counted as unexpected. RSS is sampled every 2 s
 
 ## Latest result
 
-{m["when"]}, {m["cpus"]} cores, 1-minute load {m["load_avg_at_start"][0]} at the start
+Finished {m["when"]}, {m["cpus"]} cores, 1-minute load {m["load_avg_at_start"][0]} at the end
 {busy}{quick}.
 
 {text}
