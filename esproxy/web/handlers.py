@@ -52,10 +52,11 @@ async def read_body_of(request: web.Request) -> bytes:
     return await read_raw_body(request, server.max_body_bytes, server.body_timeout_seconds)
 
 
-def decode_body(request: web.Request, raw: bytes) -> bytes:
+def decode_body(request: web.Request, raw: bytes, *, required: bool = True) -> bytes:
+    """The body with its Content-Encoding undone; `_update` words its own empty-body error."""
     limit = request.app[SETTINGS].server.max_body_bytes
     body = decode_content(raw, request.headers.get("Content-Encoding"), limit)
-    if not body:
+    if required and not body:
         raise BodyParseError("request body is required")
     return body
 
@@ -93,10 +94,7 @@ async def update_endpoint(request: web.Request) -> web.StreamResponse:
     task_type, inference_id = path_parts(request)
     if foreign := await forward_foreign(request, inference_id):
         return foreign
-    raw = await read_body_of(request)
-    body = decode_content(
-        raw, request.headers.get("Content-Encoding"), request.app[SETTINGS].server.max_body_bytes
-    )
+    body = decode_body(request, await read_body_of(request), required=False)
     service = request.app[INFERENCE_SERVICE]
     config = await service.update_endpoint(task_type, inference_id, body, timeout_param(request))
     return respond(request, config.to_dict())
