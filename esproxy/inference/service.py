@@ -20,6 +20,7 @@ from esproxy.errors import (
     StatusError,
 )
 from esproxy.inference import schemas
+from esproxy.inference.endpoint_cache import ParsedEndpoints
 from esproxy.inference.models import (
     EndpointConfig,
     InferenceRequest,
@@ -57,6 +58,7 @@ class InferenceService:
         self._registry = registry
         self._cipher = cipher
         self._limiters = limiters
+        self._parsed = ParsedEndpoints()
 
     async def put_endpoint(
         self,
@@ -103,6 +105,8 @@ class InferenceService:
         updated = await self._within(seconds, integration.validate(updated, slots))
         # Through the cache, so this instance's next call already uses the new keys and rate.
         await self._store.replace(self._seal(updated))
+        # The new record would miss anyway; dropping the old parse frees its decrypted keys now.
+        self._parsed.forget(inference_id)
         return updated.config
 
     def describe_services(self, task_type: TaskType | None) -> list[dict[str, Any]]:
@@ -127,6 +131,7 @@ class InferenceService:
         if dry_run:
             return {"acknowledged": False, "pipelines": [], "indexes": []}
         await self._store.delete(inference_id)
+        self._parsed.forget(inference_id)
         # Rate limits read only the public config, so no secrets are decrypted to drop the limiter.
         limit = self._registry.get(config.service).rate_limit(StoredEndpoint(config, secrets={}))
         self._limiters.forget(limit.key)
@@ -205,7 +210,20 @@ class InferenceService:
         return True
 
     async def load_endpoint(self, inference_id: str) -> StoredEndpoint:
-        record = await self._store.get(inference_id)
+        """The endpoint as the store returns it now, parsed once per stored version."""
+        try:
+            record = await self._store.get(inference_id)
+        except EndpointNotFound:
+            # Deleted, perhaps by another instance: its decrypted secrets need not stay.
+            self._parsed.forget(inference_id)
+            raise
+        endpoint = self._parsed.get(inference_id, record)
+        if endpoint is None:
+            endpoint = self._parse(inference_id, record)
+            self._parsed.put(inference_id, record, endpoint)
+        return endpoint
+
+    def _parse(self, inference_id: str, record: EndpointRecord) -> StoredEndpoint:
         endpoint = StoredEndpoint(
             config=EndpointConfig.from_dict(record.config),
             secrets=self._cipher.open(inference_id, record.sealed_secrets),

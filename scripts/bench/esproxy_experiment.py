@@ -13,10 +13,6 @@ environment variable; none set means esproxy exactly as it is.
   whole and sent as one web.Response (one write), instead of prepare/write/write_eof.
 - BENCH_EXP_STATIC_UA=1: each Bedrock client keeps the User-Agent it was created with, instead of
   botocore rebuilding it before every call (its `rebuild_and_replace_user_agent_handler`).
-- BENCH_EXP_ENDPOINT_CACHE=1: InferenceService.load_endpoint keeps the parsed, decrypted
-  endpoint per (inference_id, sealed secrets) - the ciphertext has a fresh nonce every time a
-  record is written, so it names the version - instead of parsing the config, decrypting the
-  keys and validating the stored settings on every call.
 - BENCH_EXP_LIMITER=1: the proposed limiter_for_rate, whose bursts cannot push a sliding minute
   over `requests_per_minute` (see proposed_limiter_for_rate below).
 """
@@ -92,25 +88,6 @@ if os.environ.get("BENCH_EXP_STATIC_UA") == "1":
         return client
 
     BedrockClients._open = open_static_ua  # type: ignore[method-assign]
-
-if os.environ.get("BENCH_EXP_ENDPOINT_CACHE") == "1":
-    from esproxy.inference.service import InferenceService
-
-    original_load = InferenceService.load_endpoint
-    parsed: dict[tuple[str, str], object] = {}
-
-    async def load_endpoint(self, inference_id):  # type: ignore[no-untyped-def]
-        record = await self._store.get(inference_id)
-        key = (inference_id, record.sealed_secrets)
-        endpoint = parsed.get(key)
-        if endpoint is None:
-            endpoint = await original_load(self, inference_id)
-            if len(parsed) > 1000:
-                parsed.clear()
-            parsed[key] = endpoint
-        return endpoint
-
-    InferenceService.load_endpoint = load_endpoint  # type: ignore[method-assign]
 
 if os.environ.get("BENCH_EXP_LIMITER") == "1":
     from aiolimiter import AsyncLimiter

@@ -5,8 +5,8 @@ generator; the contender gets core 1: the direct aiobotocore driver (scripts/ben
 bedrock_direct.py), esproxy, or LiteLLM's proxy (1 worker). esproxy and LiteLLM are loaded with
 wrk. Workloads: 16-input Titan v2 embeddings (16 InvokeModel calls), 96-input Cohere embeddings
 (one call), short completions (one Converse call); at 1, 16 and 64 concurrent requests.
-Experiments (off by default, see esproxy_experiment.py): --static-ua adds esproxy without
-botocore's per-call User-Agent rebuild; --endpoint-cache adds esproxy keeping parsed endpoints.
+Experiment (off by default, see esproxy_experiment.py): --static-ua adds esproxy without
+botocore's per-call User-Agent rebuild.
 """
 
 # ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
@@ -198,11 +198,6 @@ def main() -> int:
             emulator, logs, "esproxy-static-ua", {"BENCH_EXP_STATIC_UA": "1"}
         )
         targets["esproxy+static-ua"] = (url, esproxy_requests(), None)
-    if "--endpoint-cache" in sys.argv:  # experiment: parsed endpoints cached per version
-        url, procs["esproxy+endpoint-cache"] = start_esproxy(
-            emulator, logs, "esproxy-endpoint-cache", {"BENCH_EXP_ENDPOINT_CACHE": "1"}
-        )
-        targets["esproxy+endpoint-cache"] = (url, esproxy_requests(), None)
     litellm = None if "--no-litellm" in sys.argv else start_litellm(emulator, logs)
     if litellm:
         targets["litellm"] = (litellm[0], litellm_requests(), LITELLM_AUTH)
