@@ -19,6 +19,7 @@ from esproxy.app_keys import (
     CIPHER,
     FORWARDER,
     INFERENCE_SERVICE,
+    RESERVED_INDEX,
     SETTINGS,
     STORE,
 )
@@ -31,12 +32,15 @@ from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
+from esproxy.splice.backends import AppTarget, NodeTarget
+from esproxy.splice.server import SplicingRunner
+from esproxy.splice.splicer import Splicer
 from esproxy.storage.cache import CachedEndpointStore
 from esproxy.storage.elasticsearch import ElasticsearchEndpointStore
 from esproxy.storage.memory import InMemoryEndpointStore
 from esproxy.storage.sqlite import SqliteEndpointStore
 from esproxy.upstream import UpstreamForwarder
-from esproxy.upstream_session import create_upstream_session
+from esproxy.upstream_session import create_upstream_session, tls_context
 from esproxy.web import handlers
 from esproxy.web.authorization import authorization_middleware, open_authorization
 from esproxy.web.middlewares import error_middleware
@@ -56,6 +60,30 @@ SERVER_KWARGS: dict[str, Any] = {
     "max_line_size": 65536,
     "max_field_size": 65536,
 }
+
+
+def create_runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
+    """How every caller (CLI and tests) serves the app: forwarded requests spliced as bytes."""
+    return SplicingRunner(app, build=build_splicer, **SERVER_KWARGS, **kwargs)
+
+
+async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer | None:
+    """The fast path for forwarded requests; none without a cluster to forward to."""
+    forwarder = app.get(FORWARDER)
+    if forwarder is None:
+        return None
+    settings = app[SETTINGS].upstream
+    tls = await tls_context(settings)
+    targets = {node.url: NodeTarget(node.url, node.host, tls) for node in forwarder.pool.nodes}
+    return Splicer(
+        nodes=forwarder.pool,  # shared with the app's forwarder: one view of which nodes are dead
+        targets=targets,
+        app=AppTarget(app_server),
+        make_handler=app_server,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        reserved=app.get(RESERVED_INDEX),
+    )
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -142,26 +143,55 @@ def serve(args: argparse.Namespace) -> int:
 
 def serve_one(settings: Settings, log_level: str | None = None) -> None:
     """One server process; with several workers, each shares the port through SO_REUSEPORT."""
-    from esproxy.app import SERVER_KWARGS, create_app
-
     if log_level is not None:  # a spawned worker starts with logging unconfigured
         configure_logging(log_level)
-    web.run_app(
+    loop = new_event_loop()
+    main = loop.create_task(serve_until_stopped(settings))
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass  # SIGTERM or SIGINT: the task's cleanup below closes connections gracefully
+    finally:
+        main.cancel()
+        with contextlib.suppress(asyncio.CancelledError, web.GracefulExit, KeyboardInterrupt):
+            loop.run_until_complete(main)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    if not main.cancelled() and main.exception() is not None:
+        raise main.exception()  # type: ignore[misc]
+
+
+async def serve_until_stopped(settings: Settings) -> None:
+    from esproxy.app import create_app, create_runner
+
+    server = settings.server
+    runner = create_runner(
         create_app(settings),
-        host=settings.server.host,
-        port=settings.server.port,
-        shutdown_timeout=settings.server.shutdown_grace_seconds,
+        handle_signals=True,
         access_log=None,
-        print=lambda *_: log.info(
-            "esproxy %s listening on http://%s:%d",
-            __version__,
-            settings.server.host,
-            settings.server.port,
-        ),
+        # A client that goes away cancels its handler, and so its Bedrock call.
         handler_cancellation=True,
-        reuse_port=settings.server.workers > 1,
-        **SERVER_KWARGS,
+        shutdown_timeout=server.shutdown_grace_seconds,
     )
+    await runner.setup()
+    try:
+        site = web.TCPSite(
+            runner, server.host, server.port, reuse_port=server.workers > 1, backlog=1024
+        )
+        await site.start()
+        log.info("esproxy %s listening on http://%s:%d", __version__, server.host, server.port)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where it is installed (Linux and macOS): ~10-20% less CPU per request."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def run_emulator(args: argparse.Namespace) -> int:

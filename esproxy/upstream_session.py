@@ -49,6 +49,19 @@ async def tls_option(settings: UpstreamSettings) -> ssl.SSLContext | bool:
         ) from None
 
 
+async def tls_context(settings: UpstreamSettings) -> ssl.SSLContext:
+    """The same choice as `tls_option`, as a context the spliced connections can use."""
+    option = await tls_option(settings)
+    if isinstance(option, ssl.SSLContext):
+        return option
+    if option:
+        return await asyncio.to_thread(ssl.create_default_context)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def client_timeout(settings: UpstreamSettings) -> aiohttp.ClientTimeout:
     # No total limit: a long scroll or bulk may stream for as long as bytes keep moving. Waiting for
     # a free pooled connection is not bounded either, so a busy pool never marks a node dead.

@@ -6,12 +6,20 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from esproxy.app import SERVER_KWARGS, create_app
+from esproxy.app import create_app, create_runner
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 from esproxy.settings import Settings, load_settings
 from tests.opensearch_node import opensearch_url  # noqa: F401
+
+
+class ProxyServer(TestServer):
+    """A TestServer that serves the app as `esproxy serve` does, through the splicing runner."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return create_runner(self.app, **kwargs)
 
 
 @pytest.fixture
@@ -41,9 +49,8 @@ def start_proxy(
     aiohttp_client: Callable[..., Any], settings_for: Callable[..., Settings]
 ) -> Callable[..., Any]:
     async def start(settings: Settings | None = None) -> TestClient:
-        server = TestServer(create_app(settings or settings_for()))
-        # TestServer drops constructor kwargs, so the runner options go to start_server.
-        await server.start_server(**SERVER_KWARGS)
+        server = ProxyServer(create_app(settings or settings_for()))
+        await server.start_server()
         client: TestClient = await aiohttp_client(server)
         return client
 

@@ -54,6 +54,42 @@ async def truncated_chunked(request: web.Request) -> web.StreamResponse:
     return await send_partial(request, response)
 
 
+async def slow_chunked(request: web.Request) -> web.StreamResponse:
+    """A chunked answer in dribbles: chunk sizes, extensions and a trailer split across writes."""
+    transport = request.transport
+    assert transport is not None
+    pieces = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"5\r\n",
+        b'{"a":\r\n',
+        b"a;ext=1\r\n[1,2,3,4]}",
+        b"\r\n0\r\nX-Checksum: 1",
+        b"\r\n\r\n",
+    ]
+    for piece in pieces:
+        transport.write(piece)
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(1)  # keeps the connection a while: the proxy must find the end by itself
+    transport.close()
+    return web.Response()  # never sent: the connection is gone
+
+
+async def until_close(request: web.Request) -> web.StreamResponse:
+    """An answer with no length: its body ends when the connection does."""
+    transport = request.transport
+    assert transport is not None
+    transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+    await asyncio.sleep(0.02)
+    transport.write(b'{"framed_by":"close"}')
+    transport.close()
+    return web.Response()  # never sent: the connection is gone
+
+
+async def early_answer(request: web.Request) -> web.StreamResponse:
+    """Refuses the request before reading its body, as a node does with a 413."""
+    return web.json_response({"error": "too large", "status": 413}, status=413)
+
+
 async def send_partial(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(PARTIAL_BODY)
@@ -101,6 +137,9 @@ FAULTS = {
     "/truncated-chunked": truncated_chunked,
     "/stall": stall,
     "/slow-sink": slow_sink,
+    "/slow-chunked": slow_chunked,
+    "/until-close": until_close,
+    "/early-answer": early_answer,
 }
 
 

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from esproxy.app import SERVER_KWARGS, create_app
+from esproxy.app import create_app
 from esproxy.app_keys import (
     BACKING_STORE,
     BEDROCK_CLIENTS,
@@ -35,6 +35,7 @@ from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 from esproxy.errors import ProxyError
 from esproxy.integrations.amazonbedrock.settings import read_endpoint
 from esproxy.settings import load_settings
+from tests.conftest import ProxyServer
 from tests.user_examples import JSON_HEADERS
 
 ACCESS_KEY, SECRET_KEY = "AKIDLEAKCHECK1234", "sEcReT/LeAk+CheCk"
@@ -292,8 +293,8 @@ class Scenario:
 async def start(aiohttp_client: Any, settings: Any, errors: list[BaseException]) -> TestClient:
     app = create_app(settings)
     app.middlewares.append(capture_errors(errors))
-    server = TestServer(app)
-    await server.start_server(**SERVER_KWARGS)
+    server = ProxyServer(app)
+    await server.start_server()
     client: TestClient = await aiohttp_client(server)
     return client
 

@@ -3,60 +3,48 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 from yarl import URL
 
-from esproxy.app import SERVER_KWARGS
-from esproxy.settings import UpstreamSettings
+from esproxy.app import create_app
+from esproxy.app_keys import FORWARDER
+from esproxy.settings import UpstreamSettings, load_settings
 from esproxy.upstream import UpstreamForwarder
-from esproxy.upstream_session import create_upstream_session
-from esproxy.web.middlewares import error_middleware
+from tests.conftest import ProxyServer
 from tests.faulty_upstream import create_faulty_app
 
-FORWARDER = web.AppKey("forwarder", UpstreamForwarder)
 JSON = {"Content-Type": "application/json"}
-
 StartForwarder = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
-def create_forwarding_app(settings: UpstreamSettings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=0)
-
-    async def open_forwarder(app: web.Application) -> AsyncIterator[None]:
-        session = await create_upstream_session(settings)
-        app[FORWARDER] = UpstreamForwarder(settings, session)
-        yield
-        await session.close()
-
-    async def forward(request: web.Request) -> web.StreamResponse:
-        return await request.app[FORWARDER].forward(request)
-
-    app.cleanup_ctx.append(open_forwarder)
-    app.router.add_route("*", "/{tail:.*}", forward)
-    return app
-
-
 @pytest.fixture
-def start_forwarder(aiohttp_server: Any, aiohttp_client: Any) -> StartForwarder:
-    """`await start_forwarder(url, ...)`: a raw-bytes client of a forwarder to those nodes.
+def start_forwarder(aiohttp_client: Any, tmp_path: Path) -> StartForwarder:
+    """`await start_forwarder(url, ...)`: a raw-bytes client of esproxy forwarding to those nodes.
 
-    It asks for no compression unless a test sends `Accept-Encoding` itself.
+    esproxy runs as `esproxy serve` runs it (endpoints in memory, no access checks), so forwarded
+    requests take the spliced path. It asks for no compression unless a test sends
+    `Accept-Encoding` itself.
     """
 
     async def start(*urls: str, **options: Any) -> TestClient[Any, Any]:
-        settings = UpstreamSettings(urls=urls, **options)
-        # Server options must reach start_server: TestServer drops its constructor's kwargs, so
-        # `aiohttp_client(app, server_kwargs=...)` would silently decompress request bodies.
-        server = await aiohttp_server(create_forwarding_app(settings), **SERVER_KWARGS)
+        base = load_settings(environ={"ESPROXY_DATA_DIR": str(tmp_path / "data")})
+        settings = dataclasses.replace(
+            base,
+            upstream=UpstreamSettings(urls=urls, **options),
+            storage=dataclasses.replace(base.storage, backend="memory"),
+            auth=dataclasses.replace(base.auth, mode="none"),
+        )
+        server = ProxyServer(create_app(settings))
         client: TestClient[Any, Any] = await aiohttp_client(
             server, auto_decompress=False, skip_auto_headers=("Accept-Encoding",)
         )
@@ -109,8 +97,7 @@ def blackhole_url() -> Iterator[str]:
 def forwarder_of(client: TestClient[Any, Any]) -> UpstreamForwarder:
     app = client.app
     assert app is not None
-    forwarder: UpstreamForwarder = app[FORWARDER]
-    return forwarder
+    return app[FORWARDER]
 
 
 @pytest.fixture

@@ -1,0 +1,471 @@
+"""One client's connection: request heads parsed, bodies and answers spliced as bytes, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import parse_qsl
+
+from esproxy.errors import PlainError, ProxyError, UpstreamTimeout, UpstreamUnavailable
+from esproxy.splice.backends import Backend, take_idle
+from esproxy.splice.chunks import ChunkedScanner
+from esproxy.splice.heads import (
+    MAX_HEAD,
+    InvalidResponse,
+    RequestHead,
+    ResponseHead,
+    error_head,
+    parse_request_head,
+    parse_response_head,
+)
+from esproxy.splice.splicer import APP, HAND_OVER, Splicer
+from esproxy.upstream import describe_os_error
+from esproxy.upstream_nodes import UpstreamNode
+from esproxy.web.responses import to_json
+
+# Forwarded requests log under the forwarder's name, whichever path carried them.
+log = logging.getLogger("esproxy.upstream")
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+PIPELINE_LIMIT = 65536  # bytes of later requests held while one is answered
+
+
+class ClientConnection(asyncio.Protocol):
+    """Serves one exchange at a time; later pipelined requests wait in `buffer`.
+
+    An exchange: the request head is parsed, sent on (rewritten for a node, unchanged to the app),
+    the body follows by its Content-Length as it arrives, and the answer comes back by its own
+    framing. The backend connection then returns to its idle list.
+    """
+
+    BACKEND_FULL, PIPELINE_FULL = 1, 2  # why reading from the client is paused
+
+    def __init__(self, splicer: Splicer) -> None:
+        self.splicer = splicer
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.buffer = bytearray()  # received, not yet sent on
+        self.request: RequestHead | None = None  # the exchange in flight
+        self.node: UpstreamNode | None = None  # its node; None when the app answers it
+        self.backend: Backend | None = None
+        self.upstream_head = b""  # the head as sent, kept for a retry on a fresh connection
+        self.reused = self.retried = False
+        self.body_left = 0  # request body bytes not yet sent on
+        self.answer: ResponseHead | None = None
+        self.answer_head = b""  # an answer head still incomplete
+        self.answer_left = 0
+        self.scanner: ChunkedScanner | None = None
+        self.close_after = False
+        self.paused = 0
+        self.backend_paused = False
+        self.activity = self.started = self.loop.time()
+        self.timer: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    # -- the client's side --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.splicer.clients.add(self)
+        self.arm_timer(self.splicer.keepalive_seconds)
+
+    def data_received(self, data: bytes) -> None:
+        self.activity = self.loop.time()
+        if self.body_left and self.backend is not None and not self.buffer:
+            left = self.body_left
+            write = self.backend.transport.write  # type: ignore[union-attr]
+            if len(data) <= left:
+                write(data)
+                self.body_left = left - len(data)
+                return
+            write(data[:left])
+            self.body_left = 0
+            data = data[left:]
+        self.buffer += data
+        if self.request is None:
+            self.start_next()
+        elif len(self.buffer) > PIPELINE_LIMIT + self.body_left:
+            self.pause(self.PIPELINE_FULL)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.splicer.forget(self)
+        if self.timer is not None:
+            self.timer.cancel()
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            backend.discard()  # mid-exchange: its state is unknown, so it is never reused
+        self.request = None
+
+    def pause_writing(self) -> None:
+        # The client reads slower than the backend answers: stop reading the backend.
+        if self.backend is not None and self.backend.transport is not None:
+            self.backend.transport.pause_reading()
+            self.backend_paused = True
+
+    def resume_writing(self) -> None:
+        if self.backend_paused and self.backend is not None and self.backend.transport is not None:
+            self.backend.transport.resume_reading()
+        self.backend_paused = False
+
+    def pause(self, reason: int) -> None:
+        if not self.paused and not self.closed:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def resume(self, reason: int) -> None:
+        if self.paused & reason:
+            self.paused &= ~reason
+            if not self.paused and not self.closed:
+                self.transport.resume_reading()
+
+    def close_if_idle(self) -> None:
+        self.close_after = True
+        if self.request is None:
+            self.transport.close()
+
+    # -- starting an exchange -----------------------------------------------------------------
+
+    def start_next(self) -> None:
+        buffer = self.buffer
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffer) > MAX_HEAD:
+                self.hand_over()
+            return
+        raw = bytes(buffer[: end + 4])
+        head = parse_request_head(raw[:end])
+        route = HAND_OVER if head is None else self.splicer.route(head)
+        if head is None or route == HAND_OVER:
+            self.hand_over()
+            return
+        del buffer[: end + 4]
+        self.request = head
+        self.body_left = head.content_length
+        self.answer, self.answer_head, self.scanner = None, b"", None
+        self.close_after = head.close or self.splicer.closing
+        self.retried = False
+        self.started = self.activity
+        self.arm_timer(self.splicer.read_timeout)
+        if route == APP:
+            self.node = None
+            backend = take_idle(self.splicer.app.idle)
+            if backend is None:
+                self.loop.create_task(self.connect_app(raw))
+            else:
+                self.attach(backend, raw)
+            return
+        if head.expect and head.content_length:
+            self.transport.write(CONTINUE)  # the node gets no Expect: esproxy answers it
+        node = self.splicer.nodes.select()
+        target = self.splicer.target(node)
+        backend = take_idle(target.idle)
+        if backend is None:
+            self.loop.create_task(self.connect_upstream(node))
+        else:
+            self.node = node
+            self.attach(backend, head.for_upstream(target.prefix, target.host_header))
+
+    def hand_over(self) -> None:
+        """Give the whole connection to aiohttp, from this request on (it is never handed back)."""
+        self.closed = True  # to this protocol
+        self.splicer.forget(self)
+        if self.timer is not None:
+            self.timer.cancel()
+        handler = self.splicer.make_handler()
+        transport = self.transport
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        if self.paused:
+            transport.resume_reading()
+        if self.buffer:
+            handler.data_received(bytes(self.buffer))
+        self.buffer.clear()
+
+    async def connect_app(self, raw: bytes) -> None:
+        try:
+            backend = await self.splicer.app.open()
+        except OSError as error:
+            self.fail(ProxyError(f"esproxy could not reach its own handler: {error}"))
+            return
+        if self.closed:
+            backend.release()
+            return
+        self.attach(backend, raw)
+
+    async def connect_upstream(self, node: UpstreamNode) -> None:
+        pool = self.splicer.nodes
+        error: BaseException | None = None
+        for attempt in range(len(pool)):
+            if attempt:
+                node = pool.select()
+            target = self.splicer.target(node)
+            try:
+                backend = await target.open(self.splicer.connect_timeout)
+            except (OSError, TimeoutError) as failure:
+                # Nothing reached this node, and the body is still unsent: another node may take it.
+                pool.mark_dead(node)
+                error = failure
+                continue
+            if node.failures:
+                pool.mark_alive(node)
+            if self.closed or self.request is None:
+                backend.release()
+                return
+            self.node = node
+            self.attach(backend, self.request.for_upstream(target.prefix, target.host_header))
+            return
+        assert error is not None
+        self.fail(self.splicer.connect_error(node, error))
+
+    def attach(self, backend: Backend, head: bytes) -> None:
+        backend.client = self
+        self.backend = backend
+        self.reused = backend.reused
+        self.upstream_head = head
+        sent = min(self.body_left, len(self.buffer))
+        if sent:
+            head += self.buffer[:sent]
+            del self.buffer[:sent]
+            self.body_left -= sent
+        backend.transport.write(head)  # type: ignore[union-attr]
+        if self.paused & self.PIPELINE_FULL and len(self.buffer) <= PIPELINE_LIMIT:
+            self.resume(self.PIPELINE_FULL)
+
+    # -- the answer ---------------------------------------------------------------------------
+
+    def backend_data(self, data: bytes) -> None:
+        self.activity = self.loop.time()
+        prefix = b""
+        end = 0
+        if self.answer is None:
+            data = self.answer_head + data if self.answer_head else data
+            while True:
+                end = data.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(data) > MAX_HEAD:
+                        self.fail_answer(InvalidResponse("the answer's head is too long"))
+                    else:
+                        self.answer_head = data
+                    return
+                if data[9:10] == b"1" and data[:7] == b"HTTP/1.":  # 1xx: an interim answer
+                    if data[9:12] == b"101":
+                        self.fail_answer(InvalidResponse("a protocol switch nobody asked for"))
+                        return
+                    self.transport.write(data[: end + 4])
+                    data = data[end + 4 :]
+                    continue
+                break
+            self.answer_head = b""
+            assert self.request is not None
+            try:
+                answer = parse_response_head(
+                    data[:end],
+                    head_request=self.request.method == b"HEAD",
+                    close_client=self.close_after,
+                )
+            except InvalidResponse as error:
+                self.fail_answer(error)
+                return
+            self.answer = answer
+            self.close_after = answer.close_client
+            self.answer_left = answer.content_length
+            if answer.chunked:
+                self.scanner = ChunkedScanner()
+            prefix, data = answer.head, data[end + 4 :]
+        if self.scanner is not None:
+            try:
+                end = self.scanner.feed(data)
+            except InvalidResponse as error:
+                self.transport.write(prefix)
+                self.abort(self.describe_answer_error(error))
+                return
+            if end < 0:
+                self.transport.write(prefix + data if prefix else data)
+                return
+            self.transport.write(prefix + data[:end])
+            self.finish(len(data) - end)
+        elif self.answer_left >= 0:
+            left = self.answer_left
+            if len(data) < left:
+                self.transport.write(prefix + data if prefix else data)
+                self.answer_left = left - len(data)
+                return
+            self.transport.write(prefix + data[:left] if prefix else data[:left])
+            self.finish(len(data) - left)
+        else:  # until the node closes
+            self.transport.write(prefix + data if prefix else data)
+
+    def backend_lost(self, exc: Exception | None) -> None:
+        """The backend closed its connection in the middle of an exchange."""
+        self.backend = None
+        answer = self.answer
+        if answer is not None:
+            if answer.content_length < 0 and not answer.chunked:
+                self.finish(0)  # the close ends a body framed by it
+            else:
+                self.abort(self.describe_lost(exc, "sent an incomplete body"))
+            return
+        request = self.request
+        if request is None or self.closed:
+            return
+        if self.reused and not self.retried and not request.content_length and not self.answer_head:
+            # A kept-alive connection the other side closed as it was reused: nothing was read,
+            # and there is no body to resend, so a fresh connection gets the request.
+            self.retried = True
+            if self.node is None:
+                self.loop.create_task(self.connect_app(self.upstream_head))
+            else:
+                self.loop.create_task(self.connect_upstream(self.node))
+            return
+        if self.node is None:
+            self.fail(ProxyError("esproxy's handler closed the connection before answering"))
+            return
+        if self.answer_head:
+            self.fail_answer(InvalidResponse("the connection closed inside the answer's head"))
+            return
+        self.fail(self.describe_lost(exc, "closed the connection before answering"))
+
+    def describe_lost(self, exc: Exception | None, what: str) -> UpstreamUnavailable:
+        where = self.where()
+        if isinstance(exc, OSError):
+            return UpstreamUnavailable(f"{where} failed: {describe_os_error(exc)}")
+        return UpstreamUnavailable(f"{where} {what}")
+
+    def describe_answer_error(self, error: InvalidResponse) -> UpstreamUnavailable:
+        return UpstreamUnavailable(f"{self.where()} sent an invalid HTTP response: {error}")
+
+    def where(self) -> str:
+        return "esproxy" if self.node is None else f"upstream [{self.node.url}]"
+
+    def finish(self, extra: int) -> None:
+        """The answer is complete; `extra` bytes came after it (the backend is not reused then)."""
+        backend, self.backend = self.backend, None
+        answer, request = self.answer, self.request
+        assert answer is not None and request is not None
+        if backend is not None:
+            if self.backend_paused and backend.transport is not None:
+                backend.transport.resume_reading()
+            self.backend_paused = False
+            if extra or answer.close or self.body_left:
+                backend.discard()
+            else:
+                backend.release()
+        if log.isEnabledFor(logging.DEBUG) and self.node is not None:
+            log.debug(
+                "%s %s -> %d in %.2f ms from %s",
+                request.method.decode(),
+                request.target.decode("latin-1"),
+                answer.status,
+                (self.loop.time() - self.started) * 1000,
+                self.node.url,
+            )
+        self.end_exchange()
+
+    def end_exchange(self) -> None:
+        if self.body_left:
+            # Answered before its body was all sent: the rest is still on the wire, unframed.
+            self.close_after = True
+        self.request, self.answer, self.scanner = None, None, None
+        if self.close_after or self.closed:
+            self.transport.close()
+            return
+        self.arm_timer(self.splicer.keepalive_seconds)
+        if self.paused & self.PIPELINE_FULL:
+            self.resume(self.PIPELINE_FULL)
+        if self.buffer:
+            self.start_next()
+
+    # -- failures -----------------------------------------------------------------------------
+
+    def fail(self, error: ProxyError) -> None:
+        """Answer with an ES error; nothing of the backend's answer has reached the client."""
+        request = self.request
+        if request is None or self.closed:
+            return
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            backend.discard()
+        unsent = min(self.body_left, len(self.buffer))
+        if unsent and backend is None:  # a body never sent on: skip it, the connection lives on
+            del self.buffer[:unsent]
+            self.body_left -= unsent
+        pretty = b"pretty" in request.target and wants_pretty(request.target)
+        body = to_json(error.to_body(), pretty=pretty)
+        close = self.close_after or self.body_left > 0
+        self.transport.write(error_head(error.status, len(body), close=close) + body)
+        log.warning(
+            "%s %s -> %s %s",
+            request.method.decode(),
+            request.path.decode("latin-1"),
+            error.status,
+            error.reason,
+        )
+        self.close_after = close
+        self.end_exchange()
+
+    def fail_answer(self, error: InvalidResponse) -> None:
+        self.fail(self.describe_answer_error(error))
+
+    def abort(self, error: ProxyError) -> None:
+        """Cut the client's connection: the status line is out, so an error body cannot follow."""
+        request = self.request
+        if request is not None:
+            log.warning(
+                "%s %s: %s; closing the client connection mid-response",
+                request.method.decode(),
+                request.target.decode("latin-1"),
+                error.reason,
+            )
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            backend.discard()
+        self.request = None
+        self.transport.close()
+
+    # -- time -----------------------------------------------------------------------------------
+
+    def arm_timer(self, seconds: float) -> None:
+        """One lazy timer per connection: it fires no later than the nearest deadline."""
+        deadline = self.activity + seconds
+        timer = self.timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self.timer = self.loop.call_at(deadline, self.check_time)
+
+    def check_time(self) -> None:
+        self.timer = None
+        if self.closed:
+            return
+        now = self.loop.time()
+        if self.request is None:
+            seconds = self.splicer.keepalive_seconds
+            if now >= self.activity + seconds:
+                self.transport.close()
+                return
+        else:
+            seconds = self.splicer.read_timeout
+            if now >= self.activity + seconds and self.node is not None:
+                self.time_out()
+                if self.closed or self.request is None:
+                    return
+        self.timer = self.loop.call_at(max(self.activity + seconds, now + 0.01), self.check_time)
+
+    def time_out(self) -> None:
+        seconds = self.splicer.read_timeout
+        if self.answer is not None:
+            self.abort(UpstreamTimeout(f"{self.where()} sent nothing for {seconds:g}s"))
+        elif self.backend is None:
+            return  # still connecting: the connect timeout decides
+        elif self.body_left:
+            self.close_after = True
+            self.fail(PlainError(f"the client sent no body bytes for {seconds:g}s", status=408))
+        else:
+            self.fail(UpstreamTimeout(f"{self.where()} sent nothing for {seconds:g}s"))
+
+
+def wants_pretty(target: bytes) -> bool:
+    query = target.partition(b"?")[2].decode("latin-1")
+    return any(name == "pretty" for name, _ in parse_qsl(query, keep_blank_values=True))

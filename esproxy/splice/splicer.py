@@ -1,0 +1,113 @@
+"""What every spliced connection of one server shares: where requests go, and how to get there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+from multidict import MultiDict
+
+from esproxy.errors import UpstreamTimeout, UpstreamUnavailable
+from esproxy.reserved_index import ReservedIndex
+from esproxy.splice.backends import AppTarget, NodeTarget, close_idle
+from esproxy.splice.heads import RequestHead
+from esproxy.upstream import describe_os_error
+from esproxy.upstream_nodes import NodePool, UpstreamNode, is_nodes_info
+
+if TYPE_CHECKING:
+    from esproxy.splice.client_connection import ClientConnection
+
+log = logging.getLogger(__name__)
+
+UPSTREAM, APP, HAND_OVER = 0, 1, 2
+KEEPALIVE_SECONDS = 75.0  # an idle client connection is closed after this, as aiohttp does
+# Characters aiohttp decodes or normalises in a path, so that its router may read the path as one
+# of esproxy's own routes: such requests are left to aiohttp to route.
+_ODD_PATH = (b"%", b"/.", b"//", b"#", b"\\")
+
+
+class Splicer:
+    def __init__(
+        self,
+        *,
+        nodes: NodePool,
+        targets: dict[str, NodeTarget],
+        app: AppTarget,
+        make_handler: Callable[[], asyncio.Protocol],
+        connect_timeout: float,
+        read_timeout: float,
+        reserved: ReservedIndex | None,
+    ) -> None:
+        self.nodes = nodes
+        self.targets = targets
+        self.app = app
+        self.make_handler = make_handler  # aiohttp's protocol, for connections handed over whole
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.keepalive_seconds = KEEPALIVE_SECONDS
+        self.reserved = reserved
+        self.clients: set[ClientConnection] = set()
+        self.closing = False
+        self.drained = asyncio.Event()
+
+    def route(self, head: RequestHead) -> int:
+        """UPSTREAM for plain forwarding; APP for what esproxy answers or aiohttp must judge."""
+        path = head.path
+        if head.target[:1] != b"/" or any(odd in path for odd in _ODD_PATH):
+            return APP
+        if path.startswith(b"/_inference") and (len(path) == 11 or path[11:12] == b"/"):
+            return APP
+        if path.startswith(b"/_esproxy") and (len(path) == 9 or path[9:10] == b"/"):
+            return APP
+        if path.startswith(b"/_nodes") and is_nodes_info(
+            head.method.decode(), head.target.decode("latin-1")
+        ):
+            return APP  # its addresses are rewritten
+        if self.reserved is not None and self.refuses(head):
+            return APP  # the app answers with the guard's 403
+        return UPSTREAM
+
+    def refuses(self, head: RequestHead) -> bool:
+        assert self.reserved is not None
+        target = head.target.decode("latin-1")
+        query = MultiDict(parse_qsl(target.partition("?")[2], keep_blank_values=True))
+        return self.reserved.refusal(head.method.decode(), target, query) is not None
+
+    def target(self, node: UpstreamNode) -> NodeTarget:
+        return self.targets[node.url]
+
+    def connect_error(self, node: UpstreamNode, error: BaseException) -> UpstreamUnavailable:
+        where = f"upstream [{node.url}]"
+        if isinstance(error, TimeoutError):
+            return UpstreamTimeout(f"could not connect to {where} within {self.connect_timeout:g}s")
+        if isinstance(error, OSError):
+            return UpstreamUnavailable(f"could not connect to {where}: {describe_os_error(error)}")
+        return UpstreamUnavailable(f"could not connect to {where}: {error}")
+
+    def close_idle(self) -> None:
+        """Stop taking requests: idle clients are closed now, busy ones after their answer."""
+        self.closing = True
+        for client in list(self.clients):
+            client.close_if_idle()
+        for target in self.targets.values():
+            close_idle(target.idle)
+        close_idle(self.app.idle)
+
+    def forget(self, client: ClientConnection) -> None:
+        self.clients.discard(client)
+        if self.closing and not self.clients:
+            self.drained.set()
+
+    async def drain(self, seconds: float | None) -> None:
+        """Wait for the exchanges in flight, at most `seconds`, then cut what is left."""
+        if self.clients:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self.drained.wait()
+        for client in list(self.clients):
+            client.transport.close()
+        self.clients.clear()
