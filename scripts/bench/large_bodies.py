@@ -2,9 +2,7 @@
 
 Client: curl uploading a cached NDJSON file (core 0, with the sink). Proxies: core 1. nginx runs
 with `proxy_request_buffering off`. The sink (scripts/bench/sink.py) answers only after the whole
-body and says how many bytes it got, which is checked. Experiment (off by default):
---read-bufsize adds esproxy with a 1 MiB server read buffer (see esproxy_experiment.py).
-Runs alternate; the median run counts.
+body and says how many bytes it got, which is checked. Runs alternate; the median run counts.
 esproxy's peak RSS is its VmHWM after all its runs.
 """
 
@@ -109,15 +107,6 @@ def main() -> int:
         "esproxy", "--upstream", upstream, env={"ESPROXY_STORAGE_BACKEND": "memory"}, log_dir=logs
     )
     procs = {"nginx": nginx, "esproxy": esp}
-    if "--read-bufsize" in sys.argv:  # experiment: the server reads up to 1 MiB per request
-        contenders["esproxy+1MiB-buffer"], procs["esproxy+1MiB-buffer"] = lib.esproxy(
-            "esproxy-1mib",
-            "--upstream",
-            upstream,
-            env={"ESPROXY_STORAGE_BACKEND": "memory"},
-            log_dir=logs,
-            experiment={"BENCH_EXP_READ_BUFSIZE": str(2**20)},
-        )
     rss_idle = lib.proc_status(esp.pid, "VmRSS")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
     rss_during: list[int] = []
@@ -134,9 +123,6 @@ def main() -> int:
             if name == "esproxy":
                 rss_during.append(lib.proc_status(esp.pid, "VmRSS"))
     hwm = lib.proc_status(esp.pid, "VmHWM")
-    experiments_hwm = {
-        n: lib.proc_status(p.pid, "VmHWM") for n, p in procs.items() if n.startswith("esproxy+")
-    }
     med = {n: statistics.median(r["mb_s"] for r in rs) for n, rs in runs.items()}
     result = {
         "machine": lib.machine(),
@@ -147,7 +133,6 @@ def main() -> int:
         "runs": runs,
         "median_mb_s": med,
         "esproxy_rss_kib": {"idle": rss_idle, "after_runs": rss_during, "vmhwm": hwm},
-        "experiments_vmhwm_kib": experiments_hwm,
         "all_complete": all(r["complete"] for rs in runs.values() for r in rs),
     }
     result["summary"] = {

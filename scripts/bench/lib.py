@@ -215,8 +215,6 @@ def esproxy(
     """
     port = free_port()
     data = tmpdir(name)
-    if experiment and experiment.get("BENCH_EXP_UVLOOP") == "1":
-        ensure_uvloop()
     launcher = [str(BENCH / "esproxy_experiment.py")] if experiment else ["-m", "esproxy"]
     proc = start(
         name,

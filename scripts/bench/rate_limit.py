@@ -6,8 +6,7 @@ so each has its own quota). Every endpoint is kept saturated (8 callers each, on
 request). scripts/bench/bedrock_tap.py sits between esproxy and the emulator and records each
 call's answer, so the rate and the throttles are counted where Bedrock would count them, whatever
 esproxy retries. Windows of 60 s from the first request; the first one includes the limiter's
-initial burst. Experiment (off by default): --proposed-limiter also runs both scenarios with
-the limiter change proposed in docs/benchmarks.md (see esproxy_experiment.py).
+initial burst.
 """
 
 from __future__ import annotations
@@ -23,9 +22,7 @@ RPM = 600
 CALLERS = 8
 
 
-def scenario(
-    name: str, endpoints: int, windows: int, window_s: float, experiment: dict[str, str] | None
-) -> dict[str, Any]:
+def scenario(name: str, endpoints: int, windows: int, window_s: float) -> dict[str, Any]:
     logs = lib.tmpdir(f"rate-{name}")
     emulator, emu = lib.emulator(
         "emulator", "--latency-ms", "20", "--quota-per-minute", str(RPM), log_dir=logs
@@ -39,9 +36,7 @@ def scenario(
     )
     tap_url = f"http://127.0.0.1:{port}"
     lib.wait_http(tap_url + "/_tap/events", tap)
-    url, esp = lib.esproxy(
-        "esproxy", "--bedrock-endpoint-url", tap_url, log_dir=logs, experiment=experiment
-    )
+    url, esp = lib.esproxy("esproxy", "--bedrock-endpoint-url", tap_url, log_dir=logs)
     ids, keys = [], {}
     for n in range(endpoints):
         inference_id, access = f"rate-{n}", f"AKIDRATE{n:04d}"
@@ -149,17 +144,9 @@ def main() -> int:
     lib.banner("rate limit")
     windows, window_s = (1, 15.0) if lib.quick() else (2, 60.0)
     results = {
-        "one endpoint": scenario("one endpoint", 1, windows, window_s, None),
-        "ten endpoints": scenario("ten endpoints", 10, windows, window_s, None),
+        "one endpoint": scenario("one endpoint", 1, windows, window_s),
+        "ten endpoints": scenario("ten endpoints", 10, windows, window_s),
     }
-    if "--proposed-limiter" in sys.argv:  # experiment: the limiter change proposed in the docs
-        proposed = {"BENCH_EXP_LIMITER": "1"}
-        results["one endpoint, proposed limiter"] = scenario(
-            "one endpoint, proposed limiter", 1, windows, window_s, proposed
-        )
-        results["ten endpoints, proposed limiter"] = scenario(
-            "ten endpoints, proposed limiter", 10, windows, window_s, proposed
-        )
     summary = {
         "targets": {f"{n}: within ±2%": r["max_abs_error_pct"] <= 2.0 for n, r in results.items()}
         | {f"{n}: zero throttles": r["throttles"] == 0 for n, r in results.items()},
