@@ -4,10 +4,8 @@ Upstream: nginx serving a canned Elasticsearch search answer (1 worker, core 0, 
 proxy gets core 1 (esproxy --workers 2 gets cores 0-1, sharing core 0 with wrk and the upstream).
 Load: wrk, 1 thread, POST /bench/_search at 1, 16, 64, 256 connections; contenders alternate at
 each concurrency. Then fixed-rate runs at 50% of nginx's peak, and one case against OpenSearch.
-Experiments (off by default, see esproxy_experiment.py): --uvloop adds esproxy on uvloop's
-loop; --small-body adds esproxy sending bodies up to 64 KiB in one write with the headers;
---proposed adds esproxy with both small-body changes (requests and answers) and uvloop;
---floor adds a bare aiohttp server+client forwarder (minimal_proxy.py), the floor for this
+An experiment (off by default): --floor adds a bare aiohttp server+client forwarder
+(minimal_proxy.py), the floor for this
 stack, a sketch of a protocol-level HTTP forwarder (http_splice.py), and an HTTP-blind TCP relay
 (tcp_relay.py), the floor for any asyncio design; the last two also on uvloop.
 """
@@ -92,37 +90,6 @@ def main() -> int:
         "esproxy-w2", "--upstream", upstream, "--workers", "2", cpus="0,1", env=memory, log_dir=logs
     )
     procs["esproxy"], procs["esproxy-w2"] = esp1, esp2
-    if "--uvloop" in sys.argv:  # experiment: the same esproxy on uvloop's event loop
-        contenders["esproxy+uvloop"], procs["esproxy+uvloop"] = lib.esproxy(
-            "esproxy-uvloop",
-            "--upstream",
-            upstream,
-            env=memory,
-            log_dir=logs,
-            experiment={"BENCH_EXP_UVLOOP": "1"},
-        )
-    if "--small-body" in sys.argv:  # experiment: small bodies read whole, sent with the headers
-        contenders["esproxy+small-body"], procs["esproxy+small-body"] = lib.esproxy(
-            "esproxy-small-body",
-            "--upstream",
-            upstream,
-            env=memory,
-            log_dir=logs,
-            experiment={"BENCH_EXP_SMALL_BODY": "65536"},
-        )
-    if "--proposed" in sys.argv:  # experiment: the proposed forwarding changes together
-        contenders["esproxy+proposed"], procs["esproxy+proposed"] = lib.esproxy(
-            "esproxy-proposed",
-            "--upstream",
-            upstream,
-            env=memory,
-            log_dir=logs,
-            experiment={
-                "BENCH_EXP_SMALL_BODY": "65536",
-                "BENCH_EXP_SMALL_ANSWER": "65536",
-                "BENCH_EXP_UVLOOP": "1",
-            },
-        )
     if "--floor" in sys.argv:  # experiment: a bare aiohttp server+client forwarder
         port = lib.free_port()
         procs["aiohttp-floor"] = lib.start(
