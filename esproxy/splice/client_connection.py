@@ -71,6 +71,13 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.activity = self.loop.time()
+        if self.request is None:
+            if self.buffer:  # the rest of a head that came in pieces
+                self.buffer += data
+                data = bytes(self.buffer)
+                self.buffer.clear()
+            self.start_next(data)
+            return
         if self.body_left and self.backend is not None and not self.buffer:
             left = self.body_left
             write = self.backend.transport.write  # type: ignore[union-attr]
@@ -82,9 +89,7 @@ class ClientConnection(asyncio.Protocol):
             self.body_left = 0
             data = data[left:]
         self.buffer += data
-        if self.request is None:
-            self.start_next()
-        elif len(self.buffer) > PIPELINE_LIMIT + self.body_left:
+        if len(self.buffer) > PIPELINE_LIMIT + self.body_left:
             self.pause(self.PIPELINE_FULL)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -126,45 +131,56 @@ class ClientConnection(asyncio.Protocol):
 
     # -- starting an exchange -----------------------------------------------------------------
 
-    def start_next(self) -> None:
-        buffer = self.buffer
-        end = buffer.find(b"\r\n\r\n")
+    def start_next(self, data: bytes) -> None:
+        """`data`: all that was received and not yet handled (`buffer` is empty)."""
+        end = data.find(b"\r\n\r\n")
         if end < 0:
-            if len(buffer) > MAX_HEAD:
+            self.buffer += data
+            if len(data) > MAX_HEAD:
                 self.hand_over()
             return
-        raw = bytes(buffer[: end + 4])
-        head = parse_request_head(raw[:end])
+        head = parse_request_head(data[:end])
         route = HAND_OVER if head is None else self.splicer.route(head)
         if head is None or route == HAND_OVER:
+            self.buffer += data
             self.hand_over()
             return
-        del buffer[: end + 4]
+        rest = data[end + 4 :]  # body bytes, then perhaps pipelined requests
         self.request = head
         self.body_left = head.content_length
         self.answer, self.answer_head, self.scanner = None, b"", None
         self.close_after = head.close or self.splicer.closing
         self.retried = False
         self.started = self.activity
-        self.arm_timer(self.splicer.read_timeout)
+        splicer = self.splicer
+        if self.timer is None or splicer.read_timeout < splicer.keepalive_seconds:
+            self.arm_timer(splicer.read_timeout)
         if route == APP:
             self.node = None
-            backend = take_idle(self.splicer.app.idle)
+            raw = data[: end + 4]
+            backend = take_idle(splicer.app.idle)
             if backend is None:
+                self.buffer += rest
                 self.loop.create_task(self.connect_app(raw))
             else:
-                self.attach(backend, raw)
+                self.attach(backend, raw, rest)
             return
         if head.expect and head.content_length:
             self.transport.write(CONTINUE)  # the node gets no Expect: esproxy answers it
-        node = self.splicer.nodes.select()
-        target = self.splicer.target(node)
+        node = splicer.nodes.select()
+        target = splicer.targets[node.url]
         backend = take_idle(target.idle)
         if backend is None:
+            self.buffer += rest
             self.loop.create_task(self.connect_upstream(node))
         else:
             self.node = node
-            self.attach(backend, head.for_upstream(target.prefix, target.host_header))
+            self.attach(backend, head.for_upstream(target.prefix, target.host_header), rest)
+
+    def start_buffered(self) -> None:
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        self.start_next(data)
 
     def hand_over(self) -> None:
         """Give the whole connection to aiohttp, from this request on (it is never handed back)."""
@@ -218,16 +234,26 @@ class ClientConnection(asyncio.Protocol):
         assert error is not None
         self.fail(self.splicer.connect_error(node, error))
 
-    def attach(self, backend: Backend, head: bytes) -> None:
+    def attach(self, backend: Backend, head: bytes, rest: bytes = b"") -> None:
+        """Send the head, and the body bytes already here: from `rest`, else from `buffer`."""
         backend.client = self
         self.backend = backend
         self.reused = backend.reused
         self.upstream_head = head
-        sent = min(self.body_left, len(self.buffer))
-        if sent:
+        left = self.body_left
+        if rest:
+            if len(rest) <= left:
+                head += rest
+                self.body_left = left - len(rest)
+            else:
+                head += rest[:left]
+                self.body_left = 0
+                self.buffer += rest[left:]
+        elif left and self.buffer:
+            sent = min(left, len(self.buffer))
             head += self.buffer[:sent]
             del self.buffer[:sent]
-            self.body_left -= sent
+            self.body_left = left - sent
         backend.transport.write(head)  # type: ignore[union-attr]
         if self.paused & self.PIPELINE_FULL and len(self.buffer) <= PIPELINE_LIMIT:
             self.resume(self.PIPELINE_FULL)
@@ -370,11 +396,13 @@ class ClientConnection(asyncio.Protocol):
         if self.close_after or self.closed:
             self.transport.close()
             return
-        self.arm_timer(self.splicer.keepalive_seconds)
+        splicer = self.splicer
+        if self.timer is None or splicer.keepalive_seconds < splicer.read_timeout:
+            self.arm_timer(splicer.keepalive_seconds)
         if self.paused & self.PIPELINE_FULL:
             self.resume(self.PIPELINE_FULL)
         if self.buffer:
-            self.start_next()
+            self.start_buffered()
 
     # -- failures -----------------------------------------------------------------------------
 

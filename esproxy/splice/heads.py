@@ -7,10 +7,9 @@ not spliced: the request goes to aiohttp's own parser, which judges it, so nothi
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 
-# RFC 9110 token characters: a header name holding anything else is not spliced.
-_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Never forwarded as they came: per-hop headers (RFC 9110 7.6.1), and the ones set per node.
 _REQUEST_DROPPED = frozenset(
     {
@@ -24,9 +23,8 @@ _REQUEST_DROPPED = frozenset(
         b"expect",
     }
 )
-# An answer's framing (Transfer-Encoding) passes through untouched, with its body bytes.
-_RESPONSE_DROPPED = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"upgrade"})
 
+CRLF = b"\r\n"
 MAX_HEAD = 65536 + 4096  # aiohttp's limits here are 64 KiB a line; a head this long goes to it
 
 
@@ -35,13 +33,13 @@ class InvalidResponse(Exception):
 
 
 class RequestHead:
-    __slots__ = ("close", "content_length", "expect", "lines", "method", "path", "target")
+    __slots__ = ("close", "content_length", "expect", "method", "path", "rest", "target")
 
     def __init__(
         self,
         method: bytes,
         target: bytes,
-        lines: list[bytes],
+        rest: bytes,
         content_length: int,
         close: bool,
         expect: bool,
@@ -49,45 +47,86 @@ class RequestHead:
         self.method = method
         self.target = target
         self.path = target.partition(b"?")[0]
-        self.lines = lines  # header lines as sent, without their CRLF
+        self.rest = rest  # the header lines a node gets, each after a CRLF: no Host, no per-hop
         self.content_length = content_length
         self.close = close
         self.expect = expect
 
     def for_upstream(self, prefix: bytes, host: bytes) -> bytes:
         """The head as a node gets it: its own Host, no per-hop headers, target under its prefix."""
-        kept = [
-            line
-            for line in self.lines
-            if line.partition(b":")[0].lower() not in _REQUEST_DROPPED
-            and line[:6].lower() != b"proxy-"
-        ]
-        return (
-            b"\r\n".join(
-                [self.method + b" " + prefix + self.target + b" HTTP/1.1", b"Host: " + host, *kept]
-            )
-            + b"\r\n\r\n"
+        return b"%s %s%s HTTP/1.1\r\nHost: %s%s\r\n\r\n" % (
+            self.method,
+            prefix,
+            self.target,
+            host,
+            self.rest,
         )
+
+
+# A line start that is not a token and a colon: folding, whitespace before the colon, a line
+# without a name. With the CR/LF counts, this validates a head in a few C-level scans.
+_BAD_LINE = re.compile(rb"\r\n(?![!#$%&'*+\-.^_`|~0-9A-Za-z]+:)")
+# Request headers that need the line-by-line path: per-hop ones, and framing not spliced.
+_REQUEST_SPECIAL = re.compile(
+    rb"\r\n(?:connection|keep-alive|te|trailer|upgrade|expect|transfer-encoding|proxy-)"
+)
+_RESPONSE_PER_HOP = re.compile(
+    rb"\r\n(?:connection|keep-alive|proxy-connection|upgrade):[^\r\n]*", re.IGNORECASE
+)
+_PER_HOP_NAME = re.compile(rb"\r\n(?:connection|keep-alive|proxy-connection|upgrade):")
+_CONNECTION = re.compile(rb"\r\nconnection:([^\r\n]*)")
+
+
+def is_plain(head: bytes) -> bool:
+    """No bare CR or LF, and every header line a token name and a colon."""
+    lines = head.count(b"\r\n")
+    return (
+        head.count(b"\n") == lines and head.count(b"\r") == lines and _BAD_LINE.search(head) is None
+    )
 
 
 def parse_request_head(head: bytes) -> RequestHead | None:
     """`head` without its blank line; None for anything that is not plain HTTP/1.1."""
-    lines = head.split(b"\r\n")
-    if head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
-        return None  # a bare LF or CR: parsers disagree on those
-    method, _, rest = lines[0].partition(b" ")
-    target, _, version = rest.partition(b" ")
+    eol = head.find(b"\r\n")
+    if eol < 0:
+        eol = len(head)
+    try:
+        method, target, version = head[:eol].split(b" ")
+    except ValueError:
+        return None
     if version != b"HTTP/1.1" or not method.isalpha() or not method.isupper() or not target:
         return None
-    if b" " in target:
+    if not is_plain(head):
         return None
-    content_length, close, expect = -1, False, False
-    headers = lines[1:]
-    connection_listed: list[bytes] = []
-    for line in headers:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name.translate(None, _TOKEN):
+    lower = head.lower()
+    if _REQUEST_SPECIAL.search(lower, eol) is not None:
+        return parse_request_lines(method, target, head[eol + 2 :].split(b"\r\n"))
+    content_length = 0
+    at = lower.find(b"\r\ncontent-length:")
+    if at >= 0:
+        end = lower.find(b"\r\n", at + 17)
+        value = (head[at + 17 : end] if end >= 0 else head[at + 17 :]).strip(b" \t")
+        if not value.isdigit() or len(value) > 15 or b"\r\ncontent-length:" in lower[at + 17 :]:
             return None
+        content_length = int(value)
+    at = lower.find(b"\r\nhost:")
+    if at < 0:
+        return RequestHead(method, target, head[eol:], content_length, False, False)
+    end = lower.find(b"\r\n", at + 7)
+    if end < 0:
+        return RequestHead(method, target, head[eol:at], content_length, False, False)
+    if b"\r\nhost:" in lower[end:]:
+        return None  # two Host headers
+    headers = head[eol:at] + head[end:]
+    return RequestHead(method, target, headers, content_length, False, False)
+
+
+def parse_request_lines(method: bytes, target: bytes, lines: list[bytes]) -> RequestHead | None:
+    """The line-by-line path, for heads with per-hop headers, Expect or unsplicable framing."""
+    content_length, close, expect = -1, False, False
+    connection_listed: list[bytes] = []
+    for line in lines:
+        name, _, value = line.partition(b":")
         lower = name.lower()
         if lower == b"content-length":
             value = value.strip(b" \t")
@@ -106,12 +145,18 @@ def parse_request_head(head: bytes) -> RequestHead | None:
             if value.strip(b" \t").lower() != b"100-continue":
                 return None
             expect = True
+    dropped = set(_REQUEST_DROPPED)
     if connection_listed:  # names `Connection` lists are per-hop too
-        dropped = set(connection_listed) - {b"close", b"keep-alive", b""}
-        if b"content-length" in dropped or b"host" in dropped:
+        listed = set(connection_listed) - {b"close", b"keep-alive", b""}
+        if b"content-length" in listed or b"host" in listed:
             return None
-        headers = [h for h in headers if h.partition(b":")[0].lower() not in dropped]
-    return RequestHead(method, target, headers, max(content_length, 0), close, expect)
+        dropped |= listed
+    kept = b"".join(
+        b"\r\n" + line
+        for line in lines
+        if line.partition(b":")[0].lower() not in dropped and line[:6].lower() != b"proxy-"
+    )
+    return RequestHead(method, target, kept, max(content_length, 0), close, expect)
 
 
 class ResponseHead:
@@ -140,32 +185,42 @@ def parse_response_head(head: bytes, *, head_request: bool, close_client: bool) 
     Adds `Connection: close` when the client's connection ends with this answer: because it asked,
     or because the body runs until the node closes.
     """
-    lines = head.split(b"\r\n")
-    version, _, rest = lines[0].partition(b" ")
+    eol = head.find(b"\r\n")
+    if eol < 0:
+        eol = len(head)
+    version, _, rest = head[:eol].partition(b" ")
     code = rest[:3]
     if version not in (b"HTTP/1.1", b"HTTP/1.0") or not code.isdigit() or rest[3:4] not in b" ":
-        raise InvalidResponse(f"bad status line [{describe_bytes(lines[0])}]")
+        raise InvalidResponse(f"bad status line [{describe_bytes(head[:eol])}]")
+    if not is_plain(head):
+        bad = _BAD_LINE.search(head)
+        line = (head[bad.start() + 2 :] if bad is not None else head[eol:]).split(CRLF)[0]
+        raise InvalidResponse(f"bad header line [{describe_bytes(line)}]")
+    lower = head.lower()
     close = version == b"HTTP/1.0"
-    content_length, chunked, rewrite = -1, False, close_client
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name.translate(None, _TOKEN):
-            raise InvalidResponse(f"bad header line [{describe_bytes(line)}]")
-        lower = name.lower()
-        if lower == b"content-length":
-            value = value.strip(b" \t")
-            if not value.isdigit() or (content_length >= 0 and int(value) != content_length):
-                raise InvalidResponse(f"bad Content-Length [{describe_bytes(value)}]")
-            content_length = int(value)
-        elif lower == b"transfer-encoding":
-            chunked = value.strip(b" \t").lower().endswith(b"chunked")
-            if not chunked:
-                raise InvalidResponse(f"unsupported Transfer-Encoding [{describe_bytes(value)}]")
-        elif lower in _RESPONSE_DROPPED:
-            rewrite = True
-            if lower == b"connection":
-                tokens = {t.strip(b" \t").lower() for t in value.split(b",")}
-                close = b"close" in tokens or (close and b"keep-alive" not in tokens)
+    content_length = -1
+    at = lower.find(b"\r\ncontent-length:")
+    if at >= 0:
+        end = lower.find(b"\r\n", at + 17)
+        value = (head[at + 17 : end] if end >= 0 else head[at + 17 :]).strip(b" \t")
+        if not value.isdigit():
+            raise InvalidResponse(f"bad Content-Length [{describe_bytes(value)}]")
+        content_length = int(value)
+        if end >= 0 and b"\r\ncontent-length:" in lower[end:]:
+            raise InvalidResponse("repeated Content-Length")
+    chunked = False
+    at = lower.find(b"\r\ntransfer-encoding:")
+    if at >= 0:
+        end = lower.find(b"\r\n", at + 20)
+        value = (lower[at + 20 : end] if end >= 0 else lower[at + 20 :]).strip(b" \t")
+        chunked = value.endswith(b"chunked")
+        if not chunked or lower.count(b"\r\ntransfer-encoding:") > 1:
+            raise InvalidResponse(f"unsupported Transfer-Encoding [{describe_bytes(value)}]")
+    per_hop = _PER_HOP_NAME.search(lower) is not None
+    if per_hop:
+        for connection in _CONNECTION.finditer(lower):
+            tokens = {t.strip(b" \t") for t in connection.group(1).split(b",")}
+            close = b"close" in tokens or (close and b"keep-alive" not in tokens)
     status = int(code)
     if head_request or status in (204, 304):
         content_length, chunked = 0, False  # no body, whatever the framing headers say
@@ -173,14 +228,11 @@ def parse_response_head(head: bytes, *, head_request: bool, close_client: bool) 
         content_length = -1  # RFC 9112 6.3: chunked framing wins
     elif content_length < 0:
         close = True  # the body ends when the node closes, and so must the client's connection
-        close_client = rewrite = True
-    if rewrite:
-        kept = [
-            line for line in lines[1:] if line.partition(b":")[0].lower() not in _RESPONSE_DROPPED
-        ]
-        if close_client:
-            kept.append(b"Connection: close")
-        head = b"\r\n".join([lines[0], *kept])
+        close_client = True
+    if per_hop:
+        head = _RESPONSE_PER_HOP.sub(b"", head)
+    if close_client:
+        head += b"\r\nConnection: close"
     return ResponseHead(status, head + b"\r\n\r\n", content_length, chunked, close, close_client)
 
 

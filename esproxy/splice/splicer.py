@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -27,7 +28,7 @@ UPSTREAM, APP, HAND_OVER = 0, 1, 2
 KEEPALIVE_SECONDS = 75.0  # an idle client connection is closed after this, as aiohttp does
 # Characters aiohttp decodes or normalises in a path, so that its router may read the path as one
 # of esproxy's own routes: such requests are left to aiohttp to route.
-_ODD_PATH = (b"%", b"/.", b"//", b"#", b"\\")
+_ODD_PATH = re.compile(rb"%|/\.|//|#|\\")
 
 
 class Splicer:
@@ -57,7 +58,7 @@ class Splicer:
     def route(self, head: RequestHead) -> int:
         """UPSTREAM for plain forwarding; APP for what esproxy answers or aiohttp must judge."""
         path = head.path
-        if head.target[:1] != b"/" or any(odd in path for odd in _ODD_PATH):
+        if head.target[:1] != b"/" or _ODD_PATH.search(path) is not None:
             return APP
         if path.startswith(b"/_inference") and (len(path) == 11 or path[11:12] == b"/"):
             return APP

@@ -78,6 +78,8 @@ def test_an_answer_without_a_length_ends_both_connections() -> None:
     [
         b"SSH-2.0-OpenSSH_9.6",
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5x",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip",
         b"HTTP/1.1 200 OK\r\nbad header",
     ],
