@@ -33,6 +33,8 @@ from esproxy.integrations.base import SlotSource
 
 T = TypeVar("T")
 
+TYPED_ENDPOINTS = 1024  # as many as the service's endpoint cache holds
+
 # ES's probe: one input, sent as an ingest would send it (Cohere: search_document).
 PROBE = InferenceRequest(inputs=["how big"], input_type="internal_ingest")
 PROBE_FAILED = (
@@ -49,6 +51,9 @@ class AmazonBedrockIntegration:
     def __init__(self, clients: BedrockClients, retries: RetryPolicy | None = None) -> None:
         self._clients = clients
         self._retries = RetryPolicy() if retries is None else retries
+        # The typed view of each stored endpoint, for as long as the service hands out the same
+        # parsed record (its endpoint cache does until the record changes): marshmallow runs once.
+        self._typed: dict[str, tuple[StoredEndpoint, BedrockEndpoint]] = {}
 
     def parse_request(
         self, inference_id: str, task_type: TaskType, body: Mapping[str, Any]
@@ -119,9 +124,15 @@ class AmazonBedrockIntegration:
         )
 
     def _read(self, endpoint: StoredEndpoint, request: InferenceRequest) -> BedrockEndpoint:
-        return settings.with_request_task_settings(
-            settings.read_endpoint(endpoint), request.task_settings
-        )
+        known = self._typed.get(endpoint.inference_id)
+        if known is not None and known[0] is endpoint:
+            typed = known[1]
+        else:
+            typed = settings.read_endpoint(endpoint)
+            if len(self._typed) >= TYPED_ENDPOINTS and endpoint.inference_id not in self._typed:
+                del self._typed[next(iter(self._typed))]  # the oldest
+            self._typed[endpoint.inference_id] = (endpoint, typed)
+        return settings.with_request_task_settings(typed, request.task_settings)
 
     async def _embed(
         self,
