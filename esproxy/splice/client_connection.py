@@ -27,7 +27,7 @@ from esproxy.web.responses import to_json
 log = logging.getLogger("esproxy.upstream")
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-PIPELINE_LIMIT = 65536  # bytes of later requests held while one is answered
+PIPELINE_LIMIT = 65536  # bytes held while no backend can take them (connecting, or pipelined)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -89,7 +89,7 @@ class ClientConnection(asyncio.Protocol):
             self.body_left = 0
             data = data[left:]
         self.buffer += data
-        if len(self.buffer) > PIPELINE_LIMIT + self.body_left:
+        if len(self.buffer) > PIPELINE_LIMIT:  # body bytes waiting on a connect count too
             self.pause(self.PIPELINE_FULL)
 
     def connection_lost(self, exc: Exception | None) -> None:

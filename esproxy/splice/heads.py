@@ -179,7 +179,7 @@ class ResponseHead:
         self.close_client = close_client  # so must esproxy, the client's
 
 
-def parse_response_head(head: bytes, *, head_request: bool, close_client: bool) -> ResponseHead:
+def read_response_head(head: bytes, *, head_request: bool, close_client: bool) -> ResponseHead:
     """`head` without its blank line; a final answer (the caller passes 1xx ones on as they are).
 
     Adds `Connection: close` when the client's connection ends with this answer: because it asked,
@@ -234,6 +234,50 @@ def parse_response_head(head: bytes, *, head_request: bool, close_client: bool) 
     if close_client:
         head += b"\r\nConnection: close"
     return ResponseHead(status, head + b"\r\n\r\n", content_length, chunked, close, close_client)
+
+
+# Answers repeat: a node answers with the same headers, and mostly only Content-Length differs.
+# So each parsed answer head is kept under the head with that value cut out; a head that matches
+# differs from the parsed one only in a number, which is checked. (Request heads are not kept:
+# they carry the callers' credentials.)
+CACHED_ANSWERS = 512
+_answers: dict[tuple[bytes, bytes, bool, bool], tuple[ResponseHead, bytes, bytes, bool]] = {}
+
+
+def parse_response_head(head: bytes, *, head_request: bool, close_client: bool) -> ResponseHead:
+    """`read_response_head`, remembered for heads that differ only in their Content-Length."""
+    lower = head.lower()
+    at = lower.find(b"\r\ncontent-length:")
+    if at < 0 or b"\r\nset-cookie:" in lower:
+        return read_response_head(head, head_request=head_request, close_client=close_client)
+    at += 17
+    end = head.find(b"\r\n", at)
+    if end < 0:
+        end = len(head)
+    value = head[at:end]
+    key = (head[:at], head[end:], head_request, close_client)
+    known = _answers.get(key)
+    if known is not None:
+        digits = value.strip(b" \t")
+        if digits.isdigit():
+            template, before, after, sized = known
+            return ResponseHead(
+                template.status,
+                before + value + after,
+                int(digits) if sized else template.content_length,
+                template.chunked,
+                template.close,
+                template.close_client,
+            )
+    parsed = read_response_head(head, head_request=head_request, close_client=close_client)
+    out = parsed.head
+    cut = out.lower().find(b"\r\ncontent-length:") + 17
+    if cut >= 17 and out[cut : cut + len(value)] == value:
+        if len(_answers) >= CACHED_ANSWERS:
+            _answers.clear()  # a node whose heads never repeat: start over, no ages to track
+        sized = not (head_request or parsed.status in (204, 304) or parsed.chunked)
+        _answers[key] = (parsed, out[:cut], out[cut + len(value) :], sized)
+    return parsed
 
 
 def error_head(status: int, length: int, *, close: bool) -> bytes:
