@@ -169,6 +169,44 @@ async def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path):
         await asyncio.open_connection("127.0.0.1", port)
 
 
+async def test_sigterm_lets_a_forwarded_upload_finish(tmp_path: Path, opensearch_url: str):
+    port = free_port()
+    args = ("serve", "--listen", f"127.0.0.1:{port}", "--upstream", opensearch_url)
+    env = {"ESPROXY_STORAGE_BACKEND": "memory", "ESPROXY_AUTH_MODE": "none"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "esproxy",
+        *args,
+        "--data-dir",
+        str(tmp_path),
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    await wait_for_port(port, process)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = b'{"n": 1}'
+    writer.write(
+        b"PUT /sigterm-upload/_doc/1?refresh=true HTTP/1.1\r\nHost: esproxy.test\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:3]
+    )
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    process.send_signal(signal.SIGTERM)  # mid-upload: the rest of the body is still to come
+    await asyncio.sleep(0.5)
+    writer.write(body[3:])
+    answer = await asyncio.wait_for(reader.read(), 30)  # the connection ends after the answer
+    writer.close()
+    await writer.wait_closed()
+    head, _, document = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201 Created\r\n"), answer
+    assert b"\r\nConnection: close" in head
+    assert json.loads(document)["result"] == "created"
+    await asyncio.wait_for(process.wait(), 30)
+    assert process.returncode == 0
+
+
 async def test_rotate_secrets_key_reencrypts_every_endpoint(tmp_path: Path):
     from esproxy.secret_cipher import generate_key_text
 
