@@ -23,6 +23,7 @@ from esproxy.secret_cipher import SecretCipher, SecretKey
 from esproxy.storage.base import EndpointRecord
 from esproxy.storage.cache import CachedEndpointStore
 from esproxy.storage.memory import InMemoryEndpointStore
+from tests.fake_clock import Clock
 from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION
 
 PATH = "/_inference/completion/chat"
@@ -109,14 +110,6 @@ async def test_writes_of_another_instance_sharing_the_data_dir(
     await put(writer, PATH, completion(OLD_KEYS, temperature=0.75))
     call = await converse(reader, emulator_calls)
     assert (call["access_key"], temperature(call)) == (OLD_KEYS["access_key"], 0.75)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

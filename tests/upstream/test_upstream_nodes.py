@@ -15,16 +15,9 @@ from esproxy.upstream_nodes import (
     publish_address,
     rewrite_http_addresses,
 )
+from tests.fake_clock import Clock
 
 A, B, C = "http://10.0.0.1:9200", "http://10.0.0.2:9200", "http://10.0.0.3:9200"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
