@@ -215,7 +215,7 @@ class ClientConnection(asyncio.Protocol):
         for attempt in range(len(pool)):
             if attempt:
                 node = pool.select()
-            target = self.splicer.target(node)
+            target = self.splicer.targets[node.url]
             try:
                 backend = await target.open(self.splicer.connect_timeout)
             except (OSError, TimeoutError) as failure:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -21,8 +20,6 @@ from esproxy.upstream_nodes import NodePool, UpstreamNode, is_nodes_info
 
 if TYPE_CHECKING:
     from esproxy.splice.client_connection import ClientConnection
-
-log = logging.getLogger(__name__)
 
 UPSTREAM, APP, HAND_OVER = 0, 1, 2
 KEEPALIVE_SECONDS = 75.0  # an idle client connection is closed after this, as aiohttp does
@@ -77,9 +74,6 @@ class Splicer:
         target = head.target.decode("latin-1")
         query = MultiDict(parse_qsl(target.partition("?")[2], keep_blank_values=True))
         return self.reserved.refusal(head.method.decode(), target, query) is not None
-
-    def target(self, node: UpstreamNode) -> NodeTarget:
-        return self.targets[node.url]
 
     def connect_error(self, node: UpstreamNode, error: BaseException) -> UpstreamUnavailable:
         where = f"upstream [{node.url}]"
