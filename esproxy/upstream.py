@@ -232,24 +232,42 @@ class UpstreamForwarder:
         """An aiohttp client failure as esproxy's 502 or 504, naming the node and the cause."""
         where = f"upstream [{node.url}]"
         if isinstance(error, aiohttp.ConnectionTimeoutError):
-            return UpstreamTimeout(f"could not connect to {where} within {self.connect_timeout:g}s")
+            return cannot_connect(where, TimeoutError(), self.connect_timeout)
         if isinstance(error, TimeoutError):
-            return UpstreamTimeout(f"{where} sent nothing for {self.read_timeout:g}s")
+            return fell_silent(where, self.read_timeout)
         if isinstance(error, aiohttp.ClientConnectorError):
-            return UpstreamUnavailable(
-                f"could not connect to {where}: {describe_os_error(error.os_error)}"
-            )
+            return cannot_connect(where, error.os_error, self.connect_timeout)
         if isinstance(error, aiohttp.ServerDisconnectedError):
             return UpstreamUnavailable(f"{where} closed the connection before answering")
         if isinstance(error, aiohttp.ClientPayloadError):
             return UpstreamUnavailable(f"{where} sent an incomplete body: {error}")
         if isinstance(error, aiohttp.ClientResponseError):
             # llhttp's message draws a caret under the bad bytes on later lines; keep the first.
-            problem = str(error.message).partition("\n")[0].rstrip(":")
-            return UpstreamUnavailable(f"{where} sent an invalid HTTP response: {problem}")
+            return sent_invalid_answer(where, str(error.message).partition("\n")[0].rstrip(":"))
         if isinstance(error, OSError):
-            return UpstreamUnavailable(f"{where} failed: {describe_os_error(error)}")
+            return broke_off(where, error)
         return UpstreamUnavailable(f"{where} failed: {str(error) or type(error).__name__}")
+
+
+# The reasons a node's failure is given, the same on the aiohttp path and the spliced one.
+def cannot_connect(where: str, error: BaseException, seconds: float) -> UpstreamUnavailable:
+    if isinstance(error, TimeoutError):
+        return UpstreamTimeout(f"could not connect to {where} within {seconds:g}s")
+    if isinstance(error, OSError):
+        return UpstreamUnavailable(f"could not connect to {where}: {describe_os_error(error)}")
+    return UpstreamUnavailable(f"could not connect to {where}: {error}")
+
+
+def fell_silent(where: str, seconds: float) -> UpstreamTimeout:
+    return UpstreamTimeout(f"{where} sent nothing for {seconds:g}s")
+
+
+def broke_off(where: str, error: OSError) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"{where} failed: {describe_os_error(error)}")
+
+
+def sent_invalid_answer(where: str, problem: object) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"{where} sent an invalid HTTP response: {problem}")
 
 
 async def paced(content: aiohttp.StreamReader, seconds: float) -> AsyncIterator[bytes]:

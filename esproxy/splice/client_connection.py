@@ -6,7 +6,7 @@ import asyncio
 import logging
 from urllib.parse import parse_qsl
 
-from esproxy.errors import PlainError, ProxyError, UpstreamTimeout, UpstreamUnavailable
+from esproxy.errors import PlainError, ProxyError, UpstreamUnavailable
 from esproxy.splice.backends import Backend, take_idle
 from esproxy.splice.chunks import ChunkedScanner
 from esproxy.splice.heads import (
@@ -19,7 +19,7 @@ from esproxy.splice.heads import (
     parse_response_head,
 )
 from esproxy.splice.splicer import APP, HAND_OVER, Splicer
-from esproxy.upstream import describe_os_error
+from esproxy.upstream import broke_off, fell_silent, sent_invalid_answer
 from esproxy.upstream_nodes import UpstreamNode
 from esproxy.web.responses import to_json
 
@@ -353,13 +353,12 @@ class ClientConnection(asyncio.Protocol):
         self.fail(self.describe_lost(exc, "closed the connection before answering"))
 
     def describe_lost(self, exc: Exception | None, what: str) -> UpstreamUnavailable:
-        where = self.where()
         if isinstance(exc, OSError):
-            return UpstreamUnavailable(f"{where} failed: {describe_os_error(exc)}")
-        return UpstreamUnavailable(f"{where} {what}")
+            return broke_off(self.where(), exc)
+        return UpstreamUnavailable(f"{self.where()} {what}")
 
     def describe_answer_error(self, error: InvalidResponse) -> UpstreamUnavailable:
-        return UpstreamUnavailable(f"{self.where()} sent an invalid HTTP response: {error}")
+        return sent_invalid_answer(self.where(), error)
 
     def where(self) -> str:
         return "esproxy" if self.node is None else f"upstream [{self.node.url}]"
@@ -484,14 +483,14 @@ class ClientConnection(asyncio.Protocol):
     def time_out(self) -> None:
         seconds = self.splicer.read_timeout
         if self.answer is not None:
-            self.abort(UpstreamTimeout(f"{self.where()} sent nothing for {seconds:g}s"))
+            self.abort(fell_silent(self.where(), seconds))
         elif self.backend is None:
             return  # still connecting: the connect timeout decides
         elif self.body_left:
             self.close_after = True
             self.fail(PlainError(f"the client sent no body bytes for {seconds:g}s", status=408))
         else:
-            self.fail(UpstreamTimeout(f"{self.where()} sent nothing for {seconds:g}s"))
+            self.fail(fell_silent(self.where(), seconds))
 
 
 def wants_pretty(target: bytes) -> bool:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 from http import HTTPStatus
 
+from esproxy.web.media_types import JSON
+from esproxy.web.responses import PRODUCT_HEADERS
+
 # Never forwarded as they came: per-hop headers (RFC 9110 7.6.1), and the ones set per node.
 _REQUEST_DROPPED = frozenset(
     {
@@ -281,13 +284,12 @@ def parse_response_head(head: bytes, *, head_request: bool, close_client: bool) 
 
 
 def error_head(status: int, length: int, *, close: bool) -> bytes:
-    """The head of an answer esproxy writes itself: ES's product header and JSON."""
-    reason = HTTPStatus(status).phrase.encode()
-    return (
-        b"HTTP/1.1 %d %s\r\nX-elastic-product: Elasticsearch\r\n"
-        b"Content-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
-        % (status, reason, length, b"Connection: close\r\n" if close else b"")
-    )
+    """The head of an answer esproxy writes itself, with the headers its aiohttp answers carry."""
+    headers = {**PRODUCT_HEADERS, "Content-Type": JSON, "Content-Length": str(length)}
+    if close:
+        headers["Connection"] = "close"
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n{lines}\r\n".encode()
 
 
 def describe_bytes(data: bytes) -> str:

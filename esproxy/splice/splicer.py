@@ -11,11 +11,11 @@ from urllib.parse import parse_qsl
 
 from multidict import MultiDict
 
-from esproxy.errors import UpstreamTimeout, UpstreamUnavailable
+from esproxy.errors import UpstreamUnavailable
 from esproxy.reserved_index import ReservedIndex
 from esproxy.splice.backends import AppTarget, NodeTarget, close_idle
 from esproxy.splice.heads import RequestHead
-from esproxy.upstream import describe_os_error
+from esproxy.upstream import cannot_connect
 from esproxy.upstream_nodes import NodePool, UpstreamNode, is_nodes_info
 
 if TYPE_CHECKING:
@@ -76,12 +76,7 @@ class Splicer:
         return self.reserved.refusal(head.method.decode(), target, query) is not None
 
     def connect_error(self, node: UpstreamNode, error: BaseException) -> UpstreamUnavailable:
-        where = f"upstream [{node.url}]"
-        if isinstance(error, TimeoutError):
-            return UpstreamTimeout(f"could not connect to {where} within {self.connect_timeout:g}s")
-        if isinstance(error, OSError):
-            return UpstreamUnavailable(f"could not connect to {where}: {describe_os_error(error)}")
-        return UpstreamUnavailable(f"could not connect to {where}: {error}")
+        return cannot_connect(f"upstream [{node.url}]", error, self.connect_timeout)
 
     def close_idle(self) -> None:
         """Stop taking requests: idle clients are closed now, busy ones after their answer."""
