@@ -19,7 +19,10 @@ from esproxy.app_keys import (
     CIPHER,
     FORWARDER,
     INFERENCE_SERVICE,
+    LIMITS,
+    RATE_LIMITERS,
     RESERVED_INDEX,
+    RESERVED_NAMES,
     SETTINGS,
     STORE,
 )
@@ -30,6 +33,7 @@ from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.limits import LeaseIndex, LimitsCoordinator, concrete_index
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
 from esproxy.splice.backends import AppTarget, NodeTarget
@@ -91,6 +95,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, authorization_middleware], client_max_size=0
     )
     app[SETTINGS] = settings
+    app[RESERVED_NAMES] = reserved_names(settings)
     app.cleanup_ctx.extend(
         [
             open_upstream,
@@ -99,6 +104,7 @@ def create_app(settings: Settings) -> web.Application:
             open_bedrock_clients,
             open_cipher,
             open_store,
+            open_limits,
             build_service,
         ]
     )
@@ -107,6 +113,16 @@ def create_app(settings: Settings) -> web.Application:
     else:
         add_routes(app, handlers.no_upstream, root=handlers.root_info)
     return app
+
+
+def reserved_names(settings: Settings) -> tuple[str, ...]:
+    """Every index esproxy keeps in the cluster (the guard refuses requests that name one)."""
+    names: list[str] = []
+    if settings.upstream.urls and settings.storage_backend == "elasticsearch":
+        names.append(settings.storage.index)
+    if settings.upstream.urls and settings.limits_mode == "cluster":
+        names += [settings.limits.index, concrete_index(settings.limits.index)]
+    return tuple(names)
 
 
 async def open_upstream(app: web.Application) -> AsyncIterator[None]:
@@ -206,12 +222,35 @@ def build_store(app: web.Application) -> OpenableStore:
     )
 
 
+async def open_limits(app: web.Application) -> AsyncIterator[None]:
+    """Per-endpoint pacing; in cluster mode, shared with every other process through leases."""
+    settings = app[SETTINGS]
+    bedrock, limits = settings.bedrock, settings.limits
+    limiters = RateLimiters(
+        queue_capacity=bedrock.queue_capacity, max_concurrent_calls=bedrock.max_concurrent_calls
+    )
+    leases = None
+    if settings.limits_mode == "cluster":
+        if FORWARDER not in app:
+            raise SettingsError("[limits] mode = cluster needs an upstream cluster: set --upstream")
+        timeout = max(2.0, limits.lease_seconds)
+        leases = LeaseIndex(app[FORWARDER].session, settings.upstream, limits.index, timeout)
+    coordinator = LimitsCoordinator(
+        limiters, "local" if leases is None else "cluster", leases, limits.lease_seconds
+    )
+    app[RATE_LIMITERS] = limiters
+    app[LIMITS] = coordinator
+    await coordinator.start()
+    try:
+        yield
+    finally:
+        await coordinator.close()
+
+
 async def build_service(app: web.Application) -> AsyncIterator[None]:
     bedrock = app[SETTINGS].bedrock
     retries = RetryPolicy(max_retries=bedrock.max_retries)
     registry = IntegrationRegistry([AmazonBedrockIntegration(app[BEDROCK_CLIENTS], retries)])
-    limiters = RateLimiters(
-        queue_capacity=bedrock.queue_capacity, max_concurrent_calls=bedrock.max_concurrent_calls
-    )
+    limiters = app[RATE_LIMITERS]
     app[INFERENCE_SERVICE] = InferenceService(app[STORE], registry, app[CIPHER], limiters)
     yield

@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from esproxy.authorization.base import Authorizer
+from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.limits import LimitsCoordinator
 from esproxy.reserved_index import ReservedIndex
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
@@ -25,6 +27,11 @@ INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
 # Who may call `_inference` (absent when `[auth] mode` is none), and the index no caller may name.
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 RESERVED_INDEX = web.AppKey("reserved_index", ReservedIndex)
+# The names of every index esproxy keeps in the cluster, which app.py hands to the guard.
+RESERVED_NAMES: web.AppKey[tuple[str, ...]] = web.AppKey("reserved_names")
+# Each endpoint's pacing, and what decides it (esproxy/limits).
+RATE_LIMITERS = web.AppKey("rate_limiters", RateLimiters)
+LIMITS = web.AppKey("limits", LimitsCoordinator)
 
 # Per request: the Content-Type esproxy answers in, chosen from the request's media types.
 RESPONSE_TYPE = web.RequestKey("response_type", str)

@@ -244,3 +244,9 @@ def snake_case(name: str) -> str:
             out.append("_")
         out.append(char.lower())
     return "".join(out)
+
+
+class LeasesUnavailable(ProxyError):
+    """The lease index in the cluster cannot be written or read; pacing keeps its last shares."""
+
+    status = 503

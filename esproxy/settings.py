@@ -109,6 +109,15 @@ class EmulatorKnobs:
 
 
 @dataclass(frozen=True)
+class LimitsSettings:
+    """How each endpoint's rate is kept (esproxy/limits): per process, or for the deployment."""
+
+    mode: str | None = None  # None: cluster with an upstream, local without
+    index: str = ".esproxy-leases"
+    lease_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
@@ -117,12 +126,19 @@ class Settings:
     bedrock: BedrockSettings = BedrockSettings()
     emulator: EmulatorKnobs = EmulatorKnobs()
     auth: AuthSettings = AuthSettings()
+    limits: LimitsSettings = LimitsSettings()
 
     @property
     def storage_backend(self) -> str:
         if self.storage.backend:
             return self.storage.backend
         return "elasticsearch" if self.upstream.urls else "sqlite"
+
+    @property
+    def limits_mode(self) -> str:
+        if self.limits.mode:
+            return self.limits.mode
+        return "cluster" if self.upstream.urls else "local"
 
 
 class CommaList(fields.List):  # type: ignore[type-arg]
@@ -246,6 +262,16 @@ class EmulatorSchema(Schema):
         return EmulatorKnobs(**data)
 
 
+class LimitsSchema(Schema):
+    mode = fields.String(allow_none=True, validate=validate.OneOf(["local", "cluster"]))
+    index = fields.String(validate=validate.Length(min=1))
+    lease_seconds = fields.Float(validate=validate.Range(min=0.2, max=3600))
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> LimitsSettings:
+        return LimitsSettings(**data)
+
+
 class SettingsSchema(Schema):
     server = fields.Nested(ServerSchema)
     upstream = fields.Nested(UpstreamSchema)
@@ -254,6 +280,7 @@ class SettingsSchema(Schema):
     bedrock = fields.Nested(BedrockSchema)
     emulator = fields.Nested(EmulatorSchema)
     auth = fields.Nested(AuthSchema)
+    limits = fields.Nested(LimitsSchema)
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> Settings:
@@ -268,6 +295,7 @@ SECTIONS: dict[str, type[Schema]] = {
     "bedrock": BedrockSchema,
     "emulator": EmulatorSchema,
     "auth": AuthSchema,
+    "limits": LimitsSchema,
 }
 
 

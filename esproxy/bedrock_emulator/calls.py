@@ -71,15 +71,18 @@ async def admit(request: web.Request, request_id: str, started: float) -> ModelC
         body,
     )
     check = check_signature(signed, state.settings.keys, state.settings.clock_skew_s)
-    state.requests.record(
-        RecordedRequest(
-            operation, model_id, decode_body(body), check.signature_verified, check.access_key
-        )
+    entry = RecordedRequest(
+        operation, model_id, decode_body(body), check.signature_verified, check.access_key
     )
+    state.requests.record(entry)
     if check.error is not None:
         raise check.error
     model = resolve_model(model_id)
-    state.quotas.admit(check.access_key)
+    try:
+        state.quotas.admit(check.access_key)
+    except BedrockError:
+        entry.throttled = True
+        raise
     await asyncio.sleep(state.settings.latency_ms / 1000)
     fault = state.faults.take(operation, (model.model_id, model.base_id))
     if fault is not None:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordedRequest:
-    """One model call: `body` is the decoded JSON (or the text when it is not JSON)."""
+    """One model call: `body` is the decoded JSON (or the text when it is not JSON).
+
+    `at` is when it arrived (Unix time) and `throttled` whether the quota refused it, so tests
+    can count calls and throttles per window.
+    """
 
     operation: str
     model: str
     body: object
     signature_verified: bool
     access_key: str | None
+    at: float = field(default_factory=time.time)
+    throttled: bool = False
 
 
 class RequestLog:

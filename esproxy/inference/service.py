@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,7 +34,7 @@ from esproxy.inference.timeouts import (
     default_timeout,
     render_time_value,
 )
-from esproxy.integrations.base import CallSlot, Integration
+from esproxy.integrations.base import CallSlot, Integration, SlotSource
 from esproxy.integrations.registry import IntegrationRegistry
 from esproxy.secret_cipher import SecretCipher
 from esproxy.storage.base import EndpointRecord, EndpointStore
@@ -243,9 +243,14 @@ class InferenceService:
             sealed_secrets=self._cipher.seal(endpoint.inference_id, endpoint.secrets),
         )
 
-    def _slots(self, integration: Integration, endpoint: StoredEndpoint) -> Callable[[], CallSlot]:
+    def _slots(self, integration: Integration, endpoint: StoredEndpoint) -> SlotSource:
         limit = integration.rate_limit(endpoint)
-        return lambda: self._limiters.slot(limit)
+        limiters = self._limiters
+
+        def slot(tokens: int = 0) -> CallSlot:
+            return limiters.slot(limit, tokens)
+
+        return slot
 
     @staticmethod
     async def _within(seconds: float, work: Awaitable[T]) -> T:
@@ -268,7 +273,7 @@ class PreparedCall:
     integration: Integration
     endpoint: StoredEndpoint
     request: InferenceRequest
-    slots: Callable[[], CallSlot]
+    slots: SlotSource
     seconds: float
 
 

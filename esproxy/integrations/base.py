@@ -19,7 +19,9 @@ CallSlot = AbstractAsyncContextManager[None]
 
 
 class SlotSource(Protocol):
-    def __call__(self) -> CallSlot: ...
+    """A fresh slot per provider call; `tokens` is the call's estimated token use."""
+
+    def __call__(self, tokens: int = 0) -> CallSlot: ...
 
 
 class Integration(Protocol):

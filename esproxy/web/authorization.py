@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from esproxy.app_keys import AUTHORIZER, FORWARDER, RESERVED_INDEX, SETTINGS
+from esproxy.app_keys import AUTHORIZER, FORWARDER, RESERVED_INDEX, RESERVED_NAMES, SETTINGS
 from esproxy.authorization import privileges
 from esproxy.authorization.api_keys import ApiKeyAuthorizer
 from esproxy.authorization.cluster import ClusterAuthorizer
@@ -154,10 +154,10 @@ async def open_authorization(app: web.Application) -> AsyncIterator[None]:
 
 async def open_reserved_index(app: web.Application) -> ReservedIndex | None:
     """Only an index in the cluster needs guarding; forwarded requests reach only the cluster."""
-    settings = app[SETTINGS]
-    if FORWARDER not in app or settings.storage_backend != "elasticsearch":
+    names = app.get(RESERVED_NAMES, ())
+    if FORWARDER not in app or not names:
         return None
-    reserved = ReservedIndex(settings.storage.index)
+    reserved = ReservedIndex(names[0], also=names[1:])
     await refresh_names(app, reserved)
     app[RESERVED_INDEX] = reserved
     return reserved

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from esproxy.app_keys import BACKING_STORE, BEDROCK_ENDPOINT_URL, FORWARDER
+from esproxy.app_keys import BACKING_STORE, BEDROCK_ENDPOINT_URL, FORWARDER, LIMITS
 from esproxy.errors import EndpointNotFound, ProxyError
 from esproxy.web.responses import json_response
 
@@ -31,6 +31,9 @@ async def ready(request: web.Request) -> web.Response:
     if FORWARDER in app:
         checks["upstream"] = await probe(app[FORWARDER].ping())
     checks["bedrock"] = await probe(check_bedrock(app))
+    if LIMITS in app:
+        # Reported, never failing readiness: pacing goes on from the last shares.
+        checks["limits"] = app[LIMITS].stats()
     needed = [name for name in ("store", "upstream") if name in checks]
     is_ready = all(checks[name]["ok"] for name in needed)
     body = {"status": "ready" if is_ready else "not_ready", "checks": checks}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from esproxy.bedrock_emulator.quotas import QuotaBook
@@ -26,6 +27,9 @@ async def test_calls_over_quota_are_throttled_per_access_key(start_emulator, mak
         "ThrottlingException:"
     )
     await call(second)
+    async with aiohttp.ClientSession() as session:
+        log = await (await session.get(server.make_url("/_emulator/requests"))).json()
+    assert [e["throttled"] for e in log["requests"]] == [False, False, True, False]
 
 
 def test_quota_window_slides_and_refusals_do_not_count():

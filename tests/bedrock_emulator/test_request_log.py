@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -28,13 +29,16 @@ async def test_calls_are_recorded_in_order_with_decoded_bodies(emulator, bedrock
     stream = await bedrock.converse_stream(modelId=PROFILE_ARN, messages=user("two"))
     async for _ in stream["stream"]:
         pass
-    assert await recorded(emulator) == [
+    entries = await recorded(emulator)
+    assert all(time.time() - 60 < entry.pop("at") <= time.time() for entry in entries)
+    assert entries == [
         {
             "operation": "InvokeModel",
             "model": COHERE_EN,
             "body": body,
             "signature_verified": True,
             "access_key": ACCESS_KEY,
+            "throttled": False,
         },
         {
             "operation": "Converse",
@@ -42,6 +46,7 @@ async def test_calls_are_recorded_in_order_with_decoded_bodies(emulator, bedrock
             "body": {"messages": user("one")},
             "signature_verified": True,
             "access_key": ACCESS_KEY,
+            "throttled": False,
         },
         {
             "operation": "ConverseStream",
@@ -49,6 +54,7 @@ async def test_calls_are_recorded_in_order_with_decoded_bodies(emulator, bedrock
             "body": {"messages": user("two")},
             "signature_verified": True,
             "access_key": ACCESS_KEY,
+            "throttled": False,
         },
     ]
 
@@ -63,7 +69,9 @@ async def test_rejected_calls_are_recorded_too(emulator, bedrock):
 async def test_clearing_the_log(emulator, bedrock):
     await bedrock.converse(modelId=CLAUDE, messages=user("one"))
     assert await control(emulator, "DELETE", "/_emulator/requests") == (200, {"requests": []})
-    assert await recorded(emulator) == []
+    entries = await recorded(emulator)
+    assert all(time.time() - 60 < entry.pop("at") <= time.time() for entry in entries)
+    assert entries == []
 
 
 async def test_the_log_keeps_only_the_newest_calls(start_emulator, make_client):

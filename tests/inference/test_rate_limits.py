@@ -8,13 +8,14 @@ import asyncio
 
 import pytest
 
-from esproxy.errors import QueueFull
+from esproxy.errors import BadRequest, QueueFull
 from esproxy.inference.rate_limits import (
     RateLimit,
     RateLimiters,
     current_deadline,
     deadline_at,
     limiter_for_rate,
+    report_usage,
 )
 
 SLOW = RateLimit("amazonbedrock/slow", 60, inference_id="slow")  # one slot, then one a second
@@ -85,17 +86,66 @@ async def test_rate_is_honoured_in_every_window():
     assert limiters.waiting("k") == 0
 
 
-async def test_a_changed_rate_replaces_the_limiter_and_keeps_the_count():
+async def test_a_changed_rate_retunes_the_limiter_in_place_for_those_waiting():
     limiters = RateLimiters()
     first = limiters.limiter_for(RateLimit("k", 60))
     assert limiters.limiter_for(RateLimit("k", 60)) is first
-    waiters = start(limiters, RateLimit("k", 60), [], 3)
+    entered = []
+    waiters = start(limiters, RateLimit("k", 60), entered, 3)
     await settle()
-    assert limiters.waiting("k") == 2
-    assert limiters.limiter_for(RateLimit("k", 120)) is not first
-    assert limiters.waiting("k") == 2
-    await cancel_all(waiters)
-    assert limiters.waiting("k") == 0
+    assert (len(entered), limiters.waiting("k")) == (1, 2)
+    # 60 a minute would keep the last one waiting two seconds; 6000 lets both in at once.
+    assert limiters.limiter_for(RateLimit("k", 6000)) is first
+    await asyncio.wait_for(asyncio.gather(*waiters), 0.5)
+    assert (len(entered), limiters.waiting("k")) == (3, 0)
+
+
+async def test_a_lower_pace_holds_callers_already_waiting():
+    limiters = RateLimiters(minute=1.0)  # 600 a "minute" is 10 a second, in bursts of 2
+    limit = RateLimit("k", 600)
+    entered = []
+    tasks = start(limiters, limit, entered, 3)
+    await settle()
+    assert len(entered) == 2
+    limiters.queues()[0].set_pace(0.6)  # under one call a second from now on
+    await asyncio.sleep(0.4)
+    assert len(entered) == 2
+    await cancel_all(tasks)
+
+
+async def test_a_call_larger_than_a_minutes_token_budget_is_refused_at_once():
+    limiters = RateLimiters(minute=0.1)
+    limit = RateLimit("amazonbedrock/t", 60, inference_id="t", tokens_per_minute=1000)
+    with pytest.raises(BadRequest) as caught:
+        async with limiters.slot(limit, tokens=1001):
+            pass
+    assert caught.value.status == 400
+    assert "[1001] tokens" in caught.value.reason
+    assert "[1000] tokens_per_minute of inference endpoint [t]" in caught.value.reason
+    assert limiters.waiting(limit.key) == 0
+    # A whole minute's budget is allowed: it waits about that minute (0.1 s here), in pieces.
+    async with asyncio.timeout(1.0), limiters.slot(limit, tokens=1000):
+        pass
+
+
+async def test_tokens_are_paced_and_reported_usage_replaces_the_estimate():
+    # A 1 s "minute" of 1000 tokens: calls of 100 tokens pass at about 10 a second.
+    limiters = RateLimiters(minute=1.0)
+    limit = RateLimit("k", 60_000, tokens_per_minute=1000)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for _ in range(6):
+        async with limiters.slot(limit, tokens=100):
+            pass
+    took = loop.time() - began
+    assert 0.4 <= took <= 0.8, took
+    # A call estimated at 10 that really used 500 leaves the budget in debt for half a second.
+    async with limiters.slot(limit, tokens=10):
+        report_usage(500)
+    began = loop.time()
+    async with limiters.slot(limit, tokens=10):
+        pass
+    assert loop.time() - began >= 0.4
 
 
 async def test_a_full_queue_refuses_with_elasticsearchs_text():

@@ -27,6 +27,7 @@ from botocore.parsers import ResponseParserError  # type: ignore[import-untyped,
 from types_aiobotocore_bedrock_runtime import BedrockRuntimeClient
 
 from esproxy.errors import ProviderError, ProviderUnavailable, ProxyError, snake_case
+from esproxy.inference.rate_limits import report_usage
 from esproxy.integrations.amazonbedrock import log_redaction
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,9 @@ class BedrockClients:
             )
             async with response["body"] as stream:
                 raw = await stream.read()
-        return parse_json(raw)
+            answer = parse_json(raw)
+            report_usage(invoke_model_tokens(response, answer))
+        return answer
 
     async def converse(
         self, account: Account, model: str, request: Mapping[str, Any]
@@ -186,6 +189,7 @@ class BedrockClients:
         async with self._call("Converse", model, CONVERSE):
             client = await self.client_for(account)
             response = await client.converse(modelId=model, **request)
+            report_usage(response.get("usage", {}).get("totalTokens"))
         return dict(response)
 
     async def converse_stream(
@@ -202,6 +206,8 @@ class BedrockClients:
                     text = event.get("contentBlockDelta", {}).get("delta", {}).get("text")
                     if text is not None:
                         yield text
+                    elif "metadata" in event:
+                        report_usage(event["metadata"].get("usage", {}).get("totalTokens"))
             finally:
                 # Frees the connection when the consumer stops reading early.
                 stream.close()
@@ -251,6 +257,16 @@ class Call:
     """One Bedrock call in flight; a stream switches `failure` once its events start."""
 
     failure: Failure
+
+
+def invoke_model_tokens(response: Mapping[str, Any], answer: Mapping[str, Any]) -> int | None:
+    """Bedrock's count of an InvokeModel call's tokens: its header, else Titan's body field."""
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    counted = headers.get("x-amzn-bedrock-input-token-count", answer.get("inputTextTokenCount"))
+    try:
+        return None if counted is None else int(counted)
+    except (TypeError, ValueError):
+        return None
 
 
 def provider_error(error: ClientError, reason: str) -> ProviderError:

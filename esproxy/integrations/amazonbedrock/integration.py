@@ -18,7 +18,7 @@ from esproxy.inference.models import (
     TaskType,
     TextEmbeddingResult,
 )
-from esproxy.inference.rate_limits import RateLimit
+from esproxy.inference.rate_limits import RateLimit, estimate_tokens
 from esproxy.integrations.amazonbedrock import bodies, settings, updates
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.model_providers import ModelProvider, embedding_batch_size
@@ -29,7 +29,7 @@ from esproxy.integrations.amazonbedrock.settings import (
     CompletionTaskSettings,
     EmbeddingTaskSettings,
 )
-from esproxy.integrations.base import SlotSource
+from esproxy.integrations.base import CallSlot, SlotSource
 
 T = TypeVar("T")
 
@@ -76,10 +76,13 @@ class AmazonBedrockIntegration:
         # Per endpoint, where ES shares one limiter among all endpoints with the same keys:
         # Bedrock's quotas are per model and region, so unrelated endpoints should not queue
         # behind each other. Read from the public config alone, as deletion has no secrets.
+        adaptive, tokens_per_minute = settings.rate_limit_extensions(endpoint.config)
         return RateLimit(
             key=f"amazonbedrock/{endpoint.inference_id}",
             requests_per_minute=settings.requests_per_minute(endpoint.config),
             inference_id=endpoint.inference_id,
+            adaptive=adaptive,
+            tokens_per_minute=tokens_per_minute,
         )
 
     def validate_request(self, endpoint: StoredEndpoint, request: InferenceRequest) -> None:
@@ -105,7 +108,7 @@ class AmazonBedrockIntegration:
         response = await self._retries.call(
             "Converse",
             bedrock.model,
-            slot,
+            sized(slot, converse_tokens(converse)),
             lambda: self._clients.converse(bedrock, bedrock.model, converse),
         )
         return CompletionResult(bodies.parse_converse_output(response))
@@ -119,7 +122,7 @@ class AmazonBedrockIntegration:
         return self._retries.stream(
             "ConverseStream",
             bedrock.model,
-            slot,
+            sized(slot, converse_tokens(converse)),
             lambda: self._clients.converse_stream(bedrock, bedrock.model, converse),
         )
 
@@ -165,7 +168,7 @@ class AmazonBedrockIntegration:
         body = await self._retries.call(
             "InvokeModel",
             bedrock.model,
-            slot,
+            sized(slot, estimate_tokens(text)),
             lambda: self._clients.invoke_model(bedrock, bedrock.model, request),
         )
         return bodies.parse_titan_embedding(body)
@@ -182,7 +185,7 @@ class AmazonBedrockIntegration:
         body = await self._retries.call(
             "InvokeModel",
             bedrock.model,
-            slot,
+            sized(slot, sum(estimate_tokens(text) for text in texts)),
             lambda: self._clients.invoke_model(bedrock, bedrock.model, request),
         )
         return list(bodies.parse_cohere_embeddings(body, len(texts)))
@@ -200,6 +203,27 @@ def converse_request(bedrock: BedrockEndpoint, inputs: Sequence[str]) -> dict[st
         top_p=task.top_p,
         top_k=task.top_k,
     )
+
+
+def converse_tokens(converse: Mapping[str, Any]) -> int:
+    """A Converse call's token estimate: its texts, plus every output token it may ask for."""
+    texts = [
+        block.get("text", "")
+        for message in converse.get("messages", [])
+        for block in message.get("content", [])
+        if isinstance(block, Mapping)
+    ]
+    output = converse.get("inferenceConfig", {}).get("maxTokens") or 0
+    return sum(estimate_tokens(text) for text in texts if isinstance(text, str)) + int(output)
+
+
+def sized(slot: SlotSource, estimate: int) -> SlotSource:
+    """`slot` with the call's token estimate, for the key's token budget to reserve."""
+
+    def sized_slot(tokens: int = 0) -> CallSlot:
+        return slot(estimate + tokens)
+
+    return sized_slot
 
 
 async def run_in_order(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:

@@ -72,6 +72,12 @@ def enum_parser(choices: tuple[str, ...]) -> Any:
 
 class RateLimitSchema(SettingsSchema):
     requests_per_minute = JavaPositiveLong(RATE_LIMIT)
+    # esproxy's extensions (docs/compatibility.md), checked as ES checks its own rate_limit fields.
+    adaptive = JavaBoolean(RATE_LIMIT)
+    tokens_per_minute = JavaPositiveLong(RATE_LIMIT)
+
+
+RATE_LIMIT_KEYS = ("requests_per_minute", "adaptive", "tokens_per_minute")
 
 
 class ServiceSchema(SettingsSchema):
@@ -220,7 +226,7 @@ def split_body(
 def check_rate_limit_keys(service_map: Mapping[str, Any]) -> None:
     """ES throws for unknown `rate_limit` keys at once, before its collected errors are raised."""
     rate_limit = require_map(service_map.get("rate_limit"), "rate_limit")
-    leftover = {k: v for k, v in rate_limit.items() if k != "requests_per_minute"}
+    leftover = {k: v for k, v in rate_limit.items() if k not in RATE_LIMIT_KEYS}
     check_leftovers(leftover, len(rate_limit), RATE_LIMIT_SERVICE)
 
 
@@ -264,12 +270,20 @@ def render_service_settings(service: Mapping[str, Any]) -> dict[str, Any]:
     shown = {
         **service,
         "provider": service["provider"].display_name,
-        "rate_limit": {
-            "requests_per_minute": rate_limit.get("requests_per_minute")
-            or DEFAULT_REQUESTS_PER_MINUTE
-        },
+        "rate_limit": render_rate_limit(rate_limit),
     }
     return {key: shown[key] for key in SERVICE_ORDER if shown.get(key) is not None}
+
+
+def render_rate_limit(rate_limit: Mapping[str, Any]) -> dict[str, Any]:
+    """ES's `rate_limit`, plus esproxy's extensions only where the endpoint sets them."""
+    shown: dict[str, Any] = {
+        "requests_per_minute": rate_limit.get("requests_per_minute") or DEFAULT_REQUESTS_PER_MINUTE
+    }
+    for key in ("adaptive", "tokens_per_minute"):
+        if rate_limit.get(key) is not None:
+            shown[key] = rate_limit[key]
+    return shown
 
 
 def read_endpoint(endpoint: StoredEndpoint) -> BedrockEndpoint:
@@ -347,6 +361,17 @@ def validate_input_type(endpoint: BedrockEndpoint | StoredEndpoint, input_type: 
     """ES's Bedrock allow-list; it names every input type, so only unknown values fail."""
     if input_type is not None and input_type not in INPUT_TYPES:
         raise ValidationFailed([f"Input type [{input_type}] is not supported for [{DISPLAY_NAME}]"])
+
+
+def rate_limit_extensions(config: EndpointConfig) -> tuple[bool, int | None]:
+    """`rate_limit.adaptive` (default true) and `tokens_per_minute`, from the public config."""
+    rate_limit = config.service_settings.get("rate_limit")
+    if not isinstance(rate_limit, Mapping):
+        return True, None
+    adaptive = rate_limit.get("adaptive")
+    tokens = rate_limit.get("tokens_per_minute")
+    valid_tokens = isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0
+    return adaptive is not False, tokens if valid_tokens else None
 
 
 def requests_per_minute(config: EndpointConfig) -> int:

@@ -23,6 +23,7 @@ from esproxy.inference.setting_fields import (
     require_map,
 )
 from esproxy.integrations.amazonbedrock.settings import (
+    RATE_LIMIT_KEYS,
     SECRET_KEYS,
     SECRET_SCHEMA,
     SERVICE,
@@ -33,6 +34,7 @@ from esproxy.integrations.amazonbedrock.settings import (
     check_provider,
     read_endpoint,
     redact,
+    render_rate_limit,
 )
 
 TASK_TYPE_MISMATCH = "Task type must match the task type of the existing endpoint"
@@ -126,31 +128,34 @@ def merged_service_settings(
 ) -> dict[str, Any]:
     """Take the updatable fields out of `service_map` and apply them; everything else is left."""
     problems: list[str] = []
-    rate = read_rate_limit(service_map.pop(RATE_LIMIT, None), problems)
+    rate_limit = read_rate_limit(service_map.pop(RATE_LIMIT, None), problems)
     tokens = None
     if config.task_type is TaskType.TEXT_EMBEDDING and "max_input_tokens" in service_map:
         given = {"max_input_tokens": service_map.pop("max_input_tokens")}
         tokens = collect(MAX_INPUT_TOKENS_SCHEMA, given, problems).get("max_input_tokens")
     if problems:
         raise ValidationFailed(problems)
-    shown = {
-        **config.service_settings,
-        RATE_LIMIT: {"requests_per_minute": rate or requests_per_minute},
-    }
+    stored = config.service_settings.get(RATE_LIMIT)
+    merged = {**(stored if isinstance(stored, Mapping) else {}), **rate_limit}
+    merged["requests_per_minute"] = merged.get("requests_per_minute") or requests_per_minute
+    shown = {**config.service_settings, RATE_LIMIT: render_rate_limit(merged)}
     if tokens is not None:
         shown["max_input_tokens"] = tokens
     return {key: shown[key] for key in SERVICE_ORDER if shown.get(key) is not None}
 
 
-def read_rate_limit(value: Any, problems: list[str]) -> int | None:
-    """ES's update-time `RateLimitSettings.of`: unknown entries are a validation message here."""
+def read_rate_limit(value: Any, problems: list[str]) -> dict[str, Any]:
+    """ES's update-time `RateLimitSettings.of`: unknown entries are a validation message here.
+
+    The given fields (esproxy's extensions too); fields left out keep their stored values.
+    """
     rate_limit = require_map(value, RATE_LIMIT)
-    requests = collect(RATE_LIMIT_SCHEMA, rate_limit, problems).get("requests_per_minute")
-    unknown = {k: v for k, v in rate_limit.items() if k != "requests_per_minute"}
+    given = collect(RATE_LIMIT_SCHEMA, rate_limit, problems)
+    unknown = {k: v for k, v in rate_limit.items() if k not in RATE_LIMIT_KEYS}
     if unknown:
         shown = render_java_map(redact(unknown), table_size=grown_table_size(len(rate_limit)))
         problems.append(f"Rate limit settings contain unknown entries [{shown}]")
-    return requests if isinstance(requests, int) else None
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def collect(schema: SettingsSchema, data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:

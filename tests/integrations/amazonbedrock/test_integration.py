@@ -32,10 +32,12 @@ class CountingSlots:
 
     def __init__(self):
         self.entered = 0
+        self.tokens = []
 
     @asynccontextmanager
-    async def __call__(self):
+    async def __call__(self, tokens=0):
         self.entered += 1
+        self.tokens.append(tokens)
         yield
 
 

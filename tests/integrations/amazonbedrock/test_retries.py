@@ -56,8 +56,8 @@ class Slots:
         self.calls_seen = []
 
     @asynccontextmanager
-    async def __call__(self):
-        async with self.limiters.slot(RateLimit("amazonbedrock/retries", 60_000)):
+    async def __call__(self, tokens=0):
+        async with self.limiters.slot(RateLimit("amazonbedrock/retries", 60_000), tokens):
             self.calls_seen.append(len(await recorded(self.emulator)))
             yield
 
@@ -225,7 +225,7 @@ async def test_connection_errors_are_retried(make_integration):
     entered = []
 
     @asynccontextmanager
-    async def slot():
+    async def slot(tokens=0):
         entered.append(True)
         yield
 

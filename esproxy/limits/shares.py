@@ -1,0 +1,33 @@
+"""Dividing one endpoint's rate among the processes that use it, by their recent demand."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# A process that uses an endpoint but asks for (almost) nothing keeps this much of the rate, so
+# its next call is not stranded until the next lease round; the others share the rest.
+IDLE_FRACTION = 0.01
+
+
+def divide(rate: float, demands: Mapping[str, float]) -> dict[str, float]:
+    """Each process's share of `rate` (per minute), given its demand (calls per minute wanted).
+
+    Max-min fair: demands below the fair share are met in full, the rest split what is left
+    equally; rate nobody wants is spread over everyone as headroom. The shares sum to `rate` and
+    never more.
+    """
+    if not demands:
+        return {}
+    floor = min(rate * IDLE_FRACTION, rate / (2 * len(demands)))
+    shares = {name: floor for name, demand in demands.items() if demand < floor}
+    remaining = rate - floor * len(shares)
+    wanting = sorted((demand, name) for name, demand in demands.items() if name not in shares)
+    for position, (demand, name) in enumerate(wanting):
+        fair = remaining / (len(wanting) - position)
+        shares[name] = min(demand, fair)
+        remaining -= shares[name]
+    if remaining > 1e-9:
+        spare = remaining / len(shares)
+        for name in shares:
+            shares[name] += spare
+    return shares

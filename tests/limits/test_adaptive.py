@@ -1,0 +1,50 @@
+"""AdaptiveRate: multiplicative cuts after throttling, additive steps back, never above the rate."""
+
+import pytest
+
+from esproxy.limits.adaptive import BACKOFF, AdaptiveRate
+
+
+def test_a_throttle_cuts_multiplicatively_once_per_cooldown():
+    rate = AdaptiveRate(120.0)
+    assert rate.throttled(now=10.0, delivered_per_minute=0.0)
+    assert rate.value == pytest.approx(120.0 * BACKOFF)
+    # Calls already on their way when the cut came say nothing new.
+    assert not rate.throttled(now=10.5, delivered_per_minute=0.0)
+    assert rate.value == pytest.approx(120.0 * BACKOFF)
+    assert rate.throttled(now=10.01 + rate.cooldown(), delivered_per_minute=0.0)
+    assert rate.value == pytest.approx(120.0 * BACKOFF**2)
+
+
+def test_a_cut_keeps_most_of_what_got_through():
+    rate = AdaptiveRate(120.0)
+    for second in range(0, 100, 5):
+        rate.throttled(now=float(second), delivered_per_minute=60.0)
+    assert rate.value == pytest.approx(54.0)  # 90% of the 60 that the quota let through
+
+
+def test_successes_climb_back_to_the_configured_rate_and_never_above():
+    rate = AdaptiveRate(120.0)
+    rate.throttled(now=0.0, delivered_per_minute=0.0)
+    for _ in range(5000):
+        rate.succeeded(now=1000.0)  # long after the ceiling was learned
+        assert rate.value <= 120.0
+    assert rate.value == 120.0
+
+
+def test_steps_slow_down_near_the_rate_where_throttling_began():
+    fast, slow = AdaptiveRate(120.0), AdaptiveRate(120.0)
+    fast.value = slow.value = 58.0
+    slow.ceiling, slow.ceiling_at = 60.0, 0.0
+    fast.succeeded(now=1.0)
+    slow.succeeded(now=1.0)
+    assert slow.value - 58.0 == pytest.approx((fast.value - 58.0) / 10)
+
+
+def test_following_another_process_cut_lowers_and_starts_a_cooldown():
+    rate = AdaptiveRate(120.0)
+    rate.follow(now=5.0, value=70.0, ceiling=60.0)
+    assert rate.value == 70.0
+    assert not rate.throttled(now=5.1, delivered_per_minute=0.0)
+    rate.follow(now=6.0, value=100.0, ceiling=None)  # a cut never raises the rate
+    assert rate.value == 70.0

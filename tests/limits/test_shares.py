@@ -1,0 +1,44 @@
+"""shares.divide: demand-following shares of one rate that never sum to more than it."""
+
+import pytest
+
+from esproxy.limits.shares import divide
+
+
+@pytest.mark.parametrize(
+    "demands",
+    [
+        {"a": 160.0, "b": 40.0, "c": 0.0},
+        {"a": 10.0, "b": 10.0},
+        {"a": 0.0, "b": 0.0, "c": 0.0},
+        {"a": 1000.0},
+        {f"p{i}": float(i * 7 % 50) for i in range(40)},
+    ],
+)
+def test_shares_never_sum_to_more_than_the_rate(demands):
+    shares = divide(120.0, demands)
+    assert set(shares) == set(demands)
+    assert sum(shares.values()) <= 120.0 + 1e-9
+    assert all(share > 0 for share in shares.values())
+
+
+def test_skewed_load_leaves_the_idle_process_a_sliver():
+    shares = divide(120.0, {"a": 120.0, "b": 30.0, "c": 0.0})
+    assert shares["c"] == pytest.approx(1.2)
+    assert shares["b"] == pytest.approx(30.0)
+    assert shares["a"] == pytest.approx(120.0 - 1.2 - 30.0)
+
+
+def test_overload_everywhere_is_split_evenly():
+    shares = divide(120.0, {"a": 500.0, "b": 500.0})
+    assert shares == {"a": pytest.approx(60.0), "b": pytest.approx(60.0)}
+
+
+def test_rate_nobody_wants_becomes_headroom_for_everyone():
+    shares = divide(120.0, {"a": 20.0, "b": 10.0})
+    assert sum(shares.values()) == pytest.approx(120.0)
+    assert shares["a"] - 20.0 == pytest.approx(shares["b"] - 10.0)
+
+
+def test_a_lone_process_gets_the_whole_rate():
+    assert divide(120.0, {"a": 0.0}) == {"a": pytest.approx(120.0)}
