@@ -28,7 +28,8 @@ DEFAULT_MAX_CONCURRENT_CALLS = 256
 # The slowest pace a key is ever given: a rate of 0 would strand its callers.
 MIN_PACE_PER_MINUTE = 0.05
 # A token bucket holds this share of a minute's budget; bigger calls take it in several pieces.
-TOKEN_BURST_FRACTION = 0.02
+# Every process sharing the budget loses its bucket's size from its share (see token_parameters).
+TOKEN_BURST_FRACTION = 0.005
 # Bedrock's codes for "too many calls": they cut an adaptive key's pace.
 THROTTLING_CODES = frozenset({"ThrottlingException", "ServiceQuotaExceededException", "429"})
 
@@ -67,10 +68,15 @@ def pace_parameters(per_minute: float, minute: float = 60.0) -> tuple[float, flo
     return burst, burst * minute / drained
 
 
-def token_parameters(per_minute: float, minute: float = 60.0) -> tuple[float, float]:
-    """The same bound for a token budget: a bucket of 2% of it, draining the other 98%."""
+def token_parameters(per_minute: float, budget: float, minute: float = 60.0) -> tuple[float, float]:
+    """The same bound for a token budget paced at `per_minute` (a share of `budget`): a bucket
+    of 0.5% of the whole budget, draining the rest of the share.
+
+    The bucket's size stays the same when the share changes: a caller waits for a piece no
+    bigger than the bucket, and a bucket shrunk below it would never let that caller through.
+    """
+    burst = max(1.0, budget * TOKEN_BURST_FRACTION)
     per_minute = max(per_minute, 1.0)
-    burst = max(1.0, per_minute * TOKEN_BURST_FRACTION)
     return burst, burst * minute / max(per_minute - burst, per_minute / 2)
 
 
@@ -105,11 +111,17 @@ class AdjustableLimiter(AsyncLimiter):
         self._wake_next()
 
     async def take(self, amount: float) -> None:
-        """`amount` in pieces no bigger than the bucket, so any amount can be waited for."""
-        while amount > 0:
-            piece = min(amount, self.max_rate)
-            await self.acquire(piece)
-            amount -= piece
+        """`amount` in pieces no bigger than the bucket, so any amount can be waited for; a
+        caller that gives up halfway gets back what it took."""
+        taken = 0.0
+        try:
+            while taken < amount:
+                piece = min(amount - taken, self.max_rate)
+                await self.acquire(piece)
+                taken += piece
+        except BaseException:
+            self.refund(taken)
+            raise
 
 
 def limiter_for_rate(requests_per_minute: float, minute: float = 60.0) -> AdjustableLimiter:
@@ -131,6 +143,7 @@ class KeyQueue:
         "pace",
         "state",
         "token_pace",
+        "token_turn",
         "tokens",
         "waiting",
     )
@@ -142,6 +155,9 @@ class KeyQueue:
         self.limiter = limiter_for_rate(self.pace, minute)
         self.token_pace: float | None = None
         self.tokens: AdjustableLimiter | None = None
+        # One caller at a time takes its tokens, in arrival order: callers taking pieces in
+        # turns would all finish late, and those that time out would waste what they took.
+        self.token_turn = asyncio.Lock()
         self.waiting = 0
         self.state: object = None
         self._set_token_pace(limit.tokens_per_minute)
@@ -157,14 +173,17 @@ class KeyQueue:
         self._set_token_pace(tokens_per_minute)
 
     def _set_token_pace(self, per_minute: float | None) -> None:
-        if per_minute is None:
+        budget = self.limit.tokens_per_minute
+        if per_minute is None or budget is None:
             self.token_pace, self.tokens = None, None
             return
         self.token_pace = per_minute
-        if self.tokens is None:
-            self.tokens = AdjustableLimiter(*token_parameters(per_minute, self.minute))
+        size, period = token_parameters(per_minute, budget, self.minute)
+        if self.tokens is None or self.tokens.max_rate != size:
+            # A new budget: callers waiting on the old bucket finish there.
+            self.tokens = AdjustableLimiter(size, period)
         else:
-            self.tokens.retune(*token_parameters(per_minute, self.minute))
+            self.tokens.retune(size, period)
 
 
 class Pacer(Protocol):
@@ -269,7 +288,8 @@ class RateLimiters:
             # would keep calls for other keys waiting.
             await queue.limiter.acquire()
             if queue.tokens is not None and tokens > 0:
-                await queue.tokens.take(tokens)
+                async with queue.token_turn:
+                    await queue.tokens.take(tokens)
             await self._calls.acquire()
         finally:
             queue.waiting -= 1

@@ -12,12 +12,12 @@ than every few seconds.
 from __future__ import annotations
 
 BACKOFF = 0.7
-FLOOR_OF_DELIVERED = 0.9
+FLOOR_OF_DELIVERED = 0.95
 # Each success raises the rate by this fraction of the configured rate...
 STEP_FRACTION = 1 / 600
-# ...and by a tenth of that above this fraction of the ceiling, while the ceiling is fresh.
-NEAR_CEILING = 0.95
-SLOW_STEP = 0.1
+# ...and by a twentieth of that above the ceiling, while the ceiling is fresh.
+NEAR_CEILING = 1.0
+SLOW_STEP = 0.05
 CEILING_SECONDS = 600.0
 # After a cut, throttles of calls already on their way say nothing new for a few call intervals.
 COOLDOWN_CALLS = 3
@@ -46,17 +46,19 @@ class AdaptiveRate:
         """A call was throttled; True when this cut the rate (not within a cut's cooldown)."""
         if self.cut_at is not None and now - self.cut_at < self.cooldown():
             return False
-        floor = max(self.configured * MIN_RATE_FRACTION, delivered_per_minute * FLOOR_OF_DELIVERED)
-        self.value = min(self.value, max(self.value * BACKOFF, floor))
+        self.value = min(self.value, max(self.value * BACKOFF, self._floor(delivered_per_minute)))
         if delivered_per_minute > 0:
             self.ceiling, self.ceiling_at = delivered_per_minute, now
         self.cut_at = now
         self.cuts += 1
         return True
 
-    def follow(self, now: float, value: float, ceiling: float | None) -> None:
-        """Another process cut the rate: take its cut as ours, cooldown included."""
-        self.value = min(self.value, max(value, self.configured * MIN_RATE_FRACTION))
+    def follow(
+        self, now: float, value: float, ceiling: float | None, delivered_per_minute: float = 0.0
+    ) -> None:
+        """Another process cut the rate: take its cut as ours, cooldown included, but never
+        below the floor this process sees (another's view of the deployment may be older)."""
+        self.value = min(self.value, max(value, self._floor(delivered_per_minute)))
         if ceiling:
             self.ceiling, self.ceiling_at = ceiling, now
         self.cut_at = now
@@ -74,6 +76,10 @@ class AdaptiveRate:
         ):
             step *= SLOW_STEP
         self.value = min(self.configured, self.value + step)
+
+    def _floor(self, delivered_per_minute: float) -> float:
+        floor = max(self.configured * MIN_RATE_FRACTION, delivered_per_minute * FLOOR_OF_DELIVERED)
+        return min(floor, self.configured)
 
     def cooldown(self) -> float:
         return max(MIN_COOLDOWN_SECONDS, COOLDOWN_CALLS * 60.0 / max(self.value, 1e-6))

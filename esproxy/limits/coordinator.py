@@ -8,7 +8,8 @@ the only code that talks to the cluster, one write and one search per lease peri
 - read every lease, note which processes still heartbeat, follow their AIMD cuts, and give each
   endpoint the share of its effective rate that `shares.divide` assigns this process.
 
-A process whose lease stops changing for LIVE_PERIODS lease periods is left out of the division.
+A process whose lease stops changing for about one and a half lease periods is left out of the
+division: the others take its share at their next round.
 When the cluster cannot be reached, every endpoint keeps its last share at most (AIMD may still
 lower it), the log and `/_esproxy/ready` say so, and the next round that gets through resumes.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import socket
@@ -37,8 +39,10 @@ log = logging.getLogger(__name__)
 Mode = Literal["local", "cluster"]
 
 MINUTE = 60.0
-# A lease that has not changed for this many of its periods belongs to a process that is gone.
-LIVE_PERIODS = 1.5
+# A lease whose heartbeat is older than its period plus this much (half a period, at least a
+# second) belongs to a process that is gone: a live one's may lag by a slow write or a busy loop.
+LATE_FRACTION = 0.5
+LATE_SECONDS = 1.0
 # A lease whose heartbeat is this old is deleted by whoever reads it.
 DEAD_LEASE_SECONDS = 600.0
 # A process takes part in an endpoint's division while it used the endpoint this recently.
@@ -57,6 +61,7 @@ class KeyState:
     throttles: RecentEvents = field(default_factory=lambda: RecentEvents(MINUTE))
     adaptive: AdaptiveRate | None = None
     last_arrival: float = float("-inf")
+    opened_at: float = float("-inf")
     # While the lease index is out of reach: the pace the key may not exceed.
     cap: float | None = None
     # How much one of this process's successes counts for the deployment's AIMD step.
@@ -117,6 +122,7 @@ class LimitsCoordinator:
         configured = float(queue.limit.requests_per_minute)
         if not isinstance(state, KeyState):
             state = queue.state = KeyState(arrivals=RecentEvents(self._demand_window))
+            state.opened_at = self._clock()
         if queue.limit.adaptive:
             if state.adaptive is None:
                 state.adaptive = AdaptiveRate(configured)
@@ -175,12 +181,18 @@ class LimitsCoordinator:
             # Nothing known about the other processes yet: only the share an idle one keeps.
             pace = effective * IDLE_FRACTION
         else:
+            own = state.demand(now, queue.waiting)
+            # Until this process's lease has told the others that it uses the key, they may all
+            # be starting on it too: assume every live process wants as much as this one.
+            newcomer = now - state.opened_at < 2 * self.lease_seconds
             demands = {
                 name: seen.lease.endpoints[limit.key].get("demand", 0.0)
+                if limit.key in seen.lease.endpoints
+                else own
                 for name, seen in self._others.items()
-                if limit.key in seen.lease.endpoints and self._is_live(seen, now)
+                if self._is_live(seen, now) and (newcomer or limit.key in seen.lease.endpoints)
             }
-            demands[self.process] = state.demand(now, queue.waiting)
+            demands[self.process] = own
             pace = divide(effective, demands)[self.process]
         if state.cap is not None:
             pace = min(pace, state.cap)
@@ -200,7 +212,7 @@ class LimitsCoordinator:
 
     def _is_live(self, seen: Seen, now: float) -> bool:
         period = max(self.lease_seconds, seen.lease.lease_seconds)
-        return now - seen.moved_at <= LIVE_PERIODS * period
+        return now - seen.moved_at <= period + max(LATE_FRACTION * period, LATE_SECONDS)
 
     # -- the lease loop -------------------------------------------------------------------------
 
@@ -321,12 +333,17 @@ class LimitsCoordinator:
             if lease.process == self.process:
                 continue
             before = previous.get(lease.process)
-            if before is None:
-                # First sight: alive if its heartbeat is recent by the wall clock.
-                fresh = wall_ms - lease.heartbeat_ms <= 2 * lease.lease_seconds * 1000
-                moved_at = now if fresh else float("-inf")
+            if before is not None and lease.seq == before.lease.seq:
+                moved_at = before.moved_at
             else:
-                moved_at = now if lease.seq != before.lease.seq else before.moved_at
+                # Moved since the last read: when, by the wall clock, but trusting the clocks of
+                # two hosts only to within a period either way.
+                # A lease seen for the first time with an old heartbeat is a dead process's.
+                age = (wall_ms - lease.heartbeat_ms) / 1000
+                period = lease.lease_seconds
+                moved_at = now - min(max(age, 0.0), period)
+                if before is None and age > 2 * period:
+                    moved_at = -math.inf
             others[lease.process] = Seen(lease, moved_at)
         self._others = others
         queues = {queue.limit.key: queue for queue in self._limiters.queues()}
@@ -346,8 +363,12 @@ class LimitsCoordinator:
                 recent = figures.get("cut_ago", float("inf")) <= 3 * self.lease_seconds
                 new = cuts > known if known is not None else recent
                 if cuts > 0 and new:
+                    delivered = self._delivered(queue.limit.key, state, now)
                     state.adaptive.follow(
-                        now, figures.get("effective", state.adaptive.value), figures.get("ceiling")
+                        now,
+                        figures.get("effective", state.adaptive.value),
+                        figures.get("ceiling"),
+                        delivered,
                     )
                 state.seen_cuts[name] = cuts
 

@@ -13,8 +13,9 @@ def divide(rate: float, demands: Mapping[str, float]) -> dict[str, float]:
     """Each process's share of `rate` (per minute), given its demand (calls per minute wanted).
 
     Max-min fair: demands below the fair share are met in full, the rest split what is left
-    equally; rate nobody wants is spread over everyone as headroom. The shares sum to `rate` and
-    never more.
+    equally. Rate nobody wants becomes headroom in proportion to demand, so that it goes where
+    calls come from (demand is measured over a window, and lags a rising load). The shares sum to
+    `rate` and never more.
     """
     if not demands:
         return {}
@@ -27,7 +28,8 @@ def divide(rate: float, demands: Mapping[str, float]) -> dict[str, float]:
         shares[name] = min(demand, fair)
         remaining -= shares[name]
     if remaining > 1e-9:
-        spare = remaining / len(shares)
+        wanted = sum(demand for demand, _ in wanting)
         for name in shares:
-            shares[name] += spare
+            portion = demands[name] / wanted if wanted > 0 else 1 / len(shares)
+            shares[name] += remaining * portion
     return shares

@@ -34,10 +34,11 @@ def test_overload_everywhere_is_split_evenly():
     assert shares == {"a": pytest.approx(60.0), "b": pytest.approx(60.0)}
 
 
-def test_rate_nobody_wants_becomes_headroom_for_everyone():
-    shares = divide(120.0, {"a": 20.0, "b": 10.0})
+def test_rate_nobody_wants_becomes_headroom_where_calls_come_from():
+    shares = divide(120.0, {"a": 20.0, "b": 10.0, "c": 0.0})
     assert sum(shares.values()) == pytest.approx(120.0)
-    assert shares["a"] - 20.0 == pytest.approx(shares["b"] - 10.0)
+    assert shares["c"] == pytest.approx(1.2)
+    assert shares["a"] == pytest.approx(2 * shares["b"])
 
 
 def test_a_lone_process_gets_the_whole_rate():

@@ -30,6 +30,8 @@ def sidecar_settings(
             ESPROXY_SECRETS_KEY=key,
             ESPROXY_STORAGE_INDEX=index_name,
             ESPROXY_STORAGE_CACHE_SECONDS="0.5",
+            # Each test's processes share leases only with each other.
+            ESPROXY_LIMITS_INDEX=f"{index_name}-leases",
             **environ,
         )
 
