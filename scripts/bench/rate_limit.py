@@ -2,8 +2,11 @@
 enforcing the same quota per access key (`--quota-per-minute`, a sliding 60 s window).
 
 Scenarios: one endpoint alone, then ten endpoints in one esproxy process (each with its own keys,
-so each has its own quota). Every endpoint is kept saturated (8 callers each, one Bedrock call per
-request). scripts/bench/bedrock_tap.py sits between esproxy and the emulator and records each
+so each has its own quota), then one endpoint served by three esproxy replicas sharing an
+OpenSearch node (cluster mode: leases, 5 s periods), loaded 8/2/0 callers. Every endpoint is kept
+saturated (one Bedrock call per request). `--only NAME` (repeatable: one, ten, three-replicas,
+lease-latency) reruns some and keeps the others' recorded results.
+scripts/bench/bedrock_tap.py sits between esproxy and the emulator and records each
 call's answer, so the rate and the throttles are counted where Bedrock would count them, whatever
 esproxy retries. Windows of 60 s from the first request; the first one includes the limiter's
 initial burst.
@@ -12,21 +15,61 @@ initial burst.
 from __future__ import annotations
 
 import json
+import select
+import statistics
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import lib
 
 RPM = 600
 CALLERS = 8
+SCENARIOS = {"one": "one endpoint", "ten": "ten endpoints", "three-replicas": "three replicas"}
 
 
-def scenario(name: str, endpoints: int, windows: int, window_s: float) -> dict[str, Any]:
+def opensearch(logs: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    node = lib.start(
+        "opensearch",
+        [str(lib.REPO / "scripts" / "opensearch-node")],
+        cpus=lib.LOAD_CPU,
+        stdout=subprocess.PIPE,
+        log=logs / "opensearch.log",
+    )
+    assert node.stdout is not None
+    ready, _, _ = select.select([node.stdout], [], [], 240)  # the URL is printed once ready
+    url = node.stdout.readline().decode().strip() if ready else ""
+    if not url.startswith("http"):
+        raise RuntimeError("the OpenSearch node did not start")
+    return url, node
+
+
+def replicas_env(upstream: str) -> dict[str, str]:
+    key = subprocess.run(
+        [lib.PROJECT_PY, "-m", "esproxy", "generate-key"], capture_output=True, text=True
+    ).stdout.strip()
+    return {"ESPROXY_UPSTREAM": upstream, "ESPROXY_SECRETS_KEY": key}
+
+
+def scenario(
+    name: str,
+    endpoints: int,
+    windows: int,
+    window_s: float,
+    callers: tuple[int, ...] = (CALLERS,),
+) -> dict[str, Any]:
+    """`callers` per esproxy replica; more than one replica share a cluster (cluster mode)."""
     logs = lib.tmpdir(f"rate-{name}")
     emulator, emu = lib.emulator(
         "emulator", "--latency-ms", "20", "--quota-per-minute", str(RPM), log_dir=logs
     )
+    node = None
+    env: dict[str, str] = {}
+    if len(callers) > 1:
+        upstream, node = opensearch(logs)
+        env = replicas_env(upstream)
     port = lib.free_port()
     tap = lib.start(
         "tap",
@@ -36,7 +79,11 @@ def scenario(name: str, endpoints: int, windows: int, window_s: float) -> dict[s
     )
     tap_url = f"http://127.0.0.1:{port}"
     lib.wait_http(tap_url + "/_tap/events", tap)
-    url, esp = lib.esproxy("esproxy", "--bedrock-endpoint-url", tap_url, log_dir=logs)
+    started = [
+        lib.esproxy(f"esproxy-{n}", "--bedrock-endpoint-url", tap_url, env=env, log_dir=logs)
+        for n in range(len(callers))
+    ]
+    url, esp = started[0]
     ids, keys = [], {}
     for n in range(endpoints):
         inference_id, access = f"rate-{n}", f"AKIDRATE{n:04d}"
@@ -71,25 +118,45 @@ def scenario(name: str, endpoints: int, windows: int, window_s: float) -> dict[s
         port=int(emulator.rsplit(":", 1)[1]),
     )
     seconds = windows * window_s
-    out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            lib.LOAD_CPU,
-            lib.PROJECT_PY,
-            str(lib.BENCH / "rate_driver.py"),
-            url,
-            str(CALLERS),
-            str(seconds),
-            *ids,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 180,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-2000:])
-    driven = json.loads(out.stdout.strip().splitlines()[-1])
+    if len(callers) > 1:
+        time.sleep(12)  # two lease periods: every replica's lease has been read by the others
+    drivers = [
+        subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                lib.LOAD_CPU,
+                lib.PROJECT_PY,
+                str(lib.BENCH / "rate_driver.py"),
+                replica_url,
+                str(count),
+                str(seconds),
+                *ids,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for (replica_url, _), count in zip(started, callers, strict=True)
+        if count
+    ]
+    runs = []
+    for driver in drivers:
+        stdout, stderr = driver.communicate(timeout=seconds + 180)
+        if driver.returncode != 0:
+            raise RuntimeError(stderr[-2000:])
+        runs.append(json.loads(stdout.strip().splitlines()[-1]))
+    driven = {
+        "started": min(run["started"] for run in runs),
+        "statuses": {
+            i: {
+                k: sum(run["statuses"][i].get(k, 0) for run in runs)
+                for r in runs
+                for k in r["statuses"][i]
+            }
+            for i in ids
+        },
+    }
     _, tapped = lib.http("GET", tap_url + "/_tap/events")
     t0 = driven["started"]
     per_endpoint = {}
@@ -116,11 +183,12 @@ def scenario(name: str, endpoints: int, windows: int, window_s: float) -> dict[s
             "client_statuses": driven["statuses"][inference_id],
         }
     rss = lib.proc_status(esp.pid, "VmHWM")
-    for proc in (esp, tap, emu):
+    for proc in [*(p for _, p in started), tap, emu, *([node] if node else [])]:
         lib.stop(proc)
     errors = [w["error_pct"] for e in per_endpoint.values() for w in e["windows"]]
     result = {
         "endpoints": endpoints,
+        "callers_per_replica": list(callers),
         "requests_per_minute": RPM,
         "quota_per_minute": RPM,
         "callers_per_endpoint": CALLERS,
@@ -140,18 +208,97 @@ def scenario(name: str, endpoints: int, windows: int, window_s: float) -> dict[s
     return result
 
 
+def lease_latency(rounds: int, calls: int) -> dict[str, Any]:
+    """p50 of one inference call through a replica in cluster mode (leases every 5 s) and one in
+    local mode, side by side on the same node, emulator and endpoint, in alternating rounds."""
+    logs = lib.tmpdir("rate-latency")
+    emulator, emu = lib.emulator("emulator", log_dir=logs)
+    upstream, node = opensearch(logs)
+    env = replicas_env(upstream)
+    modes = {
+        mode: lib.esproxy(
+            f"esproxy-{mode}",
+            "--bedrock-endpoint-url",
+            emulator,
+            env={**env, "ESPROXY_LIMITS_MODE": mode},
+            log_dir=logs,
+        )
+        for mode in ("cluster", "local")
+    }
+    body = {
+        "service": "amazonbedrock",
+        "service_settings": {
+            "access_key": "AKIDLATENCY",
+            "secret_key": "bench-secret",
+            "region": "us-east-1",
+            "provider": "amazontitan",
+            "model": "amazon.titan-embed-text-v2:0",
+            "rate_limit": {"requests_per_minute": 1_000_000},
+        },
+    }
+    status, answer = lib.http("PUT", f"{modes['cluster'][0]}/_inference/text_embedding/lat", body)
+    if status != 200:
+        raise RuntimeError(f"PUT: {status} {answer}")
+    took: dict[str, list[float]] = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode, (url, _) in modes.items():
+            for n in range(calls):
+                began = time.perf_counter()
+                status, _ = lib.http(
+                    "POST", f"{url}/_inference/text_embedding/lat", {"input": f"latency {n}"}
+                )
+                took[mode].append((time.perf_counter() - began) * 1000)
+                if status != 200:
+                    raise RuntimeError(f"{mode}: {status}")
+    for proc in [*(p for _, p in modes.values()), emu, node]:
+        lib.stop(proc)
+    result = {
+        mode: {
+            "calls": len(ms),
+            "p50_ms": statistics.median(ms),
+            "p90_ms": statistics.quantiles(ms, n=10)[-1],
+        }
+        for mode, ms in took.items()
+    }
+    result["p50_difference_ms"] = result["cluster"]["p50_ms"] - result["local"]["p50_ms"]
+    print(f"  lease latency: {result}", flush=True)
+    return result
+
+
 def main() -> int:
     lib.banner("rate limit")
     windows, window_s = (1, 15.0) if lib.quick() else (2, 60.0)
-    results = {
-        "one endpoint": scenario("one endpoint", 1, windows, window_s),
-        "ten endpoints": scenario("ten endpoints", 10, windows, window_s),
+    only = [sys.argv[i + 1] for i, arg in enumerate(sys.argv[:-1]) if arg == "--only"]
+    recorded = lib.RESULTS / "rate-limit.json"
+    old = json.loads(recorded.read_text()) if recorded.exists() and only else {}
+    results: dict[str, Any] = dict(old.get("scenarios", {}))
+    plans = {
+        "one": lambda: scenario("one endpoint", 1, windows, window_s),
+        "ten": lambda: scenario("ten endpoints", 10, windows, window_s),
+        "three-replicas": lambda: scenario(
+            "three replicas", 1, windows, window_s, callers=(CALLERS, 2, 0)
+        ),
     }
+    for short, run in plans.items():
+        if not only or short in only:
+            results[SCENARIOS[short]] = run()
+    latency = old.get("lease_latency")
+    if not only or "lease-latency" in only:
+        latency = lease_latency(*((1, 20) if lib.quick() else (5, 100)))
+    bounds = {n: 3.0 if n == "three replicas" else 2.0 for n in results}
     summary = {
-        "targets": {f"{n}: within ±2%": r["max_abs_error_pct"] <= 2.0 for n, r in results.items()}
+        "targets": {
+            f"{n}: within ±{bounds[n]:g}%": r["max_abs_error_pct"] <= bounds[n]
+            for n, r in results.items()
+        }
         | {f"{n}: zero throttles": r["throttles"] == 0 for n, r in results.items()},
     }
-    data = {"machine": lib.machine(), "scenarios": results, "summary": summary}
+    data = {
+        "machine": lib.machine(),
+        "scenarios": results,
+        "lease_latency": latency,
+        "summary": summary,
+    }
     lib.write_json("rate-limit", data)
     lib.publish("rate-limit", report, data)
     plot(data)
@@ -164,7 +311,8 @@ def report(data: dict[str, Any]) -> None:
     windows, window_s = first["windows"], first["window_s"]
     print(
         f"requests_per_minute = quota = {RPM}; {windows} window(s) of {window_s:g} s; "
-        f"{CALLERS} callers per endpoint\n"
+        f"{CALLERS} callers per endpoint (three replicas: {CALLERS}/2/0 callers, so the whole "
+        "deployment's rate is what counts)\n"
     )
     rows = []
     for n, r in results.items():
@@ -198,6 +346,19 @@ def report(data: dict[str, Any]) -> None:
             rows,
         )
     )
+    latency = data.get("lease_latency")
+    if latency:
+        print()
+        print(
+            lib.table(
+                ["one call, 1 caller", "calls", "p50 ms", "p90 ms"],
+                [
+                    [mode, latency[mode]["calls"], latency[mode]["p50_ms"], latency[mode]["p90_ms"]]
+                    for mode in ("cluster", "local")
+                ],
+            )
+        )
+        print(f"\n  lease machinery, p50 cluster - local: {latency['p50_difference_ms']:+.2f} ms")
     print()
     for target, ok in data["summary"]["targets"].items():
         print(f"  {'MET ' if ok else 'MISS'} {target}")
