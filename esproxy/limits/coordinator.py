@@ -182,18 +182,27 @@ class LimitsCoordinator:
             pace = effective * IDLE_FRACTION
         else:
             own = state.demand(now, queue.waiting)
+            live = {name: seen for name, seen in self._others.items() if self._is_live(seen, now)}
             # Until this process's lease has told the others that it uses the key, they may all
-            # be starting on it too: assume every live process wants as much as this one.
+            # be starting on it too (assume every live process wants as much as this one), and
+            # those already on it pace at shares that leave only the rest.
             newcomer = now - state.opened_at < 2 * self.lease_seconds
             demands = {
                 name: seen.lease.endpoints[limit.key].get("demand", 0.0)
                 if limit.key in seen.lease.endpoints
                 else own
-                for name, seen in self._others.items()
-                if self._is_live(seen, now) and (newcomer or limit.key in seen.lease.endpoints)
+                for name, seen in live.items()
+                if newcomer or limit.key in seen.lease.endpoints
             }
             demands[self.process] = own
             pace = divide(effective, demands)[self.process]
+            if newcomer:
+                taken = sum(
+                    seen.lease.endpoints[limit.key].get("share", 0.0)
+                    for seen in live.values()
+                    if limit.key in seen.lease.endpoints
+                )
+                pace = min(pace, max(effective - taken, effective * IDLE_FRACTION))
         if state.cap is not None:
             pace = min(pace, state.cap)
         tokens = None
@@ -304,6 +313,7 @@ class LimitsCoordinator:
                 continue
             figures = {
                 "demand": round(state.demand(now, queue.waiting), 3),
+                "share": round(queue.pace, 3),
                 "ok": float(state.successes.count(now)),
             }
             adaptive = state.adaptive

@@ -32,7 +32,11 @@ async def test_calls_are_paced_and_a_full_queue_refuses_with_429(
     )
     assert put.status == 200, await put.text()  # its probe call took this second's slot
     waiting = [asyncio.create_task(post(proxy, {"input": f"q{i}"})) for i in range(2)]
-    await asyncio.sleep(0.3)
+    for _ in range(100):  # until both wait in the endpoint's queue
+        limits = (await (await proxy.get("/_esproxy/ready")).json())["checks"]["limits"]
+        if limits["endpoints"]["amazonbedrock/paced"]["waiting"] == 2:
+            break
+        await asyncio.sleep(0.01)
     refused = await post(proxy, {"input": "one too many"})
     assert refused.status == 429
     error = (await refused.json())["error"]
