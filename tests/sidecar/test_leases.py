@@ -34,7 +34,8 @@ async def test_each_process_keeps_one_lease_in_a_strict_hidden_index(
 ):
     alias = f"{index_name}-leases"
     settings = sidecar_settings(ESPROXY_LIMITS_LEASE_SECONDS="0.5")
-    first, second = await start_proxy(settings), await start_proxy(settings)
+    first = await start_proxy(settings)
+    await start_proxy(settings)  # a second process, sharing the leases
     put = await first.put(COMPLETION, data=json.dumps(TITAN_COMPLETION), headers=JSON_HEADERS)
     assert put.status == 200, await put.text()
     await asyncio.sleep(1.2)
