@@ -68,6 +68,10 @@ class KeyState:
     weight: float = 1.0
     # Per other process: the count of its cuts already followed.
     seen_cuts: dict[str, float] = field(default_factory=dict)
+    # A raised share waits one round (see LimitsCoordinator._hold_raise): the round it was
+    # first wanted in, and the live processes sharing the key then.
+    raise_round: int | None = None
+    sharing: frozenset[str] = frozenset()
 
     def effective(self, configured: float) -> float:
         return configured if self.adaptive is None else self.adaptive.value
@@ -107,6 +111,7 @@ class LimitsCoordinator:
         low, high = DEMAND_WINDOW_BOUNDS
         self._demand_window = min(high, max(low, DEMAND_PERIODS * lease_seconds))
         self._seq = 0
+        self._rounds = 0  # lease rounds that got through
         self._others: dict[str, Seen] | None = None  # None until the first read
         self._stale_since: float | None = None
         self._last_error: str | None = None
@@ -203,6 +208,7 @@ class LimitsCoordinator:
                     if limit.key in seen.lease.endpoints
                 )
                 pace = min(pace, max(effective - taken, effective * IDLE_FRACTION))
+            pace = self._hold_raise(queue, state, pace, frozenset(demands))
         if state.cap is not None:
             pace = min(pace, state.cap)
         tokens = None
@@ -210,6 +216,25 @@ class LimitsCoordinator:
             # Tokens follow the same share of the deployment as calls do.
             tokens = limit.tokens_per_minute * min(1.0, pace / max(effective, 1e-9))
         queue.set_pace(pace, tokens)
+
+    def _hold_raise(
+        self, queue: KeyQueue, state: KeyState, pace: float, sharing: frozenset[str]
+    ) -> float:
+        """A share may fall at once, but rises only a round after it was first wanted, once every
+        other process has read the lease that shows this one's demand and lowered its own share:
+        views taken at different moments would otherwise add up to more than the rate. When a
+        process has gone, the rise is at once: what it leaves is nobody's."""
+        left = bool(state.sharing - sharing)
+        state.sharing = sharing
+        if pace <= queue.pace + 1e-9 or left:
+            state.raise_round = None
+            return pace
+        if state.raise_round is None:
+            state.raise_round = self._rounds
+        if self._rounds > state.raise_round:
+            state.raise_round = None
+            return pace
+        return queue.pace
 
     def _delivered(self, key: str, state: KeyState, now: float) -> float:
         """Calls of `key` that got through in the last minute, in the whole deployment."""
@@ -286,6 +311,7 @@ class LimitsCoordinator:
                 now - self._stale_since,
             )
         self._stale_since, self._last_error, self._last_round = None, None, now
+        self._rounds += 1
         for queue in self._limiters.queues():
             state = self._state(queue)
             state.cap = None
