@@ -17,6 +17,7 @@ from aiohttp import web
 
 from esproxy import __version__
 from esproxy.key_rotation import RotationReport
+from esproxy.observability.log_format import use_log_format
 from esproxy.settings import (
     DEFAULT_LISTEN,
     Settings,
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dev", action="store_true", default=None, help="local development: bundled emulator"
     )
     serve.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), help="access and own log lines ([log] format)"
+    )
 
     emulator = commands.add_parser("bedrock-emulator", help="run the bundled Bedrock emulator")
     emulator.add_argument(
@@ -122,11 +126,13 @@ def serve_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     put("upstream", "urls", args.upstream)
     put("storage", "data_dir", args.data_dir)
     put("bedrock", "endpoint_url", getattr(args, "bedrock_endpoint_url", None))
+    put("log", "format", getattr(args, "log_format", None))
     return overrides
 
 
 def serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides=serve_overrides(args))
+    use_log_format(settings.log.format)
     if settings.server.dev:
         print(
             "esproxy dev mode: bundled Bedrock emulator, any AWS credentials accepted, "
@@ -145,6 +151,7 @@ def serve_one(settings: Settings, log_level: str | None = None) -> None:
     """One server process; with several workers, each shares the port through SO_REUSEPORT."""
     if log_level is not None:  # a spawned worker starts with logging unconfigured
         configure_logging(log_level)
+        use_log_format(settings.log.format)
     loop = new_event_loop()
     main = loop.create_task(serve_until_stopped(settings))
     try:

@@ -19,7 +19,7 @@ from esproxy.observability.web import (
     observe_requests,
     serve_metrics,
 )
-from esproxy.settings import Settings
+from esproxy.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ async def open_observability(app: web.Application) -> AsyncIterator[None]:
                 node.url: not node.is_dead(pool.clock()) for node in pool.nodes
             }
         if settings.metrics.listen is not None:
-            side = await serve_metrics_apart(metrics, *settings.metrics.listen)
+            side = await serve_metrics_apart(metrics, *settings.metrics.listen, settings)
     try:
         yield
     finally:
@@ -70,15 +70,26 @@ def build_metrics(settings: Settings) -> Metrics:
     return Metrics(PriceTable(overrides))
 
 
-async def serve_metrics_apart(metrics: Metrics, host: str, port: int) -> web.AppRunner:
+async def serve_metrics_apart(
+    metrics: Metrics, host: str, port: int, settings: Settings
+) -> web.AppRunner | None:
     """`[metrics] listen`: the scrape on an address of its own (say, a private interface), without
-    the main listener's auth."""
+    the main listener's auth. With several workers, the first to bind it serves it."""
     app = web.Application()
     app[METRICS_KEY] = metrics
     app.router.add_get("/metrics", serve_metrics)
     app.router.add_get("/_esproxy/metrics", serve_metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as error:
+        await runner.cleanup()
+        if settings.server.workers > 1:
+            log.info("metrics address %s:%d is served by another worker", host, port)
+            return None
+        raise SettingsError(
+            f"[metrics] listen: cannot listen on {host}:{port}: {error.strerror}"
+        ) from None
     log.info("metrics also served on http://%s:%d/metrics", host, port)
     return runner

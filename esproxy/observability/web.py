@@ -65,7 +65,7 @@ def log_request(
         status=status,
         seconds=seconds,
         bytes_in=request.content.total_bytes,
-        bytes_out=0 if response is None else response.body_length,
+        bytes_out=body_bytes(response),
         opaque_id=headers.get("X-Opaque-Id"),
         traceparent=headers.get("traceparent"),
         inference_id=inference_id,
@@ -73,6 +73,13 @@ def log_request(
         retries=record.retries,
         rate_limit_wait=record.rate_limit_wait,
     )
+
+
+def body_bytes(response: web.StreamResponse | None) -> int:
+    """A streamed answer is sent by now; a plain one is sent after the middleware, so its length."""
+    if response is None:
+        return 0
+    return response.body_length or response.content_length or 0
 
 
 async def echo_opaque_id(request: web.Request, response: web.StreamResponse) -> None:

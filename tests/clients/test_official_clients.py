@@ -286,6 +286,16 @@ def check_inference(seen: Seen) -> None:
     assert seen.ok("gzip_text_embedding") == {"text_embedding": [{"embedding": 1024}] * 2}
 
 
+def check_opaque_id(seen: Seen) -> None:
+    """The client's `opaque_id` / `opaqueId` option comes back unchanged, as from Elasticsearch."""
+    seen.ok("completion_opaque_id")
+    assert seen.steps["completion_opaque_id"]["opaque_id"] == "trace-ok-1"
+    seen.failed("error_opaque_id", 400)
+    assert seen.steps["error_opaque_id"]["opaque_id"] == "trace-error-2"
+    forwarded = seen.steps["forwarded_opaque_id"]
+    assert forwarded["opaque_id"] == "trace-forward-3", forwarded
+
+
 def check_streaming(seen: Seen) -> None:
     text = seen.ok("stream")
     assert seen.steps["stream"]["content_type"] == "text/event-stream"
@@ -382,6 +392,7 @@ CHECKS = [
     check_get,
     check_head,
     check_inference,
+    check_opaque_id,
     check_streaming,
     check_update,
     check_compat_media_types,

@@ -1,0 +1,136 @@
+"""What metrics and the JSON access log cost: esproxy with both on against esproxy with both off.
+
+Used by forwarding.py and inference.py (their `observability` result; `--only-observability` runs
+just this case). Both instances get core 1 and run one at a time, in alternating order over
+ROUNDS rounds; each keeps its best round (throughput) or its median (latency). The access log goes
+to a file, as in production; `off` is `[metrics] enabled = false`, `[log] access = false`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lib
+
+ROUNDS = 3
+
+
+def settings_env(on: bool, logs: Path, name: str) -> dict[str, str]:
+    if on:
+        return {
+            "ESPROXY_METRICS_ENABLED": "true",
+            "ESPROXY_LOG_ACCESS": "true",
+            "ESPROXY_LOG_FORMAT": "json",
+            "ESPROXY_LOG_ACCESS_FILE": str(logs / f"{name}-access.log"),
+        }
+    return {"ESPROXY_METRICS_ENABLED": "false", "ESPROXY_LOG_ACCESS": "false"}
+
+
+def alternate(
+    contenders: dict[str, Any], measure: Callable[[str, Any], dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
+    for rnd in range(ROUNDS):
+        order = list(contenders) if rnd % 2 == 0 else list(reversed(contenders))
+        for name in order:
+            runs[name].append(measure(name, contenders[name]))
+    return runs
+
+
+def forwarding_case(
+    upstream: str, body: str, duration: float, logs: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """POST /bench/_search through the splicer at 64 connections: peak throughput on vs off."""
+    contenders = {}
+    for name, on in (("obs-off", False), ("obs-on", True)):
+        contenders[name] = lib.esproxy(
+            name, "--upstream", upstream, env={**env, **settings_env(on, logs, name)}, log_dir=logs
+        )
+    for url, _ in contenders.values():
+        lib.wrk(url + "/bench/_search", connections=64, duration=1, method="POST", body=body)
+
+    def measure(name: str, contender: Any) -> dict[str, Any]:
+        url, proc = contender
+        r = lib.wrk(
+            url + "/bench/_search",
+            connections=64,
+            duration=duration,
+            method="POST",
+            body=body,
+            measure=proc,
+        )
+        print(
+            f"  observability c=64 {name:<8} {r['rps']:>9,.0f} rps  p50 "
+            f"{r['latency_ms']['p50']:.2f} ms  {r['cpu_ms_per_request'] * 1000:5.0f} µs CPU/req  "
+            f"errors {r['errors']}",
+            flush=True,
+        )
+        return r
+
+    runs = alternate(contenders, measure)
+    for _, proc in contenders.values():
+        lib.stop(proc)
+    best = {name: max(r["rps"] for r in rs) for name, rs in runs.items()}
+    cpu = {name: min(r["cpu_ms_per_request"] for r in rs) for name, rs in runs.items()}
+    cost = 1 - best["obs-on"] / best["obs-off"]
+    return {
+        "connections": 64,
+        "rounds": ROUNDS,
+        "runs": runs,
+        "best_rps": best,
+        "cpu_ms_per_request": cpu,
+        "throughput_cost": cost,
+        "target": {"on costs <= 3% of forwarding throughput at 64 connections": cost <= 0.03},
+    }
+
+
+def inference_case(
+    url_of: Callable[[str, dict[str, str]], tuple[str, Any]],
+    path: str,
+    body: str,
+    duration: float,
+    logs: Path,
+) -> dict[str, Any]:
+    """One short completion at a time (one Converse call): median p50 on vs off."""
+    contenders = {
+        name: url_of(name, settings_env(on, logs, name))
+        for name, on in (("obs-off", False), ("obs-on", True))
+    }
+    for url, _ in contenders.values():
+        lib.wrk(url + path, connections=1, duration=1, method="POST", body=body)
+
+    def measure(name: str, contender: Any) -> dict[str, Any]:
+        url, proc = contender
+        r = lib.wrk(
+            url + path, connections=1, duration=duration, method="POST", body=body, measure=proc
+        )
+        print(
+            f"  observability c=1 {name:<8} {r['rps']:>7,.0f} rps  p50 "
+            f"{r['latency_ms']['p50']:.3f} ms  {r['cpu_ms_per_request'] * 1000:5.0f} µs CPU/req  "
+            f"errors {r['errors']}",
+            flush=True,
+        )
+        return r
+
+    runs = alternate(contenders, measure)
+    for _, proc in contenders.values():
+        lib.stop(proc)
+    p50 = {name: statistics.median(r["latency_ms"]["p50"] for r in rs) for name, rs in runs.items()}
+    cpu = {
+        name: statistics.median(r["cpu_ms_per_request"] for r in rs) for name, rs in runs.items()
+    }
+    added = p50["obs-on"] - p50["obs-off"]
+    return {
+        "connections": 1,
+        "rounds": ROUNDS,
+        "request": f"POST {path}",
+        "runs": runs,
+        "median_p50_ms": p50,
+        "median_cpu_ms_per_request": cpu,
+        "added_p50_ms": added,
+        "added_cpu_ms_per_request": cpu["obs-on"] - cpu["obs-off"],
+        "target": {"on costs <= 0.05 ms p50 on inference": added <= 0.05},
+    }
