@@ -38,7 +38,7 @@ STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 # No `_created` sample beside every counter and histogram: they double the scrape, and Prometheus
 # does not need them to compute rates. (A process-wide switch; esproxy owns its process.)
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class InferenceSeries:
