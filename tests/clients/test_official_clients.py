@@ -41,6 +41,7 @@ CLUSTER_STEPS = {
     "delete_missing",
     "completion_missing",
     "indices_exists",
+    "forwarded_opaque_id",
 }
 
 
@@ -269,6 +270,7 @@ def check_head(seen: Seen) -> None:
             "status": 404,  # forwarded, and the 404 stays a 404
             "product": None,
             "content_type": "application/json; charset=UTF-8",
+            "opaque_id": None,
         }
     else:
         assert seen.ok("head_missing") is False
@@ -339,7 +341,7 @@ def check_compat_media_types(seen: Seen) -> None:
     ours = f"application/vnd.elasticsearch+json;compatible-with={seen.driver.major}"
     # Not negotiated: compat7 asks for 7; Python's raw HEADs send no Accept; the standalone
     # indices_exists is the no-upstream error, answered before any negotiation.
-    skipped = {"compat7", "indices_exists"}
+    skipped = {"compat7", "indices_exists", "forwarded_opaque_id"}
     if seen.driver.python:
         skipped |= {"head_endpoint", "head_missing"}
     for name, step in seen.steps.items():
