@@ -12,34 +12,52 @@ a full pipe never stalls requests; a line costs one `orjson.dumps` and a list ap
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
+import re
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO, Final
 
 import orjson
 
-FLUSH_SECONDS: Final = 0.05
-MAX_PENDING: Final = 1024  # lines gathered before a batch is handed over without waiting
+# Lines are handed to the writer thread in batches: each hand-over wakes the thread, and the
+# thread competes with the event loop for the GIL, so fewer, larger batches cost less.
+FLUSH_SECONDS: Final = 0.2
+MAX_PENDING: Final = 4096  # lines gathered before a batch is handed over without waiting
 MAX_ID_CHARS: Final = 256  # longer X-Opaque-Id / traceparent values are cut
+PATHS_KEPT: Final = 1024
+# Bytes a JSON string cannot hold as they are (and non-ASCII, which a head carries as latin-1).
+_NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f"\\\x7f-\xff]')
+_OPAQUE_ID = b"\r\nx-opaque-id:"
+_TRACEPARENT = b"\r\ntraceparent:"
+
+
+# A forwarded exchange waiting to become a line: (time, method, path, status, seconds, bytes in,
+# bytes out, header lines). The splicer only appends one of these; lines are made per batch.
+Entry = tuple[float, bytes, bytes, int, float, int, int, bytes]
 
 
 class LineWriter:
-    """Batches of bytes written by a daemon thread to a binary stream, in order."""
+    """Batches of lines written by a daemon thread to a binary stream, in order.
+
+    Pending items are lines, or entries that `render` turns into lines when the batch is made.
+    """
 
     def __init__(self, stream: BinaryIO, *, owned: bool = False) -> None:
         self._stream = stream
         self._owned = owned
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | Entry] = []
+        self.render: Callable[[list[bytes | Entry]], bytes] = join_lines
         self._timer: asyncio.TimerHandle | None = None
         self._batches: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="esproxy-access-log", daemon=True)
         self._thread.start()
 
-    def write(self, line: bytes) -> None:
+    def write(self, line: bytes | Entry) -> None:
         pending = self._pending
         pending.append(line)
         if len(pending) >= MAX_PENDING:
@@ -52,14 +70,23 @@ class LineWriter:
             self._timer.cancel()
             self._timer = None
         if self._pending:
-            self._batches.put(b"".join(self._pending))
+            self._batches.put(self.render(self._pending))
             self._pending.clear()
 
     def _run(self) -> None:
+        try:
+            fd = self._stream.fileno()
+        except (OSError, ValueError):
+            fd = -1
         while (batch := self._batches.get()) is not None:
             try:
-                self._stream.write(batch)
-                self._stream.flush()
+                if fd < 0:
+                    self._stream.write(batch)
+                    self._stream.flush()
+                    continue
+                view = memoryview(batch)
+                while view:  # straight to the descriptor: no buffer copy, no flush call
+                    view = view[os.write(fd, view) :]
             except (OSError, ValueError):
                 pass  # a closed or broken log must not take requests down with it
 
@@ -69,6 +96,10 @@ class LineWriter:
         await asyncio.to_thread(self._thread.join)
         if self._owned:
             self._stream.close()
+
+
+def join_lines(items: list[bytes | Entry]) -> bytes:
+    return b"".join(item for item in items if isinstance(item, bytes))
 
 
 def open_writer(destination: str) -> LineWriter:
@@ -85,6 +116,94 @@ class AccessLog:
         self.json_lines = json_lines
         self._second = -1
         self._stamp = ""
+        self._millis = -1
+        self._stamp_bytes = b""
+        self._paths: dict[bytes, bytes] = {}  # forwarded paths repeat: each is quoted once
+        writer.render = self.render
+
+    def forwarded(
+        self,
+        method: bytes,
+        path: bytes,
+        status: int,
+        seconds: float,
+        bytes_in: int,
+        bytes_out: int,
+        headers: bytes,
+    ) -> None:
+        """A spliced exchange, from the bytes of its head (`headers`: its CRLF-led header lines).
+
+        The splicer's hot path: it only records the values; `render` makes the lines per batch.
+        """
+        self.writer.write(
+            (time.time(), method, path, status, seconds, bytes_in, bytes_out, headers)
+        )
+
+    def render(self, items: list[bytes | Entry]) -> bytes:
+        """A batch as bytes: lines as they are, entries formatted in one loop."""
+        lines: list[bytes] = []
+        add = lines.append
+        paths = self._paths
+        stamp = self.stamp
+        template = FORWARDED_JSON if self.json_lines else FORWARDED_TEXT
+        for item in items:
+            if isinstance(item, bytes):
+                add(item)
+                continue
+            now, method, path, status, seconds, bytes_in, bytes_out, headers = item
+            opaque_id = traceparent = b"null"
+            if (
+                b"-id:" in headers
+                or b"-Id:" in headers
+                or b"-ID:" in headers
+                or b"arent:" in headers
+            ):
+                lower = headers.lower()
+                opaque_id = header_json(headers, lower, _OPAQUE_ID)
+                traceparent = header_json(headers, lower, _TRACEPARENT)
+            quoted = paths.get(path)
+            if quoted is None:
+                quoted = quote_path(path)
+                if len(paths) >= PATHS_KEPT:
+                    paths.clear()
+                paths[path] = quoted
+            millis, micros = divmod(int(seconds * 1_000_000), 1000)
+            if self.json_lines:
+                values = (
+                    stamp(now),
+                    method,
+                    quoted,
+                    status,
+                    millis,
+                    micros,
+                    bytes_in,
+                    bytes_out,
+                    opaque_id,
+                    traceparent,
+                )
+            else:
+                values = (
+                    stamp(now),
+                    method,
+                    quoted,
+                    status,
+                    millis,
+                    micros,
+                    bytes_in,
+                    bytes_out,
+                    b"" if opaque_id == b"null" else b" x_opaque_id=" + opaque_id,
+                    b"" if traceparent == b"null" else b" traceparent=" + traceparent,
+                )
+            add(template % values)
+        return b"".join(lines)
+
+    def stamp(self, now: float) -> bytes:
+        """`timestamp` as bytes, made once per millisecond."""
+        millis = int(now * 1000)
+        if millis != self._millis:
+            self._millis = millis
+            self._stamp_bytes = self.timestamp(now).encode()
+        return self._stamp_bytes
 
     def timestamp(self, now: float) -> str:
         """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
@@ -135,6 +254,33 @@ class AccessLog:
             self.writer.write(orjson.dumps(fields) + b"\n")
         else:
             self.writer.write(text_line(fields))
+
+
+FORWARDED_JSON: Final = (
+    b'{"time":"%s","method":"%s","path":%s,"status":%d,"duration_ms":%d.%03d,'
+    b'"bytes_in":%d,"bytes_out":%d,"forwarded":true,"inference_id":null,'
+    b'"x_opaque_id":%s,"traceparent":%s,"bedrock_request_ids":[],"retries":0,'
+    b'"rate_limit_wait_ms":0.0}\n'
+)
+FORWARDED_TEXT: Final = b"%s %s %s %d %d.%03dms in=%d out=%d forwarded%s%s\n"
+
+
+def quote_path(path: bytes) -> bytes:
+    """A request path as a JSON string (heads carry bytes; anything past ASCII is latin-1)."""
+    if _NEEDS_ESCAPE.search(path) is None:
+        return b'"%s"' % path
+    return orjson.dumps(path.decode("latin-1"))
+
+
+def header_json(headers: bytes, lower: bytes, name: bytes) -> bytes:
+    """A header's first value as a JSON string (cut to MAX_ID_CHARS), or `null`."""
+    at = lower.find(name)
+    if at < 0:
+        return b"null"
+    start = at + len(name)
+    end = headers.find(b"\r\n", start)
+    value = headers[start : end if end >= 0 else len(headers)].strip(b" \t")
+    return orjson.dumps(value[:MAX_ID_CHARS].decode("latin-1"))
 
 
 def text_line(fields: dict[str, object]) -> bytes:

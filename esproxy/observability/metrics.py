@@ -21,7 +21,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from esproxy.observability import events
@@ -189,45 +189,55 @@ class EndpointSeries:
             families.cost.remove(inference_id)
 
 
-class ForwardSeries:
-    """Forwarded-request series: a `ForwardRecorder` for both forwarding paths."""
+class ForwardSeries(Collector):
+    """Forwarded-request series: a `ForwardRecorder` for both forwarding paths.
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        requests = Counter(
-            "esproxy_forwarded_requests",
-            "Requests forwarded to the cluster, by the status class of the answer the client got.",
-            ["status_class"],
-            registry=registry,
-        )
-        self._by_class = [requests.labels(name) for name in STATUS_CLASSES]
-        self._bytes_in = Counter(
-            "esproxy_forwarded_request_bytes",
-            "Bytes of forwarded requests (head and body) as received from clients.",
-            registry=registry,
-        )
-        self._bytes_out = Counter(
-            "esproxy_forwarded_response_bytes",
-            "Bytes of the cluster's answers (head and body) relayed to clients.",
-            registry=registry,
-        )
-        errors = Counter(
-            "esproxy_upstream_errors",
-            "Forwarded requests the cluster did not answer properly, by reason.",
-            ["reason"],
-            registry=registry,
-        )
-        self._errors = {reason: errors.labels(reason) for reason in events.UPSTREAM_REASONS}
+    Plain integers on the hot path (an increment costs ~50 ns, a prometheus-client child ~400 ns),
+    turned into counter families when scraped.
+    """
+
+    def __init__(self) -> None:
+        self.by_class = [0] * len(STATUS_CLASSES)
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.errors = dict.fromkeys(events.UPSTREAM_REASONS, 0)
 
     def forwarded(self, status: int, bytes_in: int, bytes_out: int) -> None:
         index = status // 100 - 1
-        self._by_class[index if 0 <= index < 5 else 4].inc()
-        if bytes_in:
-            self._bytes_in.inc(bytes_in)
-        if bytes_out:
-            self._bytes_out.inc(bytes_out)
+        self.by_class[index if 0 <= index < 5 else 4] += 1
+        self.bytes_in += bytes_in
+        self.bytes_out += bytes_out
 
     def upstream_error(self, reason: str) -> None:
-        self._errors[reason].inc()
+        self.errors[reason] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "esproxy_forwarded_requests",
+            "Requests forwarded to the cluster, by the status class of the answer the client got.",
+            labels=["status_class"],
+        )
+        for name, count in zip(STATUS_CLASSES, self.by_class, strict=True):
+            requests.add_metric([name], count)
+        yield requests
+        yield CounterMetricFamily(
+            "esproxy_forwarded_request_bytes",
+            "Bytes of forwarded requests (head and body) as received from clients.",
+            value=self.bytes_in,
+        )
+        yield CounterMetricFamily(
+            "esproxy_forwarded_response_bytes",
+            "Bytes of the cluster's answers (head and body) as sent to clients.",
+            value=self.bytes_out,
+        )
+        errors = CounterMetricFamily(
+            "esproxy_upstream_errors",
+            "Forwarded requests the cluster did not answer properly, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in self.errors.items():
+            errors.add_metric([reason], count)
+        yield errors
 
 
 class CallbackGauges(Collector):
@@ -276,7 +286,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.prices = prices or PriceTable()
         self.inference = InferenceSeries(self.registry)
-        self.forward = ForwardSeries(self.registry)
+        self.forward = ForwardSeries()
+        self.registry.register(self.forward)
         self.gauges = CallbackGauges()
         self.gauges.known_ids = lambda: list(self._endpoints)
         self.registry.register(self.gauges)

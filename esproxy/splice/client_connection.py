@@ -422,17 +422,14 @@ class ClientConnection(asyncio.Protocol):
         splicer.recorder.forwarded(status, self.request_bytes, bytes_out)
         access = splicer.access
         if access is not None and request is not None:
-            lower = request.rest.lower()
-            access.write(
-                method=request.method.decode(),
-                path=request.path.decode("latin-1"),
-                status=status,
-                seconds=self.loop.time() - self.started,
-                bytes_in=self.request_bytes,
-                bytes_out=bytes_out,
-                opaque_id=header_value(request.rest, lower, b"\r\nx-opaque-id:"),
-                traceparent=header_value(request.rest, lower, b"\r\ntraceparent:"),
-                forwarded=True,
+            access.forwarded(
+                request.method,
+                request.path,
+                status,
+                self.loop.time() - self.started,
+                self.request_bytes,
+                bytes_out,
+                request.rest,
             )
 
     def fail(self, error: ProxyError, reason: str | None = None) -> None:
@@ -538,13 +535,3 @@ class ClientConnection(asyncio.Protocol):
 def wants_pretty(target: bytes) -> bool:
     query = target.partition(b"?")[2].decode("latin-1")
     return any(name == "pretty" for name, _ in parse_qsl(query, keep_blank_values=True))
-
-
-def header_value(rest: bytes, lower: bytes, name: bytes) -> str | None:
-    """The first value of a header in a head's lines (`name`: CRLF, lowercase name, colon)."""
-    at = lower.find(name)
-    if at < 0:
-        return None
-    start = at + len(name)
-    end = rest.find(b"\r\n", start)
-    return rest[start : end if end >= 0 else len(rest)].strip(b" \t").decode("latin-1")
