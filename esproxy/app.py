@@ -87,7 +87,8 @@ async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer
         reserved=app.get(RESERVED_INDEX),
     )
     splicer.recorder = forwarder.recorder
-    splicer.access = app.get(ACCESS_LOG_KEY)
+    if app[SETTINGS].log.forwarded:
+        splicer.access = app.get(ACCESS_LOG_KEY)
     return splicer
 
 

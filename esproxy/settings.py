@@ -115,6 +115,7 @@ class LogSettings:
     format: str = "text"  # "text" or "json"; also the format of esproxy's own log lines
     access: bool = True
     access_file: str = "-"  # "-" is standard output
+    forwarded: bool = True  # also log requests forwarded to the cluster (the hot path)
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ class LogSchema(Schema):
     format = fields.String(validate=validate.OneOf(["text", "json"]))
     access = fields.Boolean()
     access_file = fields.String(validate=validate.Length(min=1))
+    forwarded = fields.Boolean()
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> LogSettings:
