@@ -144,22 +144,19 @@ class AccessLog:
         lines: list[bytes] = []
         add = lines.append
         paths = self._paths
-        stamp = self.stamp
+        last_millis, text = -1, b""
         template = FORWARDED_JSON if self.json_lines else FORWARDED_TEXT
         for item in items:
             if isinstance(item, bytes):
                 add(item)
                 continue
             now, method, path, status, seconds, bytes_in, bytes_out, headers = item
+            # One lowering and two finds: cheaper than any case-insensitive pre-check.
+            lower = headers.lower()
             opaque_id = traceparent = b"null"
-            if (
-                b"-id:" in headers
-                or b"-Id:" in headers
-                or b"-ID:" in headers
-                or b"arent:" in headers
-            ):
-                lower = headers.lower()
+            if lower.find(_OPAQUE_ID) >= 0:
                 opaque_id = header_json(headers, lower, _OPAQUE_ID)
+            if lower.find(_TRACEPARENT) >= 0:
                 traceparent = header_json(headers, lower, _TRACEPARENT)
             quoted = paths.get(path)
             if quoted is None:
@@ -167,10 +164,12 @@ class AccessLog:
                 if len(paths) >= PATHS_KEPT:
                     paths.clear()
                 paths[path] = quoted
+            if int(now * 1000) != last_millis:  # one time text per millisecond
+                last_millis, text = int(now * 1000), self.stamp(now)
             millis, micros = divmod(int(seconds * 1_000_000), 1000)
             if self.json_lines:
                 values = (
-                    stamp(now),
+                    text,
                     method,
                     quoted,
                     status,
@@ -183,7 +182,7 @@ class AccessLog:
                 )
             else:
                 values = (
-                    stamp(now),
+                    text,
                     method,
                     quoted,
                     status,
