@@ -9,6 +9,7 @@ dictionary lookup and an increment, never label resolution.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Final
@@ -28,6 +29,8 @@ from esproxy.observability import events
 from esproxy.observability.events import RequestRecord
 from esproxy.observability.prices import PriceTable
 from esproxy.observability.recent import RecentCalls
+
+log = logging.getLogger(__name__)
 
 OTHER: Final = "_other"  # the one label value for ids that are not stored endpoints
 UNKNOWN_TASK: Final = "unknown"
@@ -116,7 +119,15 @@ class EndpointSeries:
         self.output_tokens = families.tokens.labels(inference_id, "output")
         self.input_total = self.output_total = 0
         price = prices.price_of(model)
-        self.cost = None if price is None else families.cost.labels(inference_id)
+        # Every stored endpoint has the series; it stays 0 for a model without a price.
+        self.cost = families.cost.labels(inference_id) if inference_id != OTHER else None
+        if price is None and self.cost is not None:
+            log.warning(
+                "no price for model [%s] of endpoint [%s]: its estimated cost stays 0; add the "
+                "model under [metrics.prices]",
+                model,
+                inference_id,
+            )
         self.input_price = 0.0 if price is None else price.input_per_1k_tokens / 1000
         self.output_price = 0.0 if price is None else price.output_per_1k_tokens / 1000
         self._requests: dict[tuple[str, str], Counter] = {}
