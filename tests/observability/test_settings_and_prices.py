@@ -60,4 +60,5 @@ def test_price_lookup_by_id_profile_and_arn():
     arn = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
     assert table.price_of(arn) == haiku
     assert table.price_of("amazon.titan-embed-text-v2:0") == ModelPrice(0.00002, 0.0)
-    assert table.price_of("meta.llama3-8b-instruct-v1:0") is None
+    assert table.price_of("meta.llama3-8b-instruct-v1:0") == ModelPrice(0.0003, 0.0006)
+    assert table.price_of("example.unknown-model-v1:0") is None
