@@ -74,6 +74,7 @@ class UpstreamForwarder:
     async def forward(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
         """`body` is for a request whose body esproxy already read (still content-encoded)."""
         started = time.perf_counter()
+        events.forwarded()
         path = request.raw_path
         if path[:1] != "/":  # an absolute-form target: only its path and query go upstream
             path = request.rel_url.raw_path_qs
@@ -95,7 +96,9 @@ class UpstreamForwarder:
             else:
                 response = await self.relay(request, node, upstream)
         bytes_in = len(body) if body is not None else request.content.total_bytes
-        self.recorder.forwarded(upstream.status, bytes_in, response.body_length)
+        # A rewritten node-info answer is a plain Response, sent after this returns.
+        bytes_out = response.body_length or response.content_length or 0
+        self.recorder.forwarded(upstream.status, bytes_in, bytes_out)
         log.debug(
             "%s %s -> %d in %.2f ms from %s",
             request.method,

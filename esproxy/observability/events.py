@@ -106,6 +106,7 @@ class RequestRecord:
     __slots__ = (
         "bedrock_request_ids",
         "endpoint",
+        "forwarded",
         "inference",
         "inference_id",
         "rate_limit_wait",
@@ -115,6 +116,7 @@ class RequestRecord:
 
     def __init__(self) -> None:
         self.inference = False
+        self.forwarded = False  # answered by the cluster, through the aiohttp forwarder
         self.inference_id: str | None = None
         self.task_type: str | None = None
         self.endpoint: EndpointRecorder = NULL_ENDPOINT
@@ -135,6 +137,12 @@ def start_request() -> RequestRecord:
 
 def current_request() -> RequestRecord | None:
     return _current.get()
+
+
+def forwarded() -> None:
+    record = _current.get()
+    if record is not None:
+        record.forwarded = True
 
 
 def inference_started(inference_id: str) -> None:

@@ -72,6 +72,7 @@ def log_request(
         bedrock_request_ids=record.bedrock_request_ids,
         retries=record.retries,
         rate_limit_wait=record.rate_limit_wait,
+        forwarded=record.forwarded,
     )
 
 

@@ -218,3 +218,19 @@ async def test_every_series_is_exact_after_a_known_mix(
     streamed = [line for line in lines if line["path"] == "/_inference/chat/_stream"]
     assert len(streamed) == 1 and streamed[0]["status"] == 200
     assert len(streamed[0]["bedrock_request_ids"]) == 1
+
+
+async def test_requests_the_app_forwards_count_and_log_as_forwarded(
+    observed: TestClient, access_log_path: Path
+) -> None:
+    """`_nodes/http` is forwarded by aiohttp (its addresses are rewritten), not spliced."""
+    response = await observed.get("/_nodes/http", headers={"X-Opaque-Id": "sniff-1"})
+    body = await response.read()
+    assert response.status == 200
+    assert response.headers["X-Opaque-Id"] == "sniff-1"
+    s = await scrape(observed)
+    assert value(s, "esproxy_forwarded_requests_total", status_class="2xx") == 1
+    assert value(s, "esproxy_forwarded_response_bytes_total") == len(body)  # body only here
+    [line, _] = await log_lines(access_log_path, 2)  # and the scrape's
+    assert (line["path"], line["forwarded"], line["status"]) == ("/_nodes/http", True, 200)
+    assert line["x_opaque_id"] == "sniff-1" and line["bytes_out"] == len(body)
