@@ -19,6 +19,7 @@ from esproxy.app_keys import (
     CIPHER,
     FORWARDER,
     INFERENCE_SERVICE,
+    READINESS,
     RESERVED_INDEX,
     SETTINGS,
     STORE,
@@ -30,6 +31,7 @@ from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.readiness import Readiness
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
 from esproxy.splice.backends import AppTarget, NodeTarget
@@ -41,7 +43,7 @@ from esproxy.storage.memory import InMemoryEndpointStore
 from esproxy.storage.sqlite import SqliteEndpointStore
 from esproxy.upstream import UpstreamForwarder
 from esproxy.upstream_session import create_upstream_session, tls_context
-from esproxy.web import handlers
+from esproxy.web import handlers, health
 from esproxy.web.authorization import authorization_middleware, open_authorization
 from esproxy.web.middlewares import error_middleware
 from esproxy.web.routes import add_routes
@@ -91,6 +93,8 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, authorization_middleware], client_max_size=0
     )
     app[SETTINGS] = settings
+    app[READINESS] = Readiness()
+    health.add_default_checks(app, app[READINESS])
     app.cleanup_ctx.extend(
         [
             open_upstream,

@@ -98,6 +98,9 @@ class AuthSettings:
     cache_size: int = 10_000
     refresh_seconds: float = 60.0
     check_timeout: float = 10.0
+    # Upstream mode: a cluster that shows no security leaves `_inference` open only when this is
+    # set; otherwise `_inference` answers 503 there (esproxy never goes open by itself).
+    allow_unsecured_cluster: bool = False
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,7 @@ class AuthSchema(Schema):
     cache_size = fields.Integer(validate=positive())
     refresh_seconds = fields.Float(validate=positive())
     check_timeout = fields.Float(validate=positive())
+    allow_unsecured_cluster = fields.Boolean()
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> AuthSettings:

@@ -21,7 +21,17 @@ def settings(**environ):
     [
         ({"ESPROXY_UPSTREAM": "http://es:9200"}, "upstream"),
         ({"ESPROXY_AUTH_API_KEYS": DIGEST}, "api_keys"),
-        ({"ESPROXY_DEV": "true", "ESPROXY_LISTEN": "0.0.0.0:9200"}, "none"),
+        ({"ESPROXY_DEV": "true"}, "none"),  # loopback, as without --dev
+        (
+            {"ESPROXY_DEV": "true", "ESPROXY_UPSTREAM": "http://es:9200",
+             "ESPROXY_AUTH_MODE": "upstream"},
+            "upstream",
+        ),
+        (
+            {"ESPROXY_DEV": "true", "ESPROXY_UPSTREAM": "http://es:9200",
+             "ESPROXY_STORAGE_BACKEND": "sqlite"},
+            "upstream",
+        ),
         ({}, "none"),  # the default listen address is loopback
         ({"ESPROXY_LISTEN": "[::1]:9200"}, "none"),
         ({"ESPROXY_LISTEN": "localhost:9200"}, "none"),
@@ -41,6 +51,13 @@ def test_mode_and_its_defaults(environ, mode):
     ("environ", "problem"),
     [
         ({"ESPROXY_LISTEN": "0.0.0.0:9200"}, "with no cluster to check callers"),
+        # --dev no longer opens a server listening off loopback
+        ({"ESPROXY_DEV": "true", "ESPROXY_LISTEN": "0.0.0.0:9200"}, "with no cluster to check"),
+        # nor decides who may use endpoints stored in a shared cluster
+        (
+            {"ESPROXY_DEV": "true", "ESPROXY_UPSTREAM": "http://es:9200"},
+            "--dev with endpoints stored in the cluster needs \\[auth\\] mode set explicitly",
+        ),
         ({"ESPROXY_AUTH_MODE": "upstream"}, "needs a cluster"),
         ({"ESPROXY_AUTH_MODE": "api_keys"}, "needs at least one digest"),
         ({"ESPROXY_UPSTREAM": "http://es:9200", "ESPROXY_AUTH_API_KEYS": DIGEST}, "only with"),
