@@ -26,13 +26,13 @@ from esproxy.app_keys import (
 from esproxy.authorization.privileges import GET_ENDPOINTS, Credentials
 from esproxy.errors import AuthorizationUnavailable, EndpointNotFound, ProxyError
 from esproxy.readiness import Readiness
-from esproxy.web.responses import json_response
+from esproxy.web.rendering import render
 
 PROBE_ID = "_esproxy_readiness_probe"
 
 
 async def live(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    return render(request, {"status": "ok"})
 
 
 async def ready(request: web.Request) -> web.Response:
@@ -40,7 +40,7 @@ async def ready(request: web.Request) -> web.Response:
     body: dict[str, object] = {"status": "ready" if report.ready else "not_ready"}
     if await may_see_details(request):
         body["checks"] = report.checks
-    return json_response(body, status=200 if report.ready else 503)
+    return render(request, body, status=200 if report.ready else 503)
 
 
 async def may_see_details(request: web.Request) -> bool:
