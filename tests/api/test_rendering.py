@@ -27,6 +27,10 @@ async def endpoints(proxy):
     return proxy
 
 
+def model_of(config):
+    return config["service_settings"]["model"]
+
+
 async def get_json(proxy, target):
     response = await proxy.get(target)
     assert response.status == 200, await response.text()
@@ -44,10 +48,10 @@ async def test_filter_path_keeps_what_the_paths_name(endpoints):
         endpoints, "/_inference?filter_path=endpoints.*_id,endpoints.service_settings.model"
     ) == {
         "endpoints": [
-            {"inference_id": "chat", "service_settings": {"model": TITAN_COMPLETION["service_settings"]["model"]}},
-            {"inference_id": "embed", "service_settings": {"model": TITAN_EMBEDDINGS["service_settings"]["model"]}},
+            {"inference_id": "chat", "service_settings": {"model": model_of(TITAN_COMPLETION)}},
+            {"inference_id": "embed", "service_settings": {"model": model_of(TITAN_EMBEDDINGS)}},
         ]
-    }  # fmt: skip
+    }
     # Several parameters add up, as ES reads them.
     both = "/_inference/chat?filter_path=endpoints.task_type&filter_path=endpoints.service"
     assert await get_json(endpoints, both) == {

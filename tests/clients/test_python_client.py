@@ -123,15 +123,15 @@ async def test_bedrock_throttling_reaches_the_client_as_a_429_it_retries(client,
     [{}, {"request_timeout": 150, "retry_on_status": (502, 503, 504)}],
     ids=["client-defaults", "readme-settings"],
 )
-async def test_standalone_non_inference_calls_fail_once_and_keep_the_node(
-    proxy, options, caplog
-):
+async def test_standalone_non_inference_calls_fail_once_and_keep_the_node(proxy, options, caplog):
     """Without a cluster, `indices.create` fails at once with 501, and the node stays alive."""
     es = AsyncElasticsearch(str(proxy.make_url("/")), **options)
     try:
-        with caplog.at_level(logging.DEBUG, logger="elastic_transport"):
-            with pytest.raises(ApiError) as caught:
-                await es.indices.create(index="my-index")
+        with (
+            caplog.at_level(logging.DEBUG, logger="elastic_transport"),
+            pytest.raises(ApiError) as caught,
+        ):
+            await es.indices.create(index="my-index")
         assert caught.value.meta.status == 400
         assert "no upstream cluster is configured" in str(caught.value.message) + str(
             caught.value.body
