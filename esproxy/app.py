@@ -184,6 +184,7 @@ def build_cipher(settings: Settings) -> SecretCipher:
 async def open_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = build_store(app)
+    describe_store(settings)
     await store.open()
     app[BACKING_STORE] = store
     # Inference reads an endpoint on every call; the cache keeps that off the disk and the cluster.
@@ -192,6 +193,17 @@ async def open_store(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+def describe_store(settings: Settings) -> None:
+    """Where endpoints live, with the data dir resolved: a relative one depends on the cwd."""
+    backend = settings.storage_backend
+    if backend == "sqlite":
+        log.info("endpoint store: SQLite at [%s]", settings.storage.sqlite_path.resolve())
+    elif backend == "elasticsearch":
+        log.info("endpoint store: index [%s] in the cluster", settings.storage.index)
+    else:
+        log.info("endpoint store: in memory (lost at exit)")
 
 
 def build_store(app: web.Application) -> OpenableStore:
