@@ -306,6 +306,20 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return found
 
 
+# Read outside the settings schema: by load_settings and by the command line.
+OTHER_ENVIRONMENT = frozenset({"ESPROXY_CONFIG", "ESPROXY_LOG_LEVEL"})
+
+
+def environment_names() -> frozenset[str]:
+    """Every environment variable esproxy serve reads (docs/deploy is checked against it)."""
+    names = {
+        f"ESPROXY_{section}_{key}".upper()
+        for section, schema in SECTIONS.items()
+        for key in schema().fields
+    }
+    return frozenset(names | set(ENV_ALIASES) | OTHER_ENVIRONMENT)
+
+
 def merge(*layers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {}
     for layer in layers:
