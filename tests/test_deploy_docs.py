@@ -1,4 +1,4 @@
-"""docs/deploy/ cannot rot: every probe path, port, flag and environment variable it names exists."""
+"""docs/deploy/ cannot rot: each probe path, port, flag and environment variable it names exists."""
 
 from __future__ import annotations
 
