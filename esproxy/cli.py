@@ -323,11 +323,15 @@ def generate_api_key(_: argparse.Namespace) -> int:
 
 def hash_api_key(_: argparse.Namespace) -> int:
     from esproxy.authorization.api_keys import hash_api_key as digest
+    from esproxy.authorization.api_keys import weak_key_reason
 
     # From stdin, never argv: command lines end up in shell history and process lists.
     key = sys.stdin.readline().strip()
     if not key:
         print("esproxy: no API key on standard input", file=sys.stderr)
+        return 2
+    if (reason := weak_key_reason(key)) is not None:
+        print(f"esproxy: refusing the key: {reason}", file=sys.stderr)
         return 2
     print(digest(key))
     return 0

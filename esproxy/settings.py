@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
+from yarl import URL
 
 DEFAULT_LISTEN = "127.0.0.1:9200"
 
@@ -173,8 +174,44 @@ class UpstreamSchema(Schema):
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> UpstreamSettings:
         if "urls" in data:
-            data["urls"] = tuple(url.rstrip("/") for url in data["urls"])
+            urls, credentials = strip_userinfo(data["urls"])
+            data["urls"] = urls
+            if credentials is not None:
+                adopt_url_credentials(data, credentials)
         return UpstreamSettings(**data)
+
+
+def strip_userinfo(urls: list[str]) -> tuple[tuple[str, ...], tuple[str, str] | None]:
+    """The URLs without `user:password@`, and the one pair of credentials they carried.
+
+    Credentials never stay in a URL, where reprs, logs and error texts would show them. Errors
+    here never quote a URL, for the same reason.
+    """
+    stripped: list[str] = []
+    found: set[tuple[str, str]] = set()
+    for text in urls:
+        url = URL(text)
+        if url.user is not None or url.password is not None:
+            found.add((url.user or "", url.password or ""))
+            url = url.with_user(None)
+        stripped.append(str(url).rstrip("/"))
+    if len(found) > 1:
+        raise ValidationError(
+            "the URLs carry different credentials; give esproxy's one cluster user as "
+            "[upstream] username and password instead",
+            "urls",
+        )
+    return tuple(stripped), next(iter(found), None)
+
+
+def adopt_url_credentials(data: dict[str, Any], credentials: tuple[str, str]) -> None:
+    """`https://user:password@node` means username and password, unless those are set too."""
+    if data.get("username") is not None or data.get("api_key") is not None:
+        raise ValidationError(
+            "credentials in a URL and in [upstream] username or api_key: keep only one",
+            "urls",
+        )
+    data["username"], data["password"] = credentials
 
 
 class StorageSchema(Schema):

@@ -125,3 +125,26 @@ def test_an_unknown_log_level_from_the_environment(tmp_path):
 )
 def test_bad_usage_exits_2_with_one_line(tmp_path, args, problem):
     assert_one_line(run_esproxy(*args, tmp_path=tmp_path), 2, problem)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("hunter2", "at most 42 bits of entropy"),
+        ("0123456789abcdef0123456789abcde", "at most 124 bits"),  # 31 hex characters
+        ("dGhpcyBpcyBub3QgcmFuZG9t", None),  # 24 base64 characters: 144 bits by length
+        ("0123456789abcdef0123456789abcdef", None),  # 32 hex characters: 128 bits
+        ("abababababababababababababababababab", "repeats a few characters"),
+    ],
+)
+def test_hash_api_key_refuses_keys_under_128_bits(tmp_path, key, problem):
+    result = subprocess.run(
+        [sys.executable, "-m", "esproxy", "hash-api-key"],
+        input=key + "\n", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if problem is None:
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.strip()) == 64
+        return
+    line = assert_one_line(result, 2, "esproxy: refusing the key:", problem, "generate-api-key")
+    assert key not in line and result.stdout == ""
