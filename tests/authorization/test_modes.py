@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
+import aiohttp
 import pytest
+from yarl import URL
 
+from esproxy.app_keys import BEDROCK_ENDPOINT_URL
 from esproxy.settings import SettingsError, load_settings
 from esproxy.web.authorization import resolve_mode
 
@@ -78,3 +83,28 @@ async def test_open_mode_warns_at_startup(start_proxy, settings_for, caplog):
         proxy = await start_proxy(settings_for(ESPROXY_AUTH_MODE="none"))
     assert "[auth] mode is none: esproxy's _inference API is OPEN" in caplog.text
     assert (await proxy.get("/_inference")).status == 200
+
+
+async def test_dev_mode_keeps_the_emulator_and_its_request_log_on_loopback(start_proxy, tmp_path):
+    settings = load_settings(environ={"ESPROXY_DATA_DIR": str(tmp_path), "ESPROXY_DEV": "true"})
+    proxy = await start_proxy(settings)
+    emulator = URL(proxy.server.app[BEDROCK_ENDPOINT_URL])
+    assert emulator.host == "127.0.0.1"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(emulator / "_emulator" / "requests") as response,
+    ):
+        assert response.status == 200  # reachable from this machine only
+    # esproxy's own port never serves the emulator's control API.
+    assert (await proxy.get("/_emulator/requests")).status == 400
+
+
+def test_dev_mode_off_loopback_does_not_start_open(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "esproxy", "serve", "--dev", "--listen", "0.0.0.0:0",
+         "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "with no cluster to check callers" in result.stderr.strip().splitlines()[-1]
