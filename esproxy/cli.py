@@ -200,16 +200,36 @@ def serve(args: argparse.Namespace) -> int:
     if settings.server.workers > 1:
         from esproxy.workers import run_workers
 
-        return run_workers(settings.server.workers, partial(serve_one, settings, args.log_level))
+        asyncio.run(check_upstreams_of(settings))  # once, before any worker starts
+        return run_workers(settings.server.workers, partial(serve_worker, settings, args.log_level))
     serve_one(settings)
     return 0
 
 
-def serve_one(settings: Settings, log_level: str | None = None) -> None:
+def serve_worker(settings: Settings, log_level: str) -> None:
+    """A spawned worker: its startup mistakes are one line and exit 1, as in a single process."""
+    from esproxy.errors import ProxyError
+    from esproxy.startup_checks import StartupError
+
+    configure_logging(log_level)  # a spawned worker starts with logging unconfigured
+    try:
+        serve_one(settings, checked=True)
+    except (StartupError, ProxyError, SettingsError) as error:
+        print(f"esproxy: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def serve_one(settings: Settings, *, checked: bool = False) -> None:
     """One server process; with several workers, each shares the port through SO_REUSEPORT."""
-    if log_level is not None:  # a spawned worker starts with logging unconfigured
-        configure_logging(log_level)
-    run_until_stopped(serve_until_stopped(settings))
+    run_until_stopped(serve_until_stopped(settings, checked=checked))
+
+
+async def check_upstreams_of(settings: Settings) -> None:
+    from esproxy.startup_checks import check_upstreams
+    from esproxy.upstream_session import tls_option
+
+    if settings.upstream.urls:
+        await check_upstreams(settings.upstream, await tls_option(settings.upstream))
 
 
 def run_until_stopped(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -230,14 +250,12 @@ def run_until_stopped(coroutine: Coroutine[Any, Any, None]) -> None:
         raise main.exception()  # type: ignore[misc]
 
 
-async def serve_until_stopped(settings: Settings) -> None:
+async def serve_until_stopped(settings: Settings, *, checked: bool = False) -> None:
     from esproxy.app import create_app, create_runner
-    from esproxy.startup_checks import check_upstreams
-    from esproxy.upstream_session import tls_option
 
     server = settings.server
-    if settings.upstream.urls:
-        await check_upstreams(settings.upstream, await tls_option(settings.upstream))
+    if not checked:
+        await check_upstreams_of(settings)
     runner = create_runner(
         create_app(settings),
         handle_signals=True,

@@ -61,6 +61,13 @@ def test_serve_on_a_port_in_use(tmp_path, busy_port):
     )
 
 
+def test_workers_on_a_port_in_use(tmp_path, busy_port):
+    result = run_esproxy(
+        "serve", "--workers", "2", "--listen", f"127.0.0.1:{busy_port}", tmp_path=tmp_path
+    )
+    assert_one_line(result, 1, f"esproxy: cannot listen on 127.0.0.1:{busy_port}", "in use")
+
+
 def test_the_emulator_on_a_port_in_use(tmp_path, busy_port):
     result = run_esproxy(
         "bedrock-emulator", "--listen", f"127.0.0.1:{busy_port}", tmp_path=tmp_path
