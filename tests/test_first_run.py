@@ -8,6 +8,7 @@ import signal
 from importlib.metadata import version
 from pathlib import Path
 
+from esproxy.secret_cipher import generate_key_text
 from tests.ports import free_port
 from tests.test_cli import wait_for_port
 
@@ -66,3 +67,22 @@ def test_the_venv_has_no_setuptools_with_known_advisories():
     # CVE-2022-40897 (fixed in 65.5.1) and CVE-2024-6345 (fixed in 70.0): scripts/install upgrades.
     major, minor, *_ = (int(part) for part in version("setuptools").split(".")[:2])
     assert (major, minor) >= (78, 1)
+
+
+async def test_a_sidecar_start_logs_nothing_that_reads_like_an_error(tmp_path, opensearch_url):
+    port = free_port()
+    index = f".esproxy-first-run-{port}"
+    env_args = (
+        "env", f"ESPROXY_SECRETS_KEY={generate_key_text()}", f"ESPROXY_STORAGE_INDEX={index}",
+        "ESPROXY_AUTH_ALLOW_UNSECURED_CLUSTER=true",
+    )  # fmt: skip
+    for _ in range(2):  # the second start finds the index there already
+        code, output = await run_until_serving(
+            *env_args, str(ROOT / ".venv" / "bin" / "esproxy"),
+            "serve", "--listen", f"127.0.0.1:{port}", "--upstream", opensearch_url,
+            port=port, cwd=tmp_path,
+        )  # fmt: skip
+        assert code == 0, output
+        assert f"endpoint store: index [{index}] in the cluster" in output
+        assert " -> 4" not in output and " -> 5" not in output, output
+        assert "ERROR" not in output, output
