@@ -178,6 +178,10 @@ class ClusterAuthorizer:
     async def authorize(self, credentials: Credentials, privilege: Privilege, uri: str) -> None:
         if self.is_open:
             return
+        if self.security in (Security.ABSENT, Security.UNCHECKABLE):
+            # Known not to be checkable: answer at once, without a round of cluster calls per
+            # request; the refresh loop notices when the cluster changes.
+            raise AuthorizationUnavailable(self.refusal_reason())
         key = self.cache.key(credentials, privilege.name)
         decision = self.cache.get(key)
         if decision is None:
