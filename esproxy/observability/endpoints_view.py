@@ -11,7 +11,7 @@ from aiohttp import web
 
 from esproxy.app_keys import INFERENCE_SERVICE
 from esproxy.observability.metrics import Metrics
-from esproxy.observability.web import METRICS_KEY
+from esproxy.observability.web import METRICS_KEY, require_details_access
 from esproxy.web.responses import json_response
 
 COLUMNS = (
@@ -30,6 +30,7 @@ NUMERIC = frozenset(COLUMNS[3:])
 
 
 async def list_endpoints(request: web.Request) -> web.Response:
+    await require_details_access(request)
     service = request.app[INFERENCE_SERVICE]
     metrics = request.app.get(METRICS_KEY)
     configs = await service.get_endpoints(None, None)

@@ -10,6 +10,8 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from esproxy.app_keys import SETTINGS
+from esproxy.errors import AccessDenied
 from esproxy.observability import events
 from esproxy.observability.access_log import AccessLog
 from esproxy.observability.metrics import Metrics
@@ -76,6 +78,18 @@ def log_request(
     )
 
 
+async def require_details_access(request: web.Request) -> None:
+    """`/_esproxy/ready`'s rule for its details: a caller `GET _inference` admits, or a loopback
+    caller when callers are not checked (or cannot be checked now)."""
+    from esproxy.web.health import may_see_details
+
+    if not await may_see_details(request):
+        raise AccessDenied(
+            f"[{request.path}] is for callers that may read the inference endpoints "
+            "(GET _inference), as are the details of /_esproxy/ready; or scrape [metrics] listen"
+        )
+
+
 def body_bytes(response: web.StreamResponse | None) -> int:
     """A streamed answer is sent by now; a plain one is sent after the middleware, so its length."""
     if response is None:
@@ -95,6 +109,8 @@ async def serve_metrics(request: web.Request) -> web.Response:
     metrics = request.app.get(METRICS_KEY)
     if metrics is None:
         raise web.HTTPNotFound(text="metrics are turned off: [metrics] enabled = false")
+    if request.app.get(SETTINGS) is not None:  # the main listener; `[metrics] listen` has none
+        await require_details_access(request)
     metrics.refresh()
     # Reading /proc for the process series is file I/O: keep it off the event loop.
     body = await asyncio.to_thread(metrics.render)

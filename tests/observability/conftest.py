@@ -34,6 +34,8 @@ def observed_settings(
             "ESPROXY_LOG_FORMAT": "json",
             "ESPROXY_LOG_ACCESS_FILE": str(access_log_path),
             "ESPROXY_BEDROCK_MAX_RETRIES": "1",
+            # The test node has no security plugin: _inference is open only when told so.
+            "ESPROXY_AUTH_ALLOW_UNSECURED_CLUSTER": "true",
             **environ,
         }
         return settings_for(**values)
