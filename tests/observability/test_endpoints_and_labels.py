@@ -206,3 +206,34 @@ async def test_json_log_fields_of_an_inference_call(
     [request_id] = line["bedrock_request_ids"]
     assert len(request_id) == 36  # the emulator's x-amzn-RequestId, a UUID
     assert line["retries"] == 0 and line["rate_limit_wait_ms"] >= 0
+
+
+async def test_metrics_and_endpoints_follow_the_ready_details_rule(
+    start_proxy: Callable[..., Any], settings_for: Callable[..., Settings]
+) -> None:
+    """With API keys, only a caller `GET _inference` admits reads them; `[metrics] listen` is
+    for the private network and asks nothing."""
+    from esproxy.authorization.api_keys import generate_api_key, hash_api_key
+
+    key = generate_api_key()
+    port = free_port()
+    client = await start_proxy(
+        settings_for(
+            ESPROXY_AUTH_MODE="api_keys",
+            ESPROXY_AUTH_API_KEYS=hash_api_key(key),
+            ESPROXY_METRICS_LISTEN=f"127.0.0.1:{port}",
+        )
+    )
+    for path in ("/_esproxy/metrics", "/_esproxy/endpoints?v"):
+        response = await client.get(path)
+        assert response.status in (401, 403), await response.text()
+        assert "esproxy_" not in await response.text()
+        response = await client.get(path, headers={"Authorization": f"ApiKey {key}"})
+        assert response.status == 200, await response.text()
+    response = await client.get("/_esproxy/ready")
+    assert response.status == 200
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        assert response.status == 200
