@@ -9,6 +9,7 @@ from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.limits import LimitsCoordinator
+from esproxy.readiness import Readiness
 from esproxy.reserved_index import ReservedIndex
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
@@ -32,6 +33,8 @@ RESERVED_NAMES: web.AppKey[tuple[str, ...]] = web.AppKey("reserved_names")
 # Each endpoint's pacing, and what decides it (esproxy/limits).
 RATE_LIMITERS = web.AppKey("rate_limiters", RateLimiters)
 LIMITS = web.AppKey("limits", LimitsCoordinator)
+# The checks behind `/_esproxy/ready`; each room adds its own (esproxy/readiness.py).
+READINESS = web.AppKey("readiness", Readiness)
 
 # Per request: the Content-Type esproxy answers in, chosen from the request's media types.
 RESPONSE_TYPE = web.RequestKey("response_type", str)

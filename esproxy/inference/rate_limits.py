@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from contextvars import ContextVar, Token
@@ -21,6 +22,7 @@ from typing import Protocol
 from aiolimiter import AsyncLimiter
 
 from esproxy.errors import BadRequest, ProviderError, QueueFull
+from esproxy.observability import events
 
 # ES's `xpack.inference.http.request_executor.queue_capacity` default.
 DEFAULT_QUEUE_CAPACITY = 2000
@@ -259,6 +261,21 @@ class RateLimiters:
         queue = self._queues.get(key)
         return 0 if queue is None else queue.waiting
 
+    def depths(self) -> dict[str, int]:
+        """Callers waiting, by inference id, for the keys that have any (read by metrics)."""
+        depths: dict[str, int] = {}
+        for queue in self._queues.values():
+            inference_id = queue.limit.inference_id
+            if queue.waiting and inference_id is not None:
+                depths[inference_id] = depths.get(inference_id, 0) + queue.waiting
+        return depths
+
+    def rate(self, key: str) -> int | None:
+        """The rate a key's calls are paced at now in this process, in requests per minute (a
+        share of the endpoint's, cut after throttling); None before its first call."""
+        queue = self._queues.get(key)
+        return None if queue is None else max(1, round(queue.pace))
+
     def slot(self, limit: RateLimit, tokens: int = 0) -> Slot:
         """One provider call's slot, held for the call; the caller's deadline bounds the wait.
 
@@ -283,6 +300,7 @@ class RateLimiters:
             )
         self.pacer.arrived(queue)
         queue.waiting += 1
+        started = time.perf_counter()
         try:
             # Rate first: a caller holding a global permit while it waits for a slow key's rate
             # would keep calls for other keys waiting.
@@ -293,6 +311,7 @@ class RateLimiters:
             await self._calls.acquire()
         finally:
             queue.waiting -= 1
+        events.rate_limit_waited(time.perf_counter() - started)
         return queue
 
     def release(self) -> None:

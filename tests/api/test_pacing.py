@@ -32,7 +32,7 @@ async def test_calls_are_paced_and_a_full_queue_refuses_with_429(
     )
     assert put.status == 200, await put.text()  # its probe call took this second's slot
     waiting = [asyncio.create_task(post(proxy, {"input": f"q{i}"})) for i in range(2)]
-    for _ in range(100):  # until both wait in the endpoint's queue
+    for _ in range(300):  # until both wait in the endpoint's queue (the report is cached 1 s)
         limits = (await (await proxy.get("/_esproxy/ready")).json())["checks"]["limits"]
         if limits["endpoints"]["amazonbedrock/paced"]["waiting"] == 2:
             break
