@@ -198,6 +198,16 @@ class InferenceService:
         slots = self._slots(integration, endpoint)
         return PreparedCall(integration, endpoint, request, slots, seconds)
 
+    def integration_for(
+        self, endpoint: StoredEndpoint
+    ) -> tuple[Integration, Callable[[], CallSlot]]:
+        """The endpoint's integration and its rate-limit slots, for rooms beside this one (chat)."""
+        integration = self._registry.get(endpoint.config.service)
+        return integration, self._slots(integration, endpoint)
+
+    async def within(self, seconds: float, work: Awaitable[T]) -> T:
+        return await self._within(seconds, work)
+
     def serves(self, service: object) -> bool:
         """Whether `service` names one of esproxy's integrations (others belong to the cluster)."""
         return service in self._registry
