@@ -90,9 +90,10 @@ EMPTY_MESSAGES = "Field [messages] cannot be an empty array"
 class FieldError(Exception):
     """A failure inside one parser, before it is wrapped with where it happened."""
 
-    def __init__(self, error: ProxyError) -> None:
+    def __init__(self, error: ProxyError, key: str | None = None) -> None:
         super().__init__(error.reason)
         self.error = error
+        self.key = key  # the field of the reader that failed, when a field did
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:
@@ -138,21 +139,22 @@ class ObjectReader:
         out: dict[str, Any] = {}
         for key, item in value.items():
             if key not in self.fields:
-                raise FieldError(parse_failure(f"[{self.name}] unknown field [{key}]", where))
+                raise FieldError(parse_failure(f"[{self.name}] unknown field [{key}]", where), key)
             tokens, reader = self.fields[key]
             token = token_of(item)
             if token not in tokens:
                 raise FieldError(
                     parse_failure(
                         f"[{self.name}] {key} doesn't support values of type: {token}", where
-                    )
+                    ),
+                    key,
                 )
             try:
                 out[key] = reader(key, item) if item is not None else None
             except FieldError as inner:
                 error = parse_failure(f"[{self.name}] failed to parse field [{key}]", where)
                 error.caused_by = inner.error
-                raise FieldError(error) from None
+                raise FieldError(error, key) from None
         missing = [name for name in self.required if name not in out]
         if missing:
             raise FieldError(
@@ -394,7 +396,7 @@ def read_request(body: JsonBody) -> ChatRequest:
     try:
         fields = REQUEST.read(dict(body), None)
     except FieldError as failed:
-        raise FieldError(locate_error(failed.error, body)) from None
+        raise FieldError(locate_error(failed, body)) from None
     return ChatRequest(
         messages=fields["messages"],
         model=fields.get("model"),
@@ -407,10 +409,10 @@ def read_request(body: JsonBody) -> ChatRequest:
     )
 
 
-def locate_error(error: ProxyError, body: JsonBody) -> ProxyError:
+def locate_error(failed: FieldError, body: JsonBody) -> ProxyError:
     """Give the top-level failure (and the chain under it) the location of the field involved."""
-    key = next((k for k in body if f"[{k}]" in error.reason), None)
-    if key is None or not isinstance(error, BodyParseError):
+    error, key = failed.error, failed.key
+    if key is None or key not in body or not isinstance(error, BodyParseError):
         return error
     where = body.key_location(key) if "unknown field" in error.reason else body.value_location(key)
     located: ProxyError = error
