@@ -3,7 +3,7 @@
 The emulated model is predictable on purpose, so tests can assert exact calls: when tools are on
 offer and the last turn is the user's own words (not tool results), it calls one tool (the one
 `toolChoice` names, or else the tool whose name and description share the most words with the
-question, the first on a tie) with an input built from the tool's JSON schema. After tool
+question, name words counting twice, the first on a tie) with an input built from the tool's JSON schema. After tool
 results it answers in text that quotes them.
 """
 
@@ -150,12 +150,15 @@ def choose_tool_use(config: ToolConfig | None, question: str | None, seed: str) 
         tool = next(tool for tool in config.tools if tool.name == config.named)
     else:
         asked = set(words(question))
-        tool = max(
-            config.tools,
-            key=lambda t: len(asked & set(words(f"{t.name.replace('_', ' ')} {t.description}"))),
-        )
+        tool = max(config.tools, key=lambda t: relevance(t, asked))
     digest = hashlib.sha256(f"{seed}\n{tool.name}".encode()).hexdigest()
     return ToolUse(f"tooluse_{digest[:22]}", tool.name, example_input(tool.schema, question))
+
+
+def relevance(tool: ToolSpec, asked: set[str]) -> int:
+    """Words shared with the question; a word of the tool's name counts twice."""
+    named = set(words(tool.name.replace("_", " ")))
+    return 2 * len(asked & named) + len(asked & set(words(tool.description)))
 
 
 def example_input(schema: Mapping[str, Any], question: str) -> dict[str, Any]:

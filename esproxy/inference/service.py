@@ -160,7 +160,9 @@ class InferenceService:
         call = await self._prepare_call(path_task_type, inference_id, raw_body, time_limit)
         task_type = call.endpoint.config.task_type
         if task_type not in call.integration.streaming_task_types:
-            supported = ",".join(sorted(call.integration.streaming_task_types))
+            # In ES's task type order: `[completion,chat_completion]`.
+            streaming = call.integration.streaming_task_types
+            supported = ",".join(task for task in TaskType if task in streaming)
             raise StatusError(
                 f"Streaming is not allowed for service [{call.integration.name}] and task "
                 f"[{task_type}]. Supported tasks: [{supported}]",
