@@ -3,8 +3,8 @@
 The emulated model is predictable on purpose, so tests can assert exact calls: when tools are on
 offer and the last turn is the user's own words (not tool results), it calls one tool (the one
 `toolChoice` names, or else the tool whose name and description share the most words with the
-question, name words counting twice, the first on a tie) with an input built from the tool's JSON schema. After tool
-results it answers in text that quotes them.
+question, name words counting twice; the first on a tie) with an input built from the tool's
+JSON schema. After tool results it answers in text that quotes them.
 """
 
 from __future__ import annotations

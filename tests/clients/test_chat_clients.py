@@ -22,7 +22,7 @@ from tests.chat_examples import parse_events
 
 ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "tests" / "clients" / "js"
-JAVA_JAR = ROOT / "tests" / "clients" / "java" / "target" / "esproxy-chat-client.jar"
+JAVA_TARGET = ROOT / "tests" / "clients" / "java" / "target"
 TIMEOUT = 180
 ANSWER = "Emulated anthropic reply from the tool result: 18 degrees and sunny."
 SETUP = "run scripts/setup-clients to install the clients"
@@ -36,9 +36,11 @@ def command(driver: str, url: str) -> list[str]:
         return [str(venv / "bin" / "python"), str(ROOT / "tests/clients/chat_python.py"), url]
     if driver == "java":
         java = shutil.which("java")
-        if java is None or not JAVA_JAR.is_file():
-            pytest.fail(f"java or {JAVA_JAR} is missing: {SETUP}")
-        return [java, "-jar", str(JAVA_JAR), url]
+        classpath = JAVA_TARGET / "chat.cp"
+        if java is None or not (JAVA_TARGET / "classes" / "ChatDriver.class").is_file():
+            pytest.fail(f"java or {JAVA_TARGET}/classes/ChatDriver.class is missing: {SETUP}")
+        jars = classpath.read_text().strip()
+        return [java, "-cp", f"{JAVA_TARGET / 'classes'}:{jars}", "ChatDriver", url]
     node = shutil.which("node")
     if node is None or not (JS_DIR / "node_modules" / driver / "package.json").is_file():
         pytest.fail(f"node or {JS_DIR}/node_modules/{driver} is missing: {SETUP}")
