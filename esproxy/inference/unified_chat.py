@@ -264,11 +264,20 @@ def read_parameters(_: str, value: Any) -> Mapping[str, Any]:
     return dict(value)
 
 
+def read_objects(_: str, value: Any) -> tuple[Mapping[str, Any], ...]:
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict):
+            raise FieldError(parse_failure(f"Expected START_OBJECT but was: {token_of(item)}"))
+    return tuple(items)
+
+
 def read_content(_: str, value: Any) -> str | tuple[TextPart, ...]:
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return tuple(TextPart(**CONTENT_OBJECT.read(item, None)) for item in value)
+        parts = (CONTENT_OBJECT.read(item, None) for item in value)
+        return tuple(TextPart(text=part.get("text") or "", type=part["type"]) for part in parts)
     raise FieldError(
         parse_failure(
             "Expected an array start token or a value string token but found token "
@@ -286,8 +295,14 @@ def read_tool_choice(_: str, value: Any) -> ToolChoice:
 
 CONTENT_OBJECT = ObjectReader(
     "ContentObject",
-    {"text": (STRING, read_string), "type": (STRING, read_string)},
-    ("text", "type"),
+    {
+        "text": (STRING, read_string),
+        "type": (STRING, read_string),
+        # Media parts (ES 9.5): read so that they can be refused by name, not as unknown keys.
+        "image_url": (OBJECT, read_parameters),
+        "file": (OBJECT, read_parameters),
+    },
+    ("type",),
 )
 TOOL_CALL_FUNCTION = ObjectReader(
     "tool_call_function_field",
@@ -321,6 +336,9 @@ MESSAGE = ObjectReader(
                 ),
             ),
         ),
+        # Reasoning traces from earlier turns (ES 9.5); Converse has no place for them.
+        "reasoning": (STRING, read_string),
+        "reasoning_details": (OBJECT_ARRAY, read_objects),
     },
     ("role",),
 )
@@ -387,6 +405,10 @@ REQUEST = ObjectReader(
             ),
         ),
         "top_p": (NUMBER, read_float),
+        # Accepted as ES accepts them; Bedrock's Converse API has no equivalent to send them to.
+        "reasoning": (OBJECT, read_parameters),
+        "cache_control": (OBJECT, read_parameters),
+        "session_id": (STRING, read_string),
     },
     ("messages",),
 )
@@ -426,7 +448,3 @@ def locate_error(failed: FieldError, body: JsonBody) -> ProxyError:
             break
         located = located.caused_by
     return error
-
-
-def message_text(message: Message) -> str:
-    return message.text

@@ -66,7 +66,8 @@ async def test_put_get_delete_and_services_list_chat_completion(chat):
 
 
 async def test_put_probe_sends_one_user_message(chat, emulator_calls):
-    [probe] = [c for c in await emulator_calls() if c["operation"] == "Converse"]
+    [probe] = await emulator_calls()
+    assert probe["operation"] == "ConverseStream"  # ES's probe is a streamed unified call
     assert probe["body"]["messages"] == [{"role": "user", "content": [{"text": "how big"}]}]
 
 
@@ -126,7 +127,7 @@ async def test_streamed_tool_call_then_answer(chat, emulator_calls):
     arguments = "".join(piece["function"]["arguments"] for piece in pieces)
     assert json.loads(arguments) == {"city": "paris", "unit": "celsius"}
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
-    [sent] = [c for c in await emulator_calls() if c["operation"] == "ConverseStream"]
+    sent = [c for c in await emulator_calls() if c["operation"] == "ConverseStream"][-1]
     assert sent["body"]["toolConfig"] == {
         "tools": [
             {

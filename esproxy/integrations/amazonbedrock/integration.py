@@ -95,7 +95,10 @@ class AmazonBedrockIntegration:
         """ES's PUT probe; embeddings learn their dimensions (and default similarity) from it."""
         try:
             if endpoint.config.task_type is TaskType.CHAT_COMPLETION:
-                await self.chat(endpoint, CHAT_PROBE, slot)
+                # ES's probe here is a streamed unified call; read it to its end.
+                async with aclosing(self.chat_stream(endpoint, CHAT_PROBE, slot)) as chunks:
+                    async for _ in chunks:
+                        pass
                 return endpoint
             result = await self.infer(endpoint, PROBE, slot)
         except ProxyError as error:
