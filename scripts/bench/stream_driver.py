@@ -15,7 +15,6 @@ import sys
 import time
 
 import aiohttp
-
 from bedrock_direct import percentiles
 
 CONTENT = (b'"content":"', b'"content": "')
@@ -51,9 +50,8 @@ async def main(url: str, body: str, header: str, concurrency: int, seconds: floa
                     await response.read()
                     return
                 async for line in response.content:
-                    if first is None and line.startswith((b"data:", b"\xef\xbb\xbfdata:")):
-                        if has_content(line):
-                            first = (time.perf_counter() - started) * 1000
+                    if first is None and line.startswith(b"data:") and has_content(line):
+                        first = (time.perf_counter() - started) * 1000
             if record:
                 latencies.append((time.perf_counter() - started) * 1000)
                 if first is not None:
