@@ -307,3 +307,22 @@ async def test_bedrock_error_mid_stream_is_a_unified_error_event(chat, emulator)
     error = json.loads(events[-1][1])["error"]
     assert list(error) == ["code", "message", "type"]
     assert error["code"] == "too_many_requests"
+
+
+async def test_readiness_reports_chat_counts(chat):
+    await stream(chat, chat_body(tools=[WEATHER_TOOL]))
+    await chat.post(
+        "/_inference/chat_completion/assistant",
+        data=chat_body(tools=[WEATHER_TOOL]),
+        headers=JSON_HEADERS,
+    )
+    await stream(chat, json.dumps({"messages": [{"role": "robot", "content": "x"}]}))
+    body = await (await chat.get("/_esproxy/ready")).json()
+    assert body["chat"] == {  # the PUT probe is the integration's own call, not counted here
+        "calls": 1,
+        "streams": 1,
+        "streams_open": 0,
+        "tool_calls": 2,
+        "refused": 1,
+        "failed": 0,
+    }
