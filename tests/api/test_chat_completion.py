@@ -326,3 +326,35 @@ async def test_readiness_reports_chat_counts(chat):
         "refused": 1,
         "failed": 0,
     }
+
+
+async def test_parallel_tool_results_share_one_user_turn(chat, emulator_calls):
+    calls = [
+        {
+            "id": f"call-{city}",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": json.dumps({"city": city})},
+        }
+        for city in ("paris", "rome")
+    ]
+    messages = [
+        QUESTION,
+        {"role": "assistant", "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call-paris", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "call-rome", "content": "rainy"},
+    ]
+    response = await chat.post(
+        "/_inference/chat_completion/assistant",
+        data=json.dumps({"messages": messages, "tools": [WEATHER_TOOL]}),
+        headers=JSON_HEADERS,
+    )
+    body = await response.json()
+    assert body["choices"][0]["message"]["content"] == (
+        "Emulated anthropic reply from the tool result: sunny | rainy."
+    )
+    sent = [c for c in await emulator_calls() if c["operation"] == "Converse"][-1]["body"]
+    assert [turn["role"] for turn in sent["messages"]] == ["user", "assistant", "user"]
+    assert [block["toolResult"]["toolUseId"] for block in sent["messages"][2]["content"]] == [
+        "call-paris",
+        "call-rome",
+    ]
