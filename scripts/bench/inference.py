@@ -253,8 +253,8 @@ def main() -> int:
     workloads = WORKLOADS
     if "--workloads" in sys.argv:
         workloads = sys.argv[sys.argv.index("--workloads") + 1].split(",")
-    name = "inference" if workloads == WORKLOADS else "inference-" + "-".join(workloads)
-    lib.banner(name)
+    result_name = "inference" if workloads == WORKLOADS else "inference-" + "-".join(workloads)
+    lib.banner(result_name)
     duration = 3.0 if lib.quick() else 10.0
     logs = lib.tmpdir("inference-logs")
     emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
@@ -322,9 +322,9 @@ def main() -> int:
     if "chat_stream" in workloads:
         result["chat_stream_first_delta"] = first_deltas(emulator, targets, duration)
     result["summary"] = summarize(result)
-    lib.write_json(name, result)
-    lib.publish(name, report, result)
-    plot(result, name)
+    lib.write_json(result_name, result)
+    lib.publish(result_name, report, result)
+    plot(result, result_name)
     return 0
 
 
@@ -446,8 +446,8 @@ def plot(res: dict[str, Any], name: str = "inference") -> None:
     conc = res["concurrency"]
     for ax, w in zip(axes, workloads, strict=True):
         by_c = res["results"][w]
-        for name in by_c[str(conc[0])]:
-            ax.plot(conc, [by_c[str(c)][name]["rps"] for c in conc], marker="o", label=name)
+        for who in by_c[str(conc[0])]:
+            ax.plot(conc, [by_c[str(c)][who]["rps"] for c in conc], marker="o", label=who)
         ax.set_xscale("log", base=2)
         ax.set_xticks(conc, [str(c) for c in conc])
         ax.set_title(w)
