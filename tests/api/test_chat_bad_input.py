@@ -20,7 +20,7 @@ from tests.user_examples import JSON_HEADERS
 CHAT = "/_inference/chat_completion/assistant"
 STREAM = f"{CHAT}/_stream"
 PROPERTY = settings(
-    max_examples=60,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
