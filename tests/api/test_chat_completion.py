@@ -218,7 +218,9 @@ async def test_non_streaming_answer(chat):
     assert body["object"] == "chat.completion" and body["model"] == CLAUDE
     assert body["id"]
     [choice] = body["choices"]
+    assert list(choice) == ["index", "message", "finish_reason"]
     assert choice["index"] == 0 and choice["finish_reason"] == "stop"
+    assert list(choice["message"]) == ["role", "content"]
     assert choice["message"]["role"] == "assistant"
     assert choice["message"]["content"].startswith("Emulated anthropic reply to: hello world.")
     usage = body["usage"]
@@ -241,8 +243,10 @@ async def test_non_streaming_tool_call(chat):
     body = await response.json()
     [choice] = body["choices"]
     assert choice["finish_reason"] == "tool_calls"
-    assert choice["message"]["content"] is None
+    assert list(choice["message"]) == ["role", "tool_calls"]  # no text, so no content
     [call] = choice["message"]["tool_calls"]
+    assert list(call) == ["id", "type", "function"]
+    assert list(call["function"]) == ["name", "arguments"]
     assert call["type"] == "function" and call["function"]["name"] == "get_weather"
     assert json.loads(call["function"]["arguments"]) == {"city": "paris", "unit": "celsius"}
     assert call["id"].startswith("tooluse_")
