@@ -18,6 +18,7 @@ from esproxy.inference.service import InferenceService
 from esproxy.inference.timeouts import default_timeout
 from esproxy.inference.unified_chat import ChatRequest
 from esproxy.integrations.base import ChatIntegration, Integration
+from esproxy.observability import events
 
 Chunk = dict[str, Any]
 
@@ -118,6 +119,7 @@ class ChatService:
     async def _prepare(
         self, path_task_type: TaskType | None, inference_id: str
     ) -> tuple[StoredEndpoint, ChatIntegration, Any]:
+        events.inference_started(inference_id)
         endpoint = await self._inference.load_endpoint(inference_id)
         task_type = endpoint.config.task_type
         requested = path_task_type or TaskType.CHAT_COMPLETION
