@@ -187,9 +187,16 @@ async def open_reserved_index(app: web.Application) -> ReservedIndex | None:
     if FORWARDER not in app or not names:
         return None
     reserved = ReservedIndex(names[0], also=names[1:])
-    await refresh_names(app, reserved)
+    if looks_up_aliases(app):
+        await refresh_names(app, reserved)
     app[RESERVED_INDEX] = reserved
     return reserved
+
+
+def looks_up_aliases(app: web.Application) -> bool:
+    """Only the endpoint index's aliases are looked up; esproxy's other indices (the leases) are
+    reserved by their names alone, without a cluster call per refresh."""
+    return app[SETTINGS].storage_backend == "elasticsearch"
 
 
 async def refresh_names(app: web.Application, reserved: ReservedIndex) -> None:
@@ -210,7 +217,7 @@ async def refresh(
         try:
             if cluster is not None:
                 await cluster.probe()
-            if reserved is not None:
+            if reserved is not None and looks_up_aliases(app):
                 await refresh_names(app, reserved)
         except Exception:
             # A failed round must not end the loop: the next one may succeed.

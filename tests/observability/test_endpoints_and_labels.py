@@ -89,7 +89,8 @@ async def test_endpoints_view_as_a_table_and_as_json(proxy, emulator):
     chat, vectors = rows
     assert chat["task_type"] == "completion"
     assert chat["model"] == "amazon.titan-text-premier-v1:0"
-    assert chat["rate_per_min"] == "1200"
+    # The rate calls are paced at now: the throttle cut the configured 1200 (adaptive pacing).
+    assert chat["rate_per_min"] == "840"
     assert chat["requests_5m"] == "4"
     assert chat["throttles_5m"] == "1"
     assert float(chat["p50_ms"]) <= float(chat["p99_ms"])
