@@ -109,6 +109,15 @@ class EmulatorKnobs:
 
 
 @dataclass(frozen=True)
+class BridgeSettings:
+    """The OpenAI-compatible routes (esproxy/openai_bridge/)."""
+
+    enabled: bool = True
+    revoked: tuple[str, ...] = ()  # nonces of bridge keys that no longer open anything
+    url: str | None = None  # esproxy as the cluster reaches it, for `esproxy bridge create`
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
@@ -117,6 +126,7 @@ class Settings:
     bedrock: BedrockSettings = BedrockSettings()
     emulator: EmulatorKnobs = EmulatorKnobs()
     auth: AuthSettings = AuthSettings()
+    bridge: BridgeSettings = BridgeSettings()
 
     @property
     def storage_backend(self) -> str:
@@ -246,6 +256,18 @@ class EmulatorSchema(Schema):
         return EmulatorKnobs(**data)
 
 
+class BridgeSchema(Schema):
+    enabled = fields.Boolean()
+    revoked = CommaList(fields.String(validate=validate.Length(min=1)))
+    url = fields.Url(require_tld=False, schemes={"http", "https"})
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> BridgeSettings:
+        if "revoked" in data:
+            data["revoked"] = tuple(data["revoked"])
+        return BridgeSettings(**data)
+
+
 class SettingsSchema(Schema):
     server = fields.Nested(ServerSchema)
     upstream = fields.Nested(UpstreamSchema)
@@ -254,6 +276,7 @@ class SettingsSchema(Schema):
     bedrock = fields.Nested(BedrockSchema)
     emulator = fields.Nested(EmulatorSchema)
     auth = fields.Nested(AuthSchema)
+    bridge = fields.Nested(BridgeSchema)
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> Settings:
@@ -268,6 +291,7 @@ SECTIONS: dict[str, type[Schema]] = {
     "bedrock": BedrockSchema,
     "emulator": EmulatorSchema,
     "auth": AuthSchema,
+    "bridge": BridgeSchema,
 }
 
 
