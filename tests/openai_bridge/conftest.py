@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from aiohttp.test_utils import TestClient
 
 from esproxy.app_keys import BRIDGE_KEYS
 from esproxy.authorization.api_keys import generate_api_key, hash_api_key
+from esproxy.secret_cipher import generate_key_text
+from esproxy.settings import Settings
 from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION, TITAN_EMBEDDINGS
 
 EMBEDDINGS_ID = "titan-embed"
@@ -64,3 +67,13 @@ async def es_embeddings(client: TestClient, api_key: str, texts: list[str]) -> l
     )
     assert response.status == 200, await response.text()
     return [item["embedding"] for item in (await response.json())["text_embedding"]]
+
+
+@pytest.fixture
+def sidecar_settings(settings_for: Callable[..., Settings], opensearch_url: str) -> Settings:
+    """A sidecar on the test node, with an index of its own."""
+    return settings_for(
+        ESPROXY_UPSTREAM=opensearch_url,
+        ESPROXY_SECRETS_KEY=generate_key_text(),
+        ESPROXY_STORAGE_INDEX=f".esproxy-bridge-{uuid.uuid4().hex[:12]}",
+    )
