@@ -17,6 +17,7 @@ from esproxy.app_keys import (
     BEDROCK_CLIENTS,
     BEDROCK_ENDPOINT_URL,
     BRIDGE_KEYS,
+    CHAT_SERVICE,
     CIPHER,
     FORWARDER,
     INFERENCE_SERVICE,
@@ -25,6 +26,7 @@ from esproxy.app_keys import (
     STORE,
 )
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
+from esproxy.inference.chat_service import ChatService
 from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
@@ -235,4 +237,5 @@ async def build_service(app: web.Application) -> AsyncIterator[None]:
         queue_capacity=bedrock.queue_capacity, max_concurrent_calls=bedrock.max_concurrent_calls
     )
     app[INFERENCE_SERVICE] = InferenceService(app[STORE], registry, app[CIPHER], limiters)
+    app[CHAT_SERVICE] = ChatService(app[INFERENCE_SERVICE])
     yield

@@ -31,8 +31,14 @@ async def invoke_model(request: web.Request, call: ModelCall) -> web.StreamRespo
 
 async def converse(request: web.Request, call: ModelCall) -> web.StreamResponse:
     completion = answer_conversation(call)
+    content: list[dict[str, object]] = [{"text": completion.text}]
+    if completion.tool_use is not None:
+        use = completion.tool_use
+        content = [
+            {"toolUse": {"toolUseId": use.tool_use_id, "name": use.name, "input": use.input}}
+        ]
     body = {
-        "output": {"message": {"role": "assistant", "content": [{"text": completion.text}]}},
+        "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": completion.stop_reason,
         "usage": completion.usage(),
         "metrics": {"latencyMs": call.elapsed_ms()},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 from aiohttp import web
 
@@ -12,12 +12,25 @@ from esproxy.bedrock_emulator.request_log import RequestLog
 from esproxy.bedrock_emulator.settings import EmulatorSettings
 
 
+@dataclass
+class StreamCounts:
+    """ConverseStream answers: open now, finished, and ended early because the client left."""
+
+    open: int = 0
+    finished: int = 0
+    abandoned: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class EmulatorState:
     settings: EmulatorSettings
     faults: FaultBook
     quotas: QuotaBook
     requests: RequestLog
+    streams: StreamCounts = field(default_factory=StreamCounts)
 
     @classmethod
     def from_settings(cls, settings: EmulatorSettings) -> EmulatorState:

@@ -206,6 +206,21 @@ class BedrockClients:
                 # Frees the connection when the consumer stops reading early.
                 stream.close()
 
+    async def converse_stream_events(
+        self, account: Account, model: str, request: Mapping[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Every event of a ConverseStream answer, for unified chat (tool use, stop, usage)."""
+        async with self._call("ConverseStream", model, CONVERSE) as call:
+            client = await self.client_for(account)
+            response = await client.converse_stream(modelId=model, **request)
+            stream = response["stream"]
+            call.failure = STREAMING
+            try:
+                async for event in stream:
+                    yield dict(event)
+            finally:
+                stream.close()
+
     @asynccontextmanager
     async def _call(self, operation: str, model: str, failure: Failure) -> AsyncIterator[Call]:
         call = Call(failure)
