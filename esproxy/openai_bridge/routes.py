@@ -14,6 +14,7 @@ from esproxy.authorization import privileges
 from esproxy.errors import BridgeRequestError, ProxyError
 from esproxy.inference.models import TaskType, TextEmbeddingResult
 from esproxy.openai_bridge import access, requests, responses
+from esproxy.openai_bridge.chat import chat_completions
 from esproxy.web.handlers import decode_body, read_body_of
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ PREFIX = "/_esproxy/openai/v1"
 def add_bridge_routes(app: web.Application) -> None:
     router = app.router
     router.add_post(f"{PREFIX}/embeddings", openai_errors(embeddings))
+    router.add_post(f"{PREFIX}/chat/completions", openai_errors(chat_completions))
     router.add_get(f"{PREFIX}/models", openai_errors(models))
 
 

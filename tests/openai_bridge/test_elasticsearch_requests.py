@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 
-from tests.openai_bridge.conftest import EMBEDDINGS_ID, es_embeddings
+from tests.openai_bridge.conftest import COMPLETION_ID, EMBEDDINGS_ID, es_embeddings
 
 ROUTE = "/_esproxy/openai/v1/embeddings"
 
@@ -82,3 +82,48 @@ async def test_errors_carry_the_message_elasticsearch_reads(bridged, bridge_key)
     assert response.status == 401
     message = json.loads(await response.read())["error"]["message"]
     assert isinstance(message, str) and "API key" in message
+
+
+def completion_body(stream: bool) -> bytes:
+    """OpenAiUnifiedChatCompletionRequestEntity for ES's `completion` task: one user message."""
+    body: dict[str, object] = {
+        "messages": [{"content": "What is Elastic?", "role": "user"}],
+        "model": COMPLETION_ID,
+        "n": 1,
+        "stream": stream,
+    }
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+async def test_a_completion_as_elasticsearch_sends_it(bridged, api_key):
+    body = completion_body(stream=False)
+    response = await bridged.post(
+        "/_esproxy/openai/v1/chat/completions", data=body, headers=es_headers(api_key, len(body))
+    )
+    assert response.status == 200
+    # OpenAiChatCompletionResponseEntity: choices[].message.content, a string.
+    choices = json.loads(await response.read())["choices"]
+    assert [type(choice["message"]["content"]) for choice in choices] == [str]
+
+
+async def test_a_streamed_completion_as_elasticsearch_reads_it(bridged, api_key):
+    body = completion_body(stream=True)
+    response = await bridged.post(
+        "/_esproxy/openai/v1/chat/completions", data=body, headers=es_headers(api_key, len(body))
+    )
+    assert response.status == 200
+    events = [e for e in (await response.text()).split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    texts = []
+    for event in events[:-1]:
+        # OpenAiStreamingProcessor needs `choices` in every event and reads delta.content.
+        choices = json.loads(event.removeprefix("data: "))["choices"]
+        texts += [c["delta"]["content"] for c in choices if "content" in c["delta"]]
+    plain = await bridged.post(
+        f"/_inference/completion/{COMPLETION_ID}",
+        data=json.dumps({"input": "What is Elastic?"}),
+        headers={"Content-Type": "application/json", "Authorization": f"ApiKey {api_key}"},
+    )
+    assert "".join(texts) == (await plain.json())["completion"][0]["result"]
