@@ -5,6 +5,8 @@ generator; the contender gets core 1: the direct aiobotocore driver (scripts/ben
 bedrock_direct.py), esproxy, or LiteLLM's proxy (1 worker). esproxy and LiteLLM are loaded with
 wrk. Workloads: 16-input Titan v2 embeddings (16 InvokeModel calls), 96-input Cohere embeddings
 (one call), short completions (one Converse call); at 1, 16 and 64 concurrent requests.
+`esproxy-openai` is the same esproxy process through its OpenAI-compatible routes (`--no-bridge`
+leaves it out).
 Experiment (off by default, see esproxy_experiment.py): --static-ua adds esproxy without
 botocore's per-call User-Agent rebuild.
 """
