@@ -9,6 +9,7 @@ from esproxy.inference.chat_service import ChatService
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.openai_bridge.keys import BridgeKeys
+from esproxy.readiness import Readiness
 from esproxy.reserved_index import ReservedIndex
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
@@ -30,6 +31,8 @@ AUTHORIZER = web.AppKey("authorizer", Authorizer)
 RESERVED_INDEX = web.AppKey("reserved_index", ReservedIndex)
 # What opens the OpenAI-compatible routes to the cluster's own `openai` endpoints.
 BRIDGE_KEYS = web.AppKey("bridge_keys", BridgeKeys)
+# The checks behind `/_esproxy/ready`; each room adds its own (esproxy/readiness.py).
+READINESS = web.AppKey("readiness", Readiness)
 
 # Per request: the Content-Type esproxy answers in, chosen from the request's media types.
 RESPONSE_TYPE = web.RequestKey("response_type", str)

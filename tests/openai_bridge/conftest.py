@@ -76,4 +76,6 @@ def sidecar_settings(settings_for: Callable[..., Settings], opensearch_url: str)
         ESPROXY_UPSTREAM=opensearch_url,
         ESPROXY_SECRETS_KEY=generate_key_text(),
         ESPROXY_STORAGE_INDEX=f".esproxy-bridge-{uuid.uuid4().hex[:12]}",
+        # The test node has no security; esproxy stays closed on such a cluster unless told.
+        ESPROXY_AUTH_ALLOW_UNSECURED_CLUSTER="true",
     )
