@@ -10,6 +10,7 @@ from esproxy.bedrock_emulator.faults import FaultBook
 from esproxy.bedrock_emulator.quotas import QuotaBook
 from esproxy.bedrock_emulator.request_log import RequestLog
 from esproxy.bedrock_emulator.settings import EmulatorSettings
+from esproxy.bedrock_emulator.usage import UsageBook
 
 
 @dataclass
@@ -30,6 +31,7 @@ class EmulatorState:
     faults: FaultBook
     quotas: QuotaBook
     requests: RequestLog
+    usage: UsageBook
     streams: StreamCounts = field(default_factory=StreamCounts)
 
     @classmethod
@@ -39,6 +41,7 @@ class EmulatorState:
             faults=FaultBook(),
             quotas=QuotaBook(settings.quota_per_minute),
             requests=RequestLog(settings.max_recorded_requests),
+            usage=UsageBook(),
         )
 
 

@@ -194,15 +194,25 @@ def read_string(_: str, value: Any) -> str:
     return str(value)
 
 
+LONG_RANGE = (-(2**63), 2**63 - 1)
+
+
 def read_long(_: str, value: Any) -> int:
     if isinstance(value, str):
         try:
-            return int(value.strip())
+            number = int(value.strip())
         except ValueError:
             raise FieldError(
                 BadRequest(f'For input string: "{value}"', error_type="number_format_exception")
             ) from None
-    return int(value)
+    else:
+        number = int(value)
+    low, high = LONG_RANGE
+    if not low <= number <= high:
+        raise FieldError(
+            parse_failure(f"Numeric value ({value}) out of range of long ({low} - {high})")
+        )
+    return number
 
 
 def read_float(_: str, value: Any) -> float:

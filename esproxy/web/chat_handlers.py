@@ -1,8 +1,9 @@
 """Handlers for Elasticsearch's unified chat API: `POST /_inference/chat_completion/{id}[/_stream]`.
 
-Body parse errors are the REST layer's and answer as ES errors; `messages` validation follows;
-every later failure (unknown endpoint, wrong task type, a request Bedrock could not take, a
-Bedrock error) takes the unified error shape, as ES's unified action renders it.
+Body parse errors are the REST layer's and answer as ES errors; `messages` validation follows.
+On `_stream`, every later failure (unknown endpoint, wrong task type, a request Bedrock could not
+take, a Bedrock error) takes the unified error shape, as ES's unified action renders it; the
+non-streaming answer goes through ES's ordinary inference action, whose errors are ordinary.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from contextlib import aclosing
 from aiohttp import web
 
 from esproxy.app_keys import CHAT_SERVICE, RESPONSE_TYPE, STREAMING
-from esproxy.errors import ProxyError, unified_error_body
+from esproxy.errors import ProxyError
 from esproxy.inference.models import TaskType
 from esproxy.inference.unified_chat import check_chat_request, parse_chat_request
 from esproxy.web.media_types import JSON
@@ -37,10 +38,8 @@ async def chat_completion(
     chat_request = parse_chat_request(body)
     check_chat_request(chat_request)
     service = request.app[CHAT_SERVICE]
-    try:
-        result = await service.chat(task_type, inference_id, chat_request, timeout_param(request))
-    except ProxyError as error:
-        return json_response(unified_error_body(error), status=error.status, headers=error.headers)
+    # ES answers this through its ordinary inference action: errors take the ordinary shape.
+    result = await service.chat(task_type, inference_id, chat_request, timeout_param(request))
     content_type = request.get(RESPONSE_TYPE, JSON)
     return json_response(result, content_type=content_type, pretty="pretty" in request.query)
 

@@ -218,7 +218,9 @@ async def test_non_streaming_answer(chat):
     assert body["object"] == "chat.completion" and body["model"] == CLAUDE
     assert body["id"]
     [choice] = body["choices"]
+    assert list(choice) == ["index", "message", "finish_reason"]
     assert choice["index"] == 0 and choice["finish_reason"] == "stop"
+    assert list(choice["message"]) == ["role", "content"]
     assert choice["message"]["role"] == "assistant"
     assert choice["message"]["content"].startswith("Emulated anthropic reply to: hello world.")
     usage = body["usage"]
@@ -241,8 +243,10 @@ async def test_non_streaming_tool_call(chat):
     body = await response.json()
     [choice] = body["choices"]
     assert choice["finish_reason"] == "tool_calls"
-    assert choice["message"]["content"] is None
+    assert list(choice["message"]) == ["role", "tool_calls"]  # no text, so no content
     [call] = choice["message"]["tool_calls"]
+    assert list(call) == ["id", "type", "function"]
+    assert list(call["function"]) == ["name", "arguments"]
     assert call["type"] == "function" and call["function"]["name"] == "get_weather"
     assert json.loads(call["function"]["arguments"]) == {"city": "paris", "unit": "celsius"}
     assert call["id"].startswith("tooluse_")
@@ -307,3 +311,54 @@ async def test_bedrock_error_mid_stream_is_a_unified_error_event(chat, emulator)
     error = json.loads(events[-1][1])["error"]
     assert list(error) == ["code", "message", "type"]
     assert error["code"] == "too_many_requests"
+
+
+async def test_readiness_reports_chat_counts(chat):
+    await stream(chat, chat_body(tools=[WEATHER_TOOL]))
+    await chat.post(
+        "/_inference/chat_completion/assistant",
+        data=chat_body(tools=[WEATHER_TOOL]),
+        headers=JSON_HEADERS,
+    )
+    await stream(chat, json.dumps({"messages": [{"role": "robot", "content": "x"}]}))
+    body = await (await chat.get("/_esproxy/ready")).json()
+    assert body["chat"] == {  # the PUT probe is the integration's own call, not counted here
+        "calls": 1,
+        "streams": 1,
+        "streams_open": 0,
+        "tool_calls": 2,
+        "refused": 1,
+        "failed": 0,
+    }
+
+
+async def test_parallel_tool_results_share_one_user_turn(chat, emulator_calls):
+    calls = [
+        {
+            "id": f"call-{city}",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": json.dumps({"city": city})},
+        }
+        for city in ("paris", "rome")
+    ]
+    messages = [
+        QUESTION,
+        {"role": "assistant", "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call-paris", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "call-rome", "content": "rainy"},
+    ]
+    response = await chat.post(
+        "/_inference/chat_completion/assistant",
+        data=json.dumps({"messages": messages, "tools": [WEATHER_TOOL]}),
+        headers=JSON_HEADERS,
+    )
+    body = await response.json()
+    assert body["choices"][0]["message"]["content"] == (
+        "Emulated anthropic reply from the tool result: sunny | rainy."
+    )
+    sent = [c for c in await emulator_calls() if c["operation"] == "Converse"][-1]["body"]
+    assert [turn["role"] for turn in sent["messages"]] == ["user", "assistant", "user"]
+    assert [block["toolResult"]["toolUseId"] for block in sent["messages"][2]["content"]] == [
+        "call-paris",
+        "call-rome",
+    ]

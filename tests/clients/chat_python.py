@@ -68,7 +68,7 @@ def main(url: str) -> dict[str, Any]:
     call = message["tool_calls"][0]
     history = [
         QUESTION,
-        {"role": "assistant", "content": message["content"] or "", "tool_calls": [call]},
+        {"role": "assistant", "content": message.get("content", ""), "tool_calls": [call]},
         {"role": "tool", "tool_call_id": call["id"], "content": TOOL_RESULT},
     ]
     out["answer"] = turn(history)

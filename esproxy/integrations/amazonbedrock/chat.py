@@ -304,31 +304,34 @@ def usage_of(usage: Mapping[str, Any] | None) -> dict[str, int]:
 def chat_completion(
     response: Mapping[str, Any], *, completion_id: str, model: str
 ) -> dict[str, Any]:
-    """A Converse answer as one `chat.completion` object."""
+    """A Converse answer as one `chat.completion` object, in ES's key order
+    (`UnifiedChatCompletionResults`): fields without a value are left out, as ES leaves them."""
     content = response.get("output", {}).get("message", {}).get("content", [])
     texts = [block["text"] for block in content if isinstance(block.get("text"), str)]
     calls = [
         {
             "id": use.get("toolUseId"),
-            "function": {
-                "arguments": json.dumps(use.get("input", {}), separators=(",", ":")),
-                "name": use.get("name"),
-            },
             "type": "function",
+            "function": {
+                "name": use.get("name"),
+                "arguments": json.dumps(use.get("input", {}), separators=(",", ":")),
+            },
         }
         for block in content
         if isinstance(use := block.get("toolUse"), dict)
     ]
-    message: dict[str, Any] = {"content": "".join(texts) if texts else None, "role": "assistant"}
+    message: dict[str, Any] = {"role": "assistant"}
+    if texts:
+        message["content"] = "".join(texts)
     if calls:
         message["tool_calls"] = calls
     return {
         "id": completion_id,
         "choices": [
             {
-                "finish_reason": finish_reason(response.get("stopReason")),
                 "index": 0,
                 "message": message,
+                "finish_reason": finish_reason(response.get("stopReason")),
             }
         ],
         "model": model,
