@@ -24,6 +24,7 @@ from esproxy.authorization import privileges
 from esproxy.errors import BridgeRequestError, ProxyError
 from esproxy.inference.models import CompletionResult, TaskType
 from esproxy.inference.unified_chat import ChatRequest, check_chat_request, parse_chat_request
+from esproxy.observability import events
 from esproxy.openai_bridge import access, requests, responses
 from esproxy.web.handlers import decode_body, read_body_of
 
@@ -108,6 +109,7 @@ async def complete(request: web.Request, chat: BridgeChat) -> web.StreamResponse
                 "choices": [{"finish_reason": "stop", "index": 0, "message": message}],
                 "model": chat.model,
                 "object": "chat.completion",
+                "usage": recorded_usage(),
             },
             chat.model,
         )
@@ -129,6 +131,17 @@ async def completion_chunks(
 
 
 CHUNK = "chat.completion.chunk"
+
+
+def recorded_usage() -> dict[str, int]:
+    """Bedrock's own token counts for this request, as OpenAI's usage object."""
+    record = events.current_request()
+    prompt, completion = (0, 0) if record is None else (record.input_tokens, record.output_tokens)
+    return {
+        "completion_tokens": completion,
+        "prompt_tokens": prompt,
+        "total_tokens": prompt + completion,
+    }
 
 
 def stamped(body: Mapping[str, Any], model: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from esproxy.app_keys import INFERENCE_SERVICE
 from esproxy.authorization import privileges
 from esproxy.errors import BridgeRequestError, ProxyError
 from esproxy.inference.models import TaskType, TextEmbeddingResult
+from esproxy.observability import events
 from esproxy.openai_bridge import access, requests, responses
 from esproxy.openai_bridge.chat import chat_completions
 from esproxy.web.handlers import decode_body, read_body_of
@@ -75,15 +76,15 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         )
     return responses.json_response(
         responses.embeddings_body(
-            result.embeddings, parsed.model, parsed.encoding_format, input_tokens(result)
+            result.embeddings, parsed.model, parsed.encoding_format, input_tokens()
         )
     )
 
 
-def input_tokens(result: TextEmbeddingResult) -> int:
-    """Bedrock's own count where the result carries it."""
-    usage = getattr(result, "input_tokens", None)
-    return usage if isinstance(usage, int) else 0
+def input_tokens() -> int:
+    """Bedrock's own count for this request's calls (a cache hit costs none)."""
+    record = events.current_request()
+    return 0 if record is None else record.input_tokens
 
 
 async def models(request: web.Request) -> web.StreamResponse:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -79,3 +80,18 @@ def sidecar_settings(settings_for: Callable[..., Settings], opensearch_url: str)
         # The test node has no security; esproxy stays closed on such a cluster unless told.
         ESPROXY_AUTH_ALLOW_UNSECURED_CLUSTER="true",
     )
+
+
+@pytest.fixture
+def emulator_usage(emulator) -> Callable[..., Any]:
+    """The tokens the emulator reported, per model (`GET /_emulator/usage`)."""
+
+    async def fetch() -> dict[str, dict[str, int]]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(emulator.make_url("/_emulator/usage")) as response,
+        ):
+            body: dict[str, dict[str, dict[str, int]]] = await response.json()
+            return body["models"]
+
+    return fetch

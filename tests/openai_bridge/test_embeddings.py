@@ -25,15 +25,22 @@ def float32(vectors: list[list[float]]) -> np.ndarray:
     return np.asarray(vectors, dtype=np.float32)
 
 
-async def test_the_sdk_gets_the_vectors_of_the_inference_api(bridged, sdk, api_key):
+async def test_the_sdk_gets_the_vectors_of_the_inference_api(bridged, sdk, api_key, emulator_usage):
+    before = (await emulator_usage())["amazon.titan-embed-text-v2:0"]["input_tokens"]  # the probe
     # The SDK asks for base64 unless told otherwise, and decodes it itself.
     answer = await sdk.embeddings.create(model=EMBEDDINGS_ID, input=TEXTS)
+    reported = await emulator_usage()
     expected = await es_embeddings(bridged, api_key, TEXTS)
     assert answer.object == "list"
     assert answer.model == EMBEDDINGS_ID
     assert [item.index for item in answer.data] == [0, 1, 2]
     assert np.array_equal(float32([item.embedding for item in answer.data]), float32(expected))
     assert answer.usage.prompt_tokens == answer.usage.total_tokens
+    # Bedrock's own counts, as the emulator reported them for these calls.
+    assert (
+        answer.usage.prompt_tokens
+        == reported["amazon.titan-embed-text-v2:0"]["input_tokens"] - before
+    )
 
 
 async def test_float_and_base64_encodings_carry_the_same_float32_values(sdk):

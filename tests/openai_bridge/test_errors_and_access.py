@@ -6,6 +6,7 @@ import json
 
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from esproxy.authorization.api_keys import hash_api_key
 from tests.openai_bridge.conftest import COMPLETION_ID, EMBEDDINGS_ID, OTHER_EMBEDDINGS_ID
@@ -137,3 +138,24 @@ async def test_a_revoked_bridge_key_opens_nothing(
     assert still.status == 200
     refused = await revoking.post(EMBEDDINGS, data=body, headers=bearer(bridge_key))
     assert refused.status == 401
+
+
+async def test_bridge_requests_show_in_the_route_series_even_when_refused(
+    bridged, bridge_key, api_key
+):
+    body = json.dumps({"model": EMBEDDINGS_ID, "input": []})
+    refused = await bridged.post(EMBEDDINGS, data=body, headers=bearer(bridge_key))
+    assert refused.status == 400
+    body = json.dumps({"model": EMBEDDINGS_ID, "input": "x"})
+    assert (await bridged.post(EMBEDDINGS, data=body, headers=bearer(bridge_key))).status == 200
+    metrics = await bridged.get("/_esproxy/metrics", headers={"Authorization": f"ApiKey {api_key}"})
+    scrape = await metrics.text()
+    samples = {
+        (s.labels["route"], s.labels["status"]): s.value
+        for family in text_string_to_metric_families(scrape)
+        if family.name == "esproxy_http_requests"
+        for s in family.samples
+        if s.name == "esproxy_http_requests_total"
+    }
+    assert samples[(EMBEDDINGS, "400")] == 1
+    assert samples[(EMBEDDINGS, "200")] == 1
