@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 
 from esproxy import __version__
-from esproxy.key_rotation import RotationReport
 from esproxy.settings import (
     DEFAULT_LISTEN,
     Settings,
@@ -244,30 +243,50 @@ def hash_api_key(_: argparse.Namespace) -> int:
 
 
 def rotate_secrets_key(args: argparse.Namespace) -> int:
+    from esproxy.errors import ProxyError
+
     settings = load_settings(args.config, overrides=serve_overrides(args))
-    report = asyncio.run(rotate_with_app(settings))
+    # Only warnings and errors: the store's request log is for the server.
+    logging.getLogger("esproxy").setLevel(logging.WARNING)
+    try:
+        return asyncio.run(rotate_configured_store(settings))
+    except ProxyError as error:
+        print(f"esproxy: {error.reason}", file=sys.stderr)
+        return 1
+
+
+async def rotate_configured_store(settings: Settings) -> int:
+    """Rotate the store the settings name; see esproxy/key_rotation.py for the steps."""
+    from esproxy.app import build_cipher, open_admin_store, previous_keys
+    from esproxy.key_rotation import rotate_key_file, rotate_secrets
+    from esproxy.secret_cipher import parse_key, read_key_file_keys
+
+    async with open_admin_store(settings) as (store, described):
+        print(f"rotating the secrets key of the endpoints in the {described}")
+        key_file = settings.storage.key_file.resolve()
+        if settings.storage_backend == "sqlite" and key_file.exists():
+            new_key = parse_key(settings.secrets.key) if settings.secrets.key else None
+            report, primary = await rotate_key_file(
+                store, key_file, read_key_file_keys(key_file), new_key, previous_keys(settings)
+            )
+            kept = " and still the old ones" if report.unreadable else ""
+            print(f"key file [{key_file}] now holds key [{primary.key_id}]{kept}")
+        else:
+            report = await rotate_secrets(store, build_cipher(settings, create_key_file=False))
     print(
-        f"re-encrypted {len(report.resealed)} endpoints; {len(report.current)} already used the "
+        f"re-sealed {len(report.resealed)} endpoints; {len(report.current)} already used the "
         f"current key; {len(report.unreadable)} could not be read"
     )
     for inference_id, reason in report.unreadable.items():
         print(f"  {inference_id}: {reason}", file=sys.stderr)
+    if report.total == 0:
+        print(
+            f"esproxy: the {described} holds no endpoints: nothing was rotated; check "
+            "--data-dir or --upstream",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if report.unreadable else 0
-
-
-async def rotate_with_app(settings: Settings) -> RotationReport:
-    """Start the app's components without serving, so the store and cipher are built as usual."""
-    from esproxy.app import create_app
-    from esproxy.app_keys import BACKING_STORE, CIPHER
-    from esproxy.key_rotation import rotate_secrets
-
-    app = create_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    try:
-        return await rotate_secrets(app[BACKING_STORE], app[CIPHER])
-    finally:
-        await runner.cleanup()
 
 
 def configure_logging(level: str) -> None:

@@ -7,6 +7,7 @@ write go straight through.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import logging
 import time
@@ -14,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from esproxy.errors import EndpointNotFound, StoreUnavailable
+from esproxy.errors import EndpointChanged, EndpointNotFound, StoreUnavailable
 from esproxy.storage.base import EndpointRecord, EndpointStore
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class CachedEndpointStore:
             raise EndpointNotFound(inference_id)
         return copy.deepcopy(entry.record)
 
-    async def list(self) -> list[EndpointRecord]:
+    async def list(self) -> builtins.list[EndpointRecord]:
         return await self.inner.list()
 
     async def create(self, record: EndpointRecord) -> None:
@@ -77,10 +78,12 @@ class CachedEndpointStore:
         await self.inner.create(record)
         self._remember(record.inference_id, copy.deepcopy(record))
 
-    async def replace(self, record: EndpointRecord) -> None:
+    async def replace(self, record: EndpointRecord, expected: EndpointRecord | None = None) -> None:
         previous = self._forget(record.inference_id)
         try:
-            await self.inner.replace(record)
+            await self.inner.replace(record, expected)
+        except EndpointChanged:
+            raise  # another writer won: the old entry is known to be out of date
         except StoreUnavailable:
             self._restore(record.inference_id, previous)
             raise
@@ -94,6 +97,10 @@ class CachedEndpointStore:
             self._restore(inference_id, previous)
             raise
         self._remember(inference_id, None)
+
+    def cached_ids(self) -> builtins.list[str]:
+        """The ids this instance holds a record for, however old: what it would still serve."""
+        return sorted(key for key, entry in self._entries.items() if entry.record is not None)
 
     def _restore(self, inference_id: str, previous: Entry | None) -> None:
         """After a write the store could not take: the old entry may again serve while stale,

@@ -13,12 +13,11 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from esproxy.app_keys import BACKING_STORE, BEDROCK_ENDPOINT_URL, FORWARDER
-from esproxy.errors import EndpointNotFound, ProxyError
+from esproxy.app_keys import BEDROCK_ENDPOINT_URL, FORWARDER, STORE_HEALTH
+from esproxy.errors import ProxyError
 from esproxy.web.responses import json_response
 
 PROBE_SECONDS = 2.0
-PROBE_ID = "_esproxy_readiness_probe"
 
 
 async def live(request: web.Request) -> web.Response:
@@ -27,17 +26,19 @@ async def live(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     app = request.app
-    checks: dict[str, Any] = {"store": await probe(check_store(app))}
+    checks: dict[str, Any] = {"store": await probe(app[STORE_HEALTH].check_store())}
+    if checks["store"]["ok"]:
+        checks["endpoints"] = await probe(app[STORE_HEALTH].endpoints(), detail_key=None)
     if FORWARDER in app:
         checks["upstream"] = await probe(app[FORWARDER].ping())
     checks["bedrock"] = await probe(check_bedrock(app))
-    needed = [name for name in ("store", "upstream") if name in checks]
+    needed = [name for name in ("store", "endpoints", "upstream") if name in checks]
     is_ready = all(checks[name]["ok"] for name in needed)
     body = {"status": "ready" if is_ready else "not_ready", "checks": checks}
     return json_response(body, status=200 if is_ready else 503)
 
 
-async def probe(check: Any) -> dict[str, Any]:
+async def probe(check: Any, detail_key: str | None = "target") -> dict[str, Any]:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(PROBE_SECONDS):
@@ -47,17 +48,11 @@ async def probe(check: Any) -> dict[str, Any]:
     except (ProxyError, OSError) as error:
         return {"ok": False, "error": str(error)}
     result: dict[str, Any] = {"ok": True, "took_ms": round((time.perf_counter() - started) * 1000)}
+    if detail_key is None and isinstance(detail, dict):
+        return {**detail, "took_ms": result["took_ms"]}  # a check that reports its own `ok`
     if detail:
-        result["target"] = detail
+        result[detail_key or "target"] = detail
     return result
-
-
-async def check_store(app: web.Application) -> None:
-    # A read past the cache, so the answer is about the backend itself.
-    try:
-        await app[BACKING_STORE].get(PROBE_ID)
-    except EndpointNotFound:
-        return
 
 
 async def check_bedrock(app: web.Application) -> str:

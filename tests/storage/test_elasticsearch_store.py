@@ -20,7 +20,11 @@ from esproxy.secret_cipher import SecretCipher, generate_key_text, parse_key
 from esproxy.settings import UpstreamSettings
 from esproxy.storage import elasticsearch as elasticsearch_module
 from esproxy.storage.base import EndpointRecord
-from esproxy.storage.elasticsearch import INDEX_BODY, ElasticsearchEndpointStore
+from esproxy.storage.elasticsearch import (
+    CONCRETE_SUFFIX,
+    INDEX_BODY,
+    ElasticsearchEndpointStore,
+)
 
 
 def record(inference_id: str, sealed_secrets: str = "v1.sealed") -> EndpointRecord:
@@ -34,12 +38,18 @@ async def session():
         yield opened
 
 
+async def drop_index(session: aiohttp.ClientSession, url: str, name: str) -> None:
+    """Remove a store's indices: its concrete index (and so its alias), or a legacy one."""
+    names = f"{name}{CONCRETE_SUFFIX},{name}"
+    async with session.delete(f"{url}/{names}?ignore_unavailable=true") as response:
+        assert response.status in (200, 404), await response.text()
+
+
 @pytest.fixture
 async def index(opensearch_url, session):
     name = f".esproxy-test-{uuid.uuid4().hex}"
     yield name
-    async with session.delete(f"{opensearch_url}/{name}"):
-        pass
+    await drop_index(session, opensearch_url, name)
 
 
 @pytest.fixture
@@ -66,7 +76,11 @@ def closed_port_url() -> str:
 async def test_the_index_is_hidden_with_the_explicit_mapping(opensearch_url, session, index, store):
     settings = await read_json(session, f"{opensearch_url}/{index}/_settings")
     mapping = await read_json(session, f"{opensearch_url}/{index}/_mapping")
+    aliases = await read_json(session, f"{opensearch_url}/{index}/_alias")
+    concrete = index + CONCRETE_SUFFIX
 
+    assert aliases == {concrete: {"aliases": {index: {"is_hidden": True, "is_write_index": True}}}}
+    index = concrete
     assert settings[index]["settings"]["index"]["hidden"] == "true"
     assert settings[index]["settings"]["index"]["auto_expand_replicas"] == "0-1"
     assert mapping[index]["mappings"] == INDEX_BODY["mappings"]
@@ -85,7 +99,7 @@ async def test_endpoint_configs_add_no_fields_to_the_mapping(opensearch_url, ses
 
     mapping = await read_json(session, f"{opensearch_url}/{index}/_mapping")
 
-    assert mapping[index]["mappings"] == INDEX_BODY["mappings"]
+    assert mapping[index + CONCRETE_SUFFIX]["mappings"] == INDEX_BODY["mappings"]
 
 
 async def test_instances_opening_one_new_index_at_once_all_succeed(opensearch_url, session, index):
@@ -112,7 +126,7 @@ async def test_an_index_not_made_by_esproxy_is_refused(opensearch_url, session, 
 
 async def test_stored_documents_hold_no_plaintext_secret(opensearch_url, session, index, store):
     secrets = {"access_key": "AKIAPLAINTEXTCHECK", "secret_key": "very/secret+value"}
-    sealed = SecretCipher(parse_key(generate_key_text())).seal("e", secrets)
+    sealed = SecretCipher(parse_key(generate_key_text())).seal("e", secrets, b"{}")
     await store.create(record("e", sealed_secrets=sealed))
     await store.replace(record("e", sealed_secrets=sealed))
 

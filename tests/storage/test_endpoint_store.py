@@ -49,7 +49,7 @@ async def elasticsearch_store(request: pytest.FixtureRequest) -> AsyncIterator[E
             yield store
         finally:
             await store.close()
-            async with session.delete(f"{upstream.urls[0]}/{index}") as response:
+            async with session.delete(f"{upstream.urls[0]}/{index}-000001") as response:
                 assert response.status == 200
 
 
