@@ -32,7 +32,7 @@ from esproxy.storage.opening import OpeningStore
 
 log = logging.getLogger(__name__)
 
-AUDIT_SECONDS = 10.0
+AUDIT_SECONDS = 2.0
 PROBE_ID = "_esproxy_readiness_probe"
 
 

@@ -15,7 +15,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from esproxy.errors import EndpointChanged, EndpointNotFound, StoreUnavailable
+from esproxy.errors import (
+    EndpointChanged,
+    EndpointNotFound,
+    StoreMisconfigured,
+    StoreUnavailable,
+)
 from esproxy.storage.base import EndpointRecord, EndpointStore
 
 log = logging.getLogger(__name__)
@@ -38,6 +43,7 @@ class CachedEndpointStore:
     - Stale-if-error: when the inner store is unavailable, an expired entry keeps being served (and
       is trusted for another `ttl_seconds` before the next attempt), however old it is. This is what
       keeps known endpoints serving inference while the cluster is down; ids never seen still fail.
+      A store that answers but is not esproxy's (`StoreMisconfigured`) is not ridden out.
     - At most `max_entries` entries; the least recently used go first.
     """
 
@@ -135,7 +141,8 @@ class CachedEndpointStore:
 
     def _stale_or_raise(self, inference_id: str, error: StoreUnavailable) -> Entry:
         stale = self._entries.get(inference_id)
-        if stale is None:
+        # A store that answers but is not esproxy's is no outage to ride out: say so at once.
+        if stale is None or isinstance(error, StoreMisconfigured):
             raise error
         log.warning(
             "endpoint store unavailable, serving [%s] as cached %.0f s ago: %s",
