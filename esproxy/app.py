@@ -188,7 +188,13 @@ def build_cipher(settings: Settings, *, create_key_file: bool = True) -> SecretC
     if create_key_file:
         primary, *older = load_or_create_key_file_keys(settings.storage.key_file)
     else:
-        primary, *older = read_key_file_keys(settings.storage.key_file)
+        try:
+            primary, *older = read_key_file_keys(settings.storage.key_file)
+        except FileNotFoundError:
+            raise SettingsError(
+                f"no secrets key: [secrets] key is not set and there is no key file "
+                f"[{settings.storage.key_file.resolve()}]"
+            ) from None
     return SecretCipher(primary, [*older, *others])
 
 

@@ -263,6 +263,13 @@ async def rotate_configured_store(settings: Settings) -> int:
 
     async with open_admin_store(settings) as (store, described):
         print(f"rotating the secrets key of the endpoints in the {described}")
+        if not await store.list():
+            print(
+                f"esproxy: the {described} holds no endpoints: nothing was rotated; check "
+                "--data-dir or --upstream",
+                file=sys.stderr,
+            )
+            return 1
         key_file = settings.storage.key_file.resolve()
         if settings.storage_backend == "sqlite" and key_file.exists():
             new_key = parse_key(settings.secrets.key) if settings.secrets.key else None
@@ -279,13 +286,6 @@ async def rotate_configured_store(settings: Settings) -> int:
     )
     for inference_id, reason in report.unreadable.items():
         print(f"  {inference_id}: {reason}", file=sys.stderr)
-    if report.total == 0:
-        print(
-            f"esproxy: the {described} holds no endpoints: nothing was rotated; check "
-            "--data-dir or --upstream",
-            file=sys.stderr,
-        )
-        return 1
     return 1 if report.unreadable else 0
 
 

@@ -19,7 +19,7 @@ from esproxy.storage.base import EndpointRecord, EndpointStore
 log = logging.getLogger(__name__)
 
 FIRST_DELAY = 0.5
-MAX_DELAY = 30.0
+MAX_DELAY = 10.0
 
 
 class Openable(EndpointStore, Protocol):
