@@ -281,7 +281,7 @@ async def rotate_configured_store(settings: Settings) -> int:
         else:
             report = await rotate_secrets(store, build_cipher(settings, create_key_file=False))
     print(
-        f"re-sealed {len(report.resealed)} endpoints; {len(report.current)} already used the "
+        f"re-encrypted {len(report.resealed)} endpoints; {len(report.current)} already used the "
         f"current key; {len(report.unreadable)} could not be read"
     )
     for inference_id, reason in report.unreadable.items():

@@ -124,7 +124,7 @@ async def test_rotation_on_the_embedded_store_survives_a_plain_restart(tmp_path:
 
     assert code == 0, out + err
     assert f"SQLite store [{(tmp_path / 'endpoints.sqlite3').resolve()}]" in out
-    assert "re-sealed 1 endpoints" in out
+    assert "re-encrypted 1 endpoints" in out
     assert key_file.read_text().split() == [new]
     assert (key_file.stat().st_mode & 0o777) == 0o600
     async with running(*args, port=port) as url, aiohttp.ClientSession() as session:
@@ -232,3 +232,21 @@ async def test_serve_refuses_a_key_file_owned_by_another_user(tmp_path: Path):
 
     assert code == 2
     assert "is owned by uid 4242" in err
+
+
+async def test_rotation_against_a_cluster_without_the_index_refuses_and_creates_none(
+    tmp_path: Path, opensearch_url: str
+):
+    index = f".esproxy-test-{uuid.uuid4().hex[:12]}"
+    env = {"ESPROXY_SECRETS_KEY": generate_key_text(), "ESPROXY_STORAGE_INDEX": index}
+
+    code, out, err = await esproxy("rotate-secrets-key", "--upstream", opensearch_url, env=env)
+
+    assert code == 1
+    assert f"there is no endpoint index [{index}] on {opensearch_url}" in err
+    assert "Traceback" not in err and "WARNING" not in out + err
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{opensearch_url}/{index}*?expand_wildcards=all") as response,
+    ):
+        assert await response.json() == {}

@@ -5,6 +5,7 @@ stages: a cluster answering garbage or refusing esproxy's credentials.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -332,3 +333,68 @@ async def test_a_cluster_that_stops_answering_is_unavailable(aiohttp_server, ses
     with pytest.raises(StoreUnavailable, match=r"no answer in time") as caught:
         await store.get("e")
     assert f"[{url}]" in caught.value.reason
+
+
+async def test_a_legacy_index_moves_behind_the_alias_keeping_its_endpoints(
+    opensearch_url, session, index
+):
+    legacy_body = json.loads(json.dumps(INDEX_BODY))
+    legacy_body["mappings"]["_meta"]["esproxy_schema_version"] = 1
+    async with session.put(f"{opensearch_url}/{index}", json=legacy_body) as response:
+        assert response.status == 200
+    document = {"inference_id": "old", "task_type": "completion", "service": "amazonbedrock"}
+    document |= {"config": record("old").config, "internal": {"version": 1}}
+    document |= {"sealed_secrets": "v1.sealed", "created_at": "2025-01-01T00:00:00.000Z"}
+    async with session.put(f"{opensearch_url}/{index}/_doc/old?refresh=true", json=document):
+        pass
+    upstream = UpstreamSettings(urls=(opensearch_url,))
+    stores = [ElasticsearchEndpointStore(session, upstream, index) for _ in range(3)]
+
+    await asyncio.gather(*(each.open() for each in stores))
+
+    aliases = await read_json(session, f"{opensearch_url}/{index}/_alias")
+    assert list(aliases) == [index + CONCRETE_SUFFIX]
+    assert await stores[0].list() == [record("old")]
+    await stores[1].create(record("new"))
+    assert [r.inference_id for r in await stores[2].list()] == ["new", "old"]
+
+
+async def test_opening_without_create_never_makes_the_index(opensearch_url, session, index):
+    store = ElasticsearchEndpointStore(session, UpstreamSettings(urls=(opensearch_url,)), index)
+
+    with pytest.raises(StoreUnavailable, match=rf"there is no endpoint index \[{index}\]"):
+        await store.open(create=False)
+
+    async with session.get(f"{opensearch_url}/{index}*?expand_wildcards=all") as response:
+        assert await response.json() == {}
+
+
+async def test_writes_after_the_index_is_lost_recreate_it_as_esproxy_s(
+    opensearch_url, session, index, store
+):
+    await store.create(record("e"))
+    concrete = index + CONCRETE_SUFFIX
+    all_of_them = f"{opensearch_url}/{index}*?expand_wildcards=all"
+
+    for write in (
+        lambda: store.create(record("x")),
+        lambda: store.replace(record("x")),
+        lambda: store.delete("x"),
+    ):
+        async with session.delete(f"{opensearch_url}/{concrete}") as response:
+            assert response.status == 200
+        # What the store relies on: the cluster refuses such a write instead of creating.
+        raw = f"{opensearch_url}/{index}/_create/probe?require_alias=true"
+        async with session.put(raw, json={"inference_id": "probe"}) as response:
+            assert response.status == 404
+        async with session.get(all_of_them) as response:
+            assert await response.json() == {}
+
+        with contextlib.suppress(EndpointNotFound):
+            await write()
+
+        found = await read_json(session, all_of_them)
+        assert list(found) == [concrete]
+        assert found[concrete]["mappings"] == INDEX_BODY["mappings"]
+        assert found[concrete]["aliases"] == {index: {"is_hidden": True, "is_write_index": True}}
+    assert store.stats.index_recreations == 3
