@@ -56,7 +56,14 @@ NOT_JSON = object()  # the parsed body of an answer that was not JSON
 # _source but never parsed, so no endpoint can add fields to the mapping; secrets are not indexed.
 INDEX_BODY: dict[str, Any] = {
     "settings": {
-        "index": {"hidden": True, "number_of_shards": 1, "auto_expand_replicas": "0-1"},
+        "index": {
+            "hidden": True,
+            "number_of_shards": 1,
+            "auto_expand_replicas": "0-1",
+            # Explicit, so that no index template can route esproxy's writes through a pipeline.
+            "default_pipeline": "_none",
+            "final_pipeline": "_none",
+        },
     },
     "mappings": {
         "dynamic": "strict",
@@ -145,12 +152,13 @@ class ElasticsearchEndpointStore:
         a legacy concrete index, and raises `StoreMisconfigured` for anything that is not
         esproxy's. Safe to run from many instances at once.
         """
+        created = False
         for _ in range(OPEN_ATTEMPTS):
             found = await self._inspect()
             if self.index in found:
                 await self._adopt_legacy(found[self.index], create=create)
             elif self.concrete in found:
-                if await self._check_concrete(found):
+                if await self._check_concrete(found, strip_foreign=created):
                     return
             elif found:
                 raise self._misconfigured(
@@ -162,7 +170,7 @@ class ElasticsearchEndpointStore:
                     f"there is no endpoint index [{self.index}] on {', '.join(self.nodes)}"
                 )
             else:
-                await self._create_concrete(with_alias=True)
+                created = await self._create_concrete(with_alias=True)
         raise StoreUnavailable(
             f"index [{self.index}] kept changing while esproxy opened it; giving up for now"
         )
@@ -319,9 +327,12 @@ class ElasticsearchEndpointStore:
             raise self._unexpected(answer)
         return {name: info for name, info in answer.body.items() if isinstance(info, dict)}
 
-    async def _check_concrete(self, found: Mapping[str, Any]) -> bool:
-        """The concrete index is esproxy's; foreign aliases on it are removed. False when the
-        alias was missing and has just been added (look again)."""
+    async def _check_concrete(
+        self, found: Mapping[str, Any], *, strip_foreign: bool = False
+    ) -> bool:
+        """The concrete index is esproxy's. False when the alias was missing and has just been
+        added (look again). `strip_foreign` right after creating it: aliases an index template
+        added then are removed; later ones are the guard's (and the cluster's privileges')."""
         info = found[self.concrete]
         self._check_schema(self.concrete, info, SCHEMA_VERSION)
         if len(found) > 1:
@@ -331,7 +342,7 @@ class ElasticsearchEndpointStore:
                 f"[{self.concrete}]; remove those from the alias"
             )
         aliases = info.get("aliases") if isinstance(info.get("aliases"), dict) else {}
-        foreign = sorted(name for name in aliases if name != self.index)
+        foreign = sorted(name for name in aliases if name != self.index) if strip_foreign else []
         actions: list[dict[str, Any]] = [
             {"remove": {"index": self.concrete, "alias": name}} for name in foreign
         ]
@@ -369,25 +380,26 @@ class ElasticsearchEndpointStore:
                 f"index [{name}] has schema version {version}, but esproxy expects version "
                 f"{expected} there"
             )
-        if dig(info, "mappings", "properties") != INDEX_BODY["mappings"]["properties"]:
+        if without_meta(info.get("mappings")) != without_meta(INDEX_BODY["mappings"]):
             raise self._misconfigured(
                 f"index [{name}] does not have esproxy's mapping (an index template matching it "
                 f"may have changed it); remove such templates, delete the index and restart"
             )
 
-    async def _create_concrete(self, *, with_alias: bool) -> None:
+    async def _create_concrete(self, *, with_alias: bool) -> bool:
+        """True if this call created it; False if it already existed."""
         body = dict(INDEX_BODY)
         if with_alias:
             body["aliases"] = {self.index: self._alias_options()}
         answer = await self._call("PUT", f"/{quote(self.concrete)}", body=body)
         if answer.status == 200 and dig(answer.body, "acknowledged") is not None:
             log.warning("created endpoint index [%s] behind alias [%s]", self.concrete, self.index)
-            return
+            return True
         if answer.status == 400 and error_type(answer.body) in (
             "resource_already_exists_exception",
             "invalid_alias_name_exception",
         ):
-            return  # another instance made it first; the caller looks again
+            return False  # another instance made it first; the caller looks again
         raise self._unexpected(answer)
 
     async def _adopt_legacy(self, info: Mapping[str, Any], *, create: bool) -> None:
@@ -588,6 +600,12 @@ def is_missing(answer: Answer) -> bool:
         or body.get("result") == "not_found"
         or error_type(body) == "index_not_found_exception"
     )
+
+
+def without_meta(mappings: Any) -> Any:
+    if not isinstance(mappings, dict):
+        return mappings
+    return {key: value for key, value in mappings.items() if key != "_meta"}
 
 
 def is_index_missing(answer: Answer) -> bool:
