@@ -185,8 +185,9 @@ def build_cipher(settings: Settings, *, create_key_file: bool = True) -> SecretC
             "a secrets key is required when endpoints are stored in the cluster: set "
             "ESPROXY_SECRETS_KEY or [secrets] key (generate one with `esproxy generate-key`)"
         )
+    key_file = settings.storage.key_file
     if create_key_file:
-        primary, *older = load_or_create_key_file_keys(settings.storage.key_file)
+        primary, *older = load_or_create_key_file_keys(key_file)
     else:
         try:
             primary, *older = read_key_file_keys(settings.storage.key_file)
@@ -195,7 +196,7 @@ def build_cipher(settings: Settings, *, create_key_file: bool = True) -> SecretC
                 f"no secrets key: [secrets] key is not set and there is no key file "
                 f"[{settings.storage.key_file.resolve()}]"
             ) from None
-    return SecretCipher(primary, [*older, *others])
+    return SecretCipher(primary, [*older, *others], key_file=key_file)
 
 
 def previous_keys(settings: Settings) -> list[SecretKey]:

@@ -9,6 +9,7 @@ Also the secrets key itself: parsing key text, generating it, and the key file m
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -63,11 +64,50 @@ class SecretKey:
 
 
 class SecretCipher:
-    """Seals with the primary key; opens with the primary key or any of `others` (old keys)."""
+    """Seals with the primary key; opens with the primary key or any of `others` (old keys).
 
-    def __init__(self, primary: SecretKey, others: Sequence[SecretKey] = ()) -> None:
+    Given the `key_file` its keys came from, `follow_key_file()` takes up a rotation done by
+    `esproxy rotate-secrets-key` while the server runs: the file's first key seals from then on,
+    and every key known before still opens.
+    """
+
+    def __init__(
+        self, primary: SecretKey, others: Sequence[SecretKey] = (), key_file: Path | None = None
+    ) -> None:
         self.primary = primary
         self._ciphers = {key.key_id: AESGCM(key.material) for key in (*others, primary)}
+        self._key_file = key_file
+        self._key_file_seen = file_identity(key_file) if key_file else None
+
+    async def follow_key_file(self) -> bool:
+        """Re-read the key file if it was replaced since it was read; True if the keys changed."""
+        if self._key_file is None:
+            return False
+        keys = await asyncio.to_thread(self._read_key_file_if_replaced)
+        known = all(key.key_id in self._ciphers for key in keys)
+        if not keys or (keys[0].key_id == self.primary.key_id and known):
+            return False
+        self._ciphers.update({key.key_id: AESGCM(key.material) for key in keys})
+        self.primary = keys[0]
+        logger.warning(
+            "secrets key file [%s] was rotated: sealing with key [%s] from now on",
+            self._key_file,
+            self.primary.key_id,
+        )
+        return True
+
+    def _read_key_file_if_replaced(self) -> list[SecretKey]:
+        assert self._key_file is not None
+        identity = file_identity(self._key_file)
+        if identity == self._key_file_seen:
+            return []
+        try:
+            keys = read_key_file_keys(self._key_file)
+        except (OSError, SettingsError) as error:
+            logger.error("cannot re-read secrets key file [%s]: %s", self._key_file, error)
+            return []
+        self._key_file_seen = identity
+        return keys
 
     def __repr__(self) -> str:
         return f"SecretCipher(primary={self.primary.key_id!r}, keys={sorted(self._ciphers)!r})"
@@ -146,6 +186,15 @@ class SecretCipher:
         version, _, rest = sealed.partition(".")
         key_id, dot, _ = rest.partition(".")
         return not (version == FORMAT and dot and key_id == self.primary.key_id)
+
+
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is replaced or rewritten (rotation renames a new file over it)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
 
 
 def bound_data(key_id: str, bound: bytes) -> bytes:

@@ -97,6 +97,7 @@ class StoreHealth:
         }
 
     async def _audit(self) -> dict[str, Any]:
+        await self.cipher.follow_key_file()
         records = await self.store.list()
         unreadable: dict[str, str] = {}
         modified: dict[str, str] = {}

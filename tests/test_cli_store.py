@@ -250,3 +250,34 @@ async def test_rotation_against_a_cluster_without_the_index_refuses_and_creates_
         session.get(f"{opensearch_url}/{index}*?expand_wildcards=all") as response,
     ):
         assert await response.json() == {}
+
+
+async def test_a_server_running_during_a_key_file_rotation_follows_it(tmp_path: Path, emulator):
+    port = free_port()
+    bedrock = str(emulator.make_url("")).rstrip("/")
+    args = serve_args(port, tmp_path, bedrock, "--log-level", "WARNING")
+    env = {"ESPROXY_STORAGE_CACHE_SECONDS": "0"}
+    key_file = tmp_path / "secrets.key"
+    async with running(*args, port=port, env=env) as url, aiohttp.ClientSession() as session:
+        assert await put_and_infer(session, url) == (200, 200)
+
+        code, out, err = await esproxy("rotate-secrets-key", "--data-dir", str(tmp_path))
+        assert code == 0, out + err
+        (new_key,) = read_key_file_keys(key_file)
+
+        post = await session.post(url + COMPLETION, data='{"input": "hi"}', headers=JSON_HEADERS)
+        assert post.status == 200, await post.text()
+        later = "/_inference/completion/later"
+        put = await session.put(
+            url + later, data=json.dumps(TITAN_COMPLETION), headers=JSON_HEADERS
+        )
+        assert put.status == 200, await put.text()
+        assert (await session.get(f"{url}/_esproxy/ready")).status == 200
+
+    with sqlite3.connect(tmp_path / "endpoints.sqlite3") as connection:
+        sealed = [row[0] for row in connection.execute("SELECT sealed_secrets FROM endpoints")]
+    assert all(value.startswith(f"v2.{new_key.key_id}.") for value in sealed)
+    async with running(*args, port=port) as url, aiohttp.ClientSession() as session:
+        for path in (COMPLETION, "/_inference/completion/later"):
+            post = await session.post(url + path, data='{"input": "hi"}', headers=JSON_HEADERS)
+            assert post.status == 200, await post.text()

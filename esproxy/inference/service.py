@@ -17,6 +17,7 @@ from esproxy.errors import (
     EndpointAlreadyExists,
     EndpointModified,
     EndpointNotFound,
+    KeyNotConfigured,
     RequestTimedOut,
     SecretsUnreadable,
     StatusError,
@@ -83,6 +84,7 @@ class InferenceService:
         endpoint = await self._within(
             seconds, integration.validate(endpoint, self._slots(integration, endpoint))
         )
+        await self._cipher.follow_key_file()  # a rotation of the key file seals with the new key
         await self._store.create(self._seal(endpoint))
         return endpoint.config
 
@@ -111,6 +113,7 @@ class InferenceService:
         updated = await self._within(seconds, integration.validate(updated, slots))
         # Through the cache, so this instance's next call already uses the new keys and rate.
         # Conditional on the version read: a racing rotation or update is not overwritten.
+        await self._cipher.follow_key_file()
         await self._store.replace(self._seal(updated), expected=record)
         # The new record would miss anyway; dropping the old parse frees its decrypted keys now.
         self._parsed.forget(inference_id)
@@ -259,7 +262,13 @@ class InferenceService:
             raise
         endpoint = self._parsed.get(inference_id, record)
         if endpoint is None:
-            endpoint = self._parse(record, allow_legacy)
+            try:
+                endpoint = self._parse(record, allow_legacy)
+            except KeyNotConfigured:
+                # Sealed by a rotation of the key file that ran while this server did?
+                if not await self._cipher.follow_key_file():
+                    raise
+                endpoint = self._parse(record, allow_legacy)
             if not is_legacy(endpoint):
                 self._parsed.put(inference_id, record, endpoint)
         return record, endpoint
