@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 from typing import Any
 
 import aiohttp
 
 from esproxy.storage.elasticsearch import CONCRETE_SUFFIX, INDEX_BODY
+from tests.opensearch_node import OpenSearchNode
+from tests.ports import free_port
 from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION
 
 COMPLETION = "/_inference/completion/amazon_bedrock_completion"
@@ -224,3 +227,35 @@ async def test_an_index_from_a_newer_esproxy_is_refused(
     refused = await put(proxy)
     assert refused.status == 500
     assert "written by a newer esproxy" in (await refused.json())["error"]["reason"]
+
+
+async def test_a_node_rebuilt_with_empty_data_heals_the_store(
+    tmp_path, start_proxy, sidecar_settings
+):
+    """The issue's own steps: the node restarted on a fresh data directory, then a PUT."""
+    node = OpenSearchNode(home=tmp_path / "node", port=free_port())
+    await asyncio.to_thread(node.start)
+    try:
+        proxy = await start_proxy(sidecar_settings(upstream=node.url))
+        assert (await put(proxy)).status == 200
+        await asyncio.to_thread(node.stop)
+        await asyncio.to_thread(shutil.rmtree, tmp_path / "node" / "data")
+        await asyncio.to_thread(node.start)
+
+        created = await put(proxy, "/_inference/completion/after-rebuild")
+        assert created.status == 200, await created.text()
+
+        listed = await proxy.get("/_inference")
+        assert listed.status == 200
+        ids = [e["inference_id"] for e in (await listed.json())["endpoints"]]
+        assert ids == ["after-rebuild"]
+        status, body = await ready_until(
+            proxy, lambda s, b: "missing_from_cluster" in b["checks"].get("endpoints", {})
+        )
+        assert status == 200
+        assert body["checks"]["endpoints"]["missing_from_cluster"] == ["amazon_bedrock_completion"]
+        # A restart finds esproxy's own index and is ready.
+        again = await start_proxy(sidecar_settings(upstream=node.url))
+        assert (await again.get("/_esproxy/ready")).status == 200
+    finally:
+        await asyncio.to_thread(node.stop)
