@@ -242,8 +242,17 @@ class StoreMisconfigured(StoreUnavailable):
 
 
 class EndpointChanged(StoreUnavailable):
+    """A compare-and-swap replace found another version than the one its caller read."""
+
     status = 409
     error_type = "version_conflict_engine_exception"
+
+    def __init__(self, inference_id: str) -> None:
+        self.inference_id = inference_id
+        super().__init__(
+            f"Inference endpoint [{inference_id}] was changed by another writer meanwhile; "
+            "read it again and retry"
+        )
 
 
 class SecretsUnreadable(ProxyError):

@@ -27,13 +27,13 @@ from yarl import URL
 
 from esproxy.errors import (
     EndpointAlreadyExists,
+    EndpointChanged,
     EndpointNotFound,
     StoreMisconfigured,
     StoreUnavailable,
 )
 from esproxy.settings import UpstreamSettings
 from esproxy.storage.base import EndpointRecord
-from esproxy.storage.memory import changed
 from esproxy.upstream_session import own_authorization
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ class ElasticsearchEndpointStore:
             current = await self._read(record.inference_id)
             source = current["_source"]
             if expected is not None and source.get("sealed_secrets") != expected.sealed_secrets:
-                raise changed(record.inference_id)
+                raise EndpointChanged(record.inference_id)
             created_at = source.get("created_at") or timestamp()
             params = {
                 **WRITE,

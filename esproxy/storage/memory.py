@@ -42,16 +42,9 @@ class InMemoryEndpointStore:
         if current is None:
             raise EndpointNotFound(record.inference_id)
         if expected is not None and current.sealed_secrets != expected.sealed_secrets:
-            raise changed(record.inference_id)
+            raise EndpointChanged(record.inference_id)
         self._records[record.inference_id] = copy.deepcopy(record)
 
     async def delete(self, inference_id: str) -> None:
         if self._records.pop(inference_id, None) is None:
             raise EndpointNotFound(inference_id)
-
-
-def changed(inference_id: str) -> EndpointChanged:
-    return EndpointChanged(
-        f"Inference endpoint [{inference_id}] was changed by another writer meanwhile; "
-        "read it again and retry"
-    )

@@ -16,9 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from esproxy.errors import EndpointAlreadyExists, EndpointNotFound, StoreUnavailable, snake_case
+from esproxy.errors import (
+    EndpointAlreadyExists,
+    EndpointChanged,
+    EndpointNotFound,
+    StoreUnavailable,
+    snake_case,
+)
 from esproxy.storage.base import EndpointRecord
-from esproxy.storage.memory import changed
 
 T = TypeVar("T")
 
@@ -175,7 +180,7 @@ def update(db: sqlite3.Connection, record: EndpointRecord, expected: EndpointRec
                 "SELECT 1 FROM endpoints WHERE inference_id = ?", (inference_id,)
             ).fetchone()
         ):
-            raise changed(inference_id)
+            raise EndpointChanged(inference_id)
         raise EndpointNotFound(inference_id)
 
 
