@@ -20,6 +20,7 @@ from esproxy.app_keys import (
     CIPHER,
     FORWARDER,
     INFERENCE_SERVICE,
+    READINESS,
     RESERVED_INDEX,
     SETTINGS,
     STORE,
@@ -32,6 +33,7 @@ from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.readiness import Readiness
 from esproxy.secret_cipher import (
     SecretCipher,
     SecretKey,
@@ -51,7 +53,7 @@ from esproxy.storage.sqlite import SqliteEndpointStore
 from esproxy.store_health import StoreHealth
 from esproxy.upstream import UpstreamForwarder
 from esproxy.upstream_session import create_upstream_session, tls_context
-from esproxy.web import handlers
+from esproxy.web import handlers, health
 from esproxy.web.authorization import authorization_middleware, open_authorization
 from esproxy.web.middlewares import error_middleware
 from esproxy.web.routes import add_routes
@@ -101,6 +103,8 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, authorization_middleware], client_max_size=0
     )
     app[SETTINGS] = settings
+    app[READINESS] = Readiness()
+    health.add_default_checks(app, app[READINESS])
     app.cleanup_ctx.extend(
         [
             open_upstream,
@@ -236,6 +240,7 @@ async def open_admin_store(settings: Settings) -> AsyncIterator[tuple[OpenableSt
 async def open_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     inner = build_store(app)
+    describe_store(settings)
     # The cluster may come after esproxy: its store opens in the background (docs/design.md).
     cluster = isinstance(inner, ElasticsearchEndpointStore)
     store = OpeningStore(inner, background=cluster)
@@ -244,18 +249,30 @@ async def open_store(app: web.Application) -> AsyncIterator[None]:
     # Inference reads an endpoint on every call; the cache keeps that off the disk and the cluster.
     cache = CachedEndpointStore(store, ttl_seconds=settings.storage.cache_seconds)
     app[STORE] = cache
-    health = StoreHealth(store, app[CIPHER], cache)
-    app[STORE_HEALTH] = health
+    store_health = StoreHealth(store, app[CIPHER], cache)
+    app[STORE_HEALTH] = store_health
     if isinstance(inner, ElasticsearchEndpointStore):
-        inner.on_index_lost = health.note_index_lost
+        inner.on_index_lost = store_health.note_index_lost
+    app[READINESS].add("endpoints", store_health.endpoints)
     # Startup says at once which stored endpoints cannot be used (e.g. a key left out).
-    store.on_open = health.endpoints
+    store.on_open = store_health.endpoints
     if store.is_open:
-        await health.endpoints()
+        await store_health.endpoints()
     try:
         yield
     finally:
         await store.close()
+
+
+def describe_store(settings: Settings) -> None:
+    """Where endpoints live, with the data dir resolved: a relative one depends on the cwd."""
+    backend = settings.storage_backend
+    if backend == "sqlite":
+        log.info("endpoint store: SQLite at [%s]", settings.storage.sqlite_path.resolve())
+    elif backend == "elasticsearch":
+        log.info("endpoint store: index [%s] in the cluster", settings.storage.index)
+    else:
+        log.info("endpoint store: in memory (lost at exit)")
 
 
 def build_store(app: web.Application) -> OpenableStore:
