@@ -142,8 +142,7 @@ class ElasticsearchEndpointStore:
 
     @property
     def reserved_names(self) -> tuple[str, str]:
-        """The alias and the concrete index: both are esproxy's alone."""
-        return self.index, self.concrete
+        return reserved_names(self.index)
 
     async def open(self, *, create: bool = True) -> None:
         """Make sure the alias and its index exist as esproxy made them.
@@ -393,7 +392,7 @@ class ElasticsearchEndpointStore:
             body["aliases"] = {self.index: self._alias_options()}
         answer = await self._call("PUT", f"/{quote(self.concrete)}", body=body)
         if answer.status == 200 and dig(answer.body, "acknowledged") is not None:
-            log.warning("created endpoint index [%s] behind alias [%s]", self.concrete, self.index)
+            log.info("created endpoint index [%s] behind alias [%s]", self.concrete, self.index)
             return True
         if answer.status == 400 and error_type(answer.body) in (
             "resource_already_exists_exception",
@@ -544,6 +543,11 @@ class ElasticsearchEndpointStore:
         return (
             "esproxy has no upstream credentials: set [upstream] api_key or username and password"
         )
+
+
+def reserved_names(index: str) -> tuple[str, str]:
+    """The alias and the concrete index behind it: both are esproxy's alone."""
+    return index, index + CONCRETE_SUFFIX
 
 
 def request_headers(upstream: UpstreamSettings) -> dict[str, str]:

@@ -259,3 +259,14 @@ async def test_a_node_rebuilt_with_empty_data_heals_the_store(
         assert (await again.get("/_esproxy/ready")).status == 200
     finally:
         await asyncio.to_thread(node.stop)
+
+
+async def test_the_concrete_index_is_guarded_from_the_first_start(
+    sidecar, opensearch_url, index_name
+):
+    # The aliases were looked up before the store created the index: its name is known anyway.
+    concrete = index_name + CONCRETE_SUFFIX
+    for method, path in (("DELETE", f"/{concrete}"), ("GET", f"/{concrete}/_search")):
+        response = await sidecar.request(method, path)
+        assert response.status == 403, await response.text()
+    assert (await direct(opensearch_url, "GET", f"/{concrete}/_mapping"))[0] == 200
