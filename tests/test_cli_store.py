@@ -281,3 +281,27 @@ async def test_a_server_running_during_a_key_file_rotation_follows_it(tmp_path: 
         for path in (COMPLETION, "/_inference/completion/later"):
             post = await session.post(url + path, data='{"input": "hi"}', headers=JSON_HEADERS)
             assert post.status == 200, await post.text()
+
+
+async def test_rotate_secrets_key_seals_legacy_records_for_use(tmp_path: Path, emulator):
+    from tests.test_secret_cipher import seal_legacy
+
+    port = free_port()
+    args = serve_args(port, tmp_path, str(emulator.make_url("")).rstrip("/"))
+    async with running(*args, port=port) as url, aiohttp.ClientSession() as session:
+        assert await put_and_infer(session, url) == (200, 200)
+    key = read_key_file_keys(tmp_path / "secrets.key")[0]
+    keys = {"access_key": "<aws_access_key>", "secret_key": "<aws_secret_key>"}
+    with sqlite3.connect(tmp_path / "endpoints.sqlite3") as connection:
+        legacy = seal_legacy(key, "amazon_bedrock_completion", keys)
+        connection.execute("UPDATE endpoints SET sealed_secrets = ?", (legacy,))
+    async with running(*args, port=port) as url, aiohttp.ClientSession() as session:
+        post = await session.post(url + COMPLETION, data='{"input": "hi"}', headers=JSON_HEADERS)
+        assert post.status == 500  # not authenticated: not used
+
+    code, out, err = await esproxy("rotate-secrets-key", "--data-dir", str(tmp_path))
+
+    assert code == 0, out + err
+    async with running(*args, port=port) as url, aiohttp.ClientSession() as session:
+        post = await session.post(url + COMPLETION, data='{"input": "hi"}', headers=JSON_HEADERS)
+        assert post.status == 200, await post.text()
