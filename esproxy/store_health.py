@@ -69,6 +69,7 @@ class StoreHealth:
     def note_index_lost(self) -> None:
         """Called as the cluster's index is found gone: what this instance held is now missing."""
         held = self.cache.cached_ids()
+        self.cache.forget_all()  # so that they can be created again at once
         self._missing.update(held)
         self._audited_at = float("-inf")
         if held:

@@ -108,6 +108,12 @@ class CachedEndpointStore:
         """The ids this instance holds a record for, however old: what it would still serve."""
         return sorted(key for key, entry in self._entries.items() if entry.record is not None)
 
+    def forget_all(self) -> None:
+        """Drop every entry (the backing index was lost): the next reads go to the store."""
+        self._generation += 1
+        self._entries.clear()
+        self._reads.clear()
+
     def _restore(self, inference_id: str, previous: Entry | None) -> None:
         """After a write the store could not take: the old entry may again serve while stale,
         so that an unreachable cluster does not cost a known endpoint its inference."""
