@@ -38,6 +38,7 @@ for "no handler found" and "Incorrect HTTP method" answers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 
@@ -271,6 +272,18 @@ class EndpointModified(SecretsUnreadable):
 
 class ConfigNotAuthenticated(SecretsUnreadable):
     error_type = "illegal_state_exception"
+
+
+def unified_error_body(error: ProxyError) -> dict[str, Any]:
+    """ES's unified chat error shape (`UnifiedChatCompletionException`): the status's name as
+    `code`, the reason as `message`, the ES error type as `type`."""
+    return {
+        "error": {
+            "code": HTTPStatus(error.status).name.lower(),
+            "message": error.reason,
+            "type": error.error_type,
+        }
+    }
 
 
 def render_validation(messages: Sequence[str]) -> str:
