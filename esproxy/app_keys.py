@@ -10,11 +10,13 @@ from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.limits import LimitsCoordinator
+from esproxy.openai_bridge.keys import BridgeKeys
 from esproxy.readiness import Readiness
 from esproxy.reserved_index import ReservedIndex
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
 from esproxy.storage.base import EndpointStore
+from esproxy.store_health import StoreHealth
 from esproxy.upstream import UpstreamForwarder
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,6 +27,8 @@ FORWARDER = web.AppKey("forwarder", UpstreamForwarder)
 STORE = web.AppKey("store", EndpointStore)
 # The store behind the cache, for health checks that must reach the backend itself.
 BACKING_STORE = web.AppKey("backing_store", EndpointStore)
+# The store's and its endpoints' readiness (esproxy/store_health.py).
+STORE_HEALTH = web.AppKey("store_health", StoreHealth)
 INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
 CHAT_SERVICE = web.AppKey("chat_service", ChatService)
 # Who may call `_inference` (absent when `[auth] mode` is none), and the index no caller may name.
@@ -35,6 +39,8 @@ RESERVED_NAMES: web.AppKey[tuple[str, ...]] = web.AppKey("reserved_names")
 # Each endpoint's pacing, and what decides it (esproxy/limits).
 RATE_LIMITERS = web.AppKey("rate_limiters", RateLimiters)
 LIMITS = web.AppKey("limits", LimitsCoordinator)
+# What opens the OpenAI-compatible routes to the cluster's own `openai` endpoints.
+BRIDGE_KEYS = web.AppKey("bridge_keys", BridgeKeys)
 # The checks behind `/_esproxy/ready`; each room adds its own (esproxy/readiness.py).
 READINESS = web.AppKey("readiness", Readiness)
 

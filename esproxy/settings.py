@@ -122,6 +122,15 @@ class LimitsSettings:
 
 
 @dataclass(frozen=True)
+class BridgeSettings:
+    """The OpenAI-compatible routes (esproxy/openai_bridge/)."""
+
+    enabled: bool = True
+    revoked: tuple[str, ...] = ()  # nonces of bridge keys that no longer open anything
+    url: str | None = None  # esproxy as the cluster reaches it, for `esproxy bridge create`
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """The access log (esproxy/observability/access_log.py)."""
 
@@ -151,6 +160,7 @@ class Settings:
     emulator: EmulatorKnobs = EmulatorKnobs()
     auth: AuthSettings = AuthSettings()
     limits: LimitsSettings = LimitsSettings()
+    bridge: BridgeSettings = BridgeSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
 
@@ -335,6 +345,18 @@ class LimitsSchema(Schema):
         return LimitsSettings(**data)
 
 
+class BridgeSchema(Schema):
+    enabled = fields.Boolean()
+    revoked = CommaList(fields.String(validate=validate.Length(min=1)))
+    url = fields.Url(require_tld=False, schemes={"http", "https"})
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> BridgeSettings:
+        if "revoked" in data:
+            data["revoked"] = tuple(data["revoked"])
+        return BridgeSettings(**data)
+
+
 class LogSchema(Schema):
     format = fields.String(validate=validate.OneOf(["text", "json"]))
     access = fields.Boolean()
@@ -377,6 +399,8 @@ class SettingsSchema(Schema):
     emulator = fields.Nested(EmulatorSchema)
     auth = fields.Nested(AuthSchema)
     limits = fields.Nested(LimitsSchema)
+
+    bridge = fields.Nested(BridgeSchema)
     log = fields.Nested(LogSchema)
     metrics = fields.Nested(MetricsSchema)
 
@@ -394,6 +418,7 @@ SECTIONS: dict[str, type[Schema]] = {
     "emulator": EmulatorSchema,
     "auth": AuthSchema,
     "limits": LimitsSchema,
+    "bridge": BridgeSchema,
     "log": LogSchema,
     "metrics": MetricsSchema,
 }

@@ -186,7 +186,9 @@ async def open_reserved_index(app: web.Application) -> ReservedIndex | None:
     names = app.get(RESERVED_NAMES, ())
     if FORWARDER not in app or not names:
         return None
-    reserved = ReservedIndex(names[0], also=names[1:])
+    # The store's concrete index and the leases too, by name: they may not exist yet when the
+    # aliases are first looked up.
+    reserved = ReservedIndex(names[0], always=names[1:])
     if looks_up_aliases(app):
         await refresh_names(app, reserved)
     app[RESERVED_INDEX] = reserved
