@@ -183,8 +183,10 @@ class LimitsCoordinator:
         if self.mode == "local":
             pace = effective
         elif self._others is None:
-            # Nothing known about the other processes yet: only the share an idle one keeps.
-            pace = effective * IDLE_FRACTION
+            # No lease read yet (the cluster is away at startup, or refuses the lease index): no
+            # share to keep, so the process paces as in local mode; the log and
+            # /_esproxy/ready say the leases are not working.
+            pace = effective
         else:
             own = state.demand(now, queue.waiting)
             live = {name: seen for name, seen in self._others.items() if self._is_live(seen, now)}

@@ -94,9 +94,13 @@ class Deployment:
     replicas: list[Process] = field(default_factory=list)
 
     async def start(self, count: int) -> list[Process]:
-        started = await asyncio.gather(*(self.start_one() for _ in range(count)))
+        # The first alone: it creates the endpoint index, which the others then find ready.
+        first = await self.start_one()
+        await asyncio.sleep(1.0)
+        rest = await asyncio.gather(*(self.start_one() for _ in range(count - 1)))
+        started = [first, *rest]
         self.replicas += started
-        return list(started)
+        return started
 
     async def start_one(self) -> Process:
         port = free_port()
@@ -126,8 +130,14 @@ async def put_endpoint(
     session: aiohttp.ClientSession, replica: Process, inference_id: str, body: dict[str, Any]
 ) -> None:
     url = f"{replica.url}/_inference/completion/{inference_id}"
-    async with session.put(url, data=json.dumps(body), headers=JSON_HEADERS) as response:
-        assert response.status == 200, await response.text()
+    for _ in range(20):
+        async with session.put(url, data=json.dumps(body), headers=JSON_HEADERS) as response:
+            text = await response.text()
+            # A node started a moment ago may not have the store's new index's shard ready.
+            if response.status != 503:
+                break
+        await asyncio.sleep(0.5)
+    assert response.status == 200, text
 
 
 async def limits_of(session: aiohttp.ClientSession, replica: Process) -> dict[str, Any]:
