@@ -24,6 +24,7 @@ import os
 import secrets
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -68,8 +69,11 @@ class KeyState:
     weight: float = 1.0
     # Per other process: the count of its cuts already followed.
     seen_cuts: dict[str, float] = field(default_factory=dict)
-    # A raised share waits one round (see LimitsCoordinator._hold_raise): the round it was
-    # first wanted in, and the live processes sharing the key then.
+    # The demand this process's last two written leases showed (None: the key was left out);
+    # every other process is reading one of them now (see LimitsCoordinator._apply).
+    published: deque[float | None] = field(default_factory=lambda: deque(maxlen=2))
+    # While new to the key, a raised share waits one round (see LimitsCoordinator._hold_raise):
+    # the round it was first wanted in, and the live processes sharing the key then.
     raise_round: int | None = None
     sharing: frozenset[str] = frozenset()
 
@@ -77,8 +81,10 @@ class KeyState:
         return configured if self.adaptive is None else self.adaptive.value
 
     def demand(self, now: float, waiting: int) -> float:
-        window = self.arrivals.window
-        return self.arrivals.per_minute(now) + waiting * MINUTE / window
+        """Calls per minute wanted: the recent arrival rate, plus the backlog to clear within a
+        minute. Clearing it within the short window instead made one caller waiting a moment
+        claim 6 a minute more (at 1 s leases), a share the process then mostly left unused."""
+        return self.arrivals.per_minute(now) + waiting
 
 
 @dataclass
@@ -193,7 +199,19 @@ class LimitsCoordinator:
             # Until this process's lease has told the others that it uses the key, they may all
             # be starting on it too (assume every live process wants as much as this one), and
             # those already on it pace at shares that leave only the rest.
-            newcomer = now - state.opened_at < 2 * self.lease_seconds
+            shown = [demand for demand in state.published if demand is not None]
+            newcomer = now - state.opened_at < 2 * self.lease_seconds or len(shown) < 2
+            if not newcomer:
+                # Views read at different moments must not add up to more than the rate. Each
+                # process divides with its own demand as the least of now and its last two
+                # leases, one of which every other process is reading, and with the others'
+                # demands as read. So each sees the others wanting no less, and itself no
+                # more, than one common view does, and `divide` is monotone (a share never
+                # grows with another's demand or shrinks with its own): its share is at most
+                # its share of that common view, and those sum to the rate. A share may thus
+                # rise at once when another's demand falls or a process leaves; it rises with
+                # this process's own demand a round later, once the others have read it.
+                own = min(own, *shown)
             demands = {
                 name: seen.lease.endpoints[limit.key].get("demand", 0.0)
                 if limit.key in seen.lease.endpoints
@@ -210,7 +228,9 @@ class LimitsCoordinator:
                     if limit.key in seen.lease.endpoints
                 )
                 pace = min(pace, max(effective - taken, effective * IDLE_FRACTION))
-            pace = self._hold_raise(queue, state, pace, frozenset(demands))
+                pace = self._hold_raise(queue, state, pace, frozenset(demands))
+            else:
+                state.raise_round, state.sharing = None, frozenset(demands)
         if state.cap is not None:
             pace = min(pace, state.cap)
         tokens = None
@@ -222,10 +242,10 @@ class LimitsCoordinator:
     def _hold_raise(
         self, queue: KeyQueue, state: KeyState, pace: float, sharing: frozenset[str]
     ) -> float:
-        """A share may fall at once, but rises only a round after it was first wanted, once every
-        other process has read the lease that shows this one's demand and lowered its own share:
-        views taken at different moments would otherwise add up to more than the rate. When a
-        process has gone, the rise is at once: what it leaves is nobody's."""
+        """While new to a key: a share may fall at once, but rises only a round after it was first
+        wanted, once every other process has read the lease that shows this one's demand and
+        lowered its own share: views taken at different moments would otherwise add up to more
+        than the rate. When a process has gone, the rise is at once: what it leaves is nobody's."""
         left = bool(state.sharing - sharing)
         state.sharing = sharing
         if pace <= queue.pace + 1e-9 or left:
@@ -302,7 +322,11 @@ class LimitsCoordinator:
         assert self._leases is not None
         now = self._clock()
         self._seq += 1
-        await self._leases.write(self._own_lease(now))
+        lease = self._own_lease(now)
+        await self._leases.write(lease)
+        for queue in self._limiters.queues():
+            figures = lease.endpoints.get(queue.limit.key)
+            self._state(queue).published.append(None if figures is None else figures["demand"])
         leases = await self._leases.read()
         now = self._clock()
         self._take(leases, now)

@@ -28,7 +28,8 @@ def divide(rate: float, demands: Mapping[str, float]) -> dict[str, float]:
         shares[name] = min(demand, fair)
         remaining -= shares[name]
     if remaining > 1e-9:
-        wanted = sum(demand for demand, _ in wanting)
+        # Over every process's demand, those on the floor too: portions must sum to 1.
+        wanted = sum(demands.values())
         for name in shares:
             portion = demands[name] / wanted if wanted > 0 else 1 / len(shares)
             shares[name] += remaining * portion

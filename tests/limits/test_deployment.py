@@ -81,14 +81,15 @@ async def skewed_load_then_a_killed_replica(tmp_path, deployment):
         load = Load(session)
         began = time.time()
         # 150 a minute offered: 80% at a, 20% at b, nothing at c.
-        load.start(a.url + url, body, 120, 85)
-        load.start(b.url + url, body, 30, 85)
+        load.start(a.url + url, body, 120, 80)
+        load.start(b.url + url, body, 30, 80)
         try:
-            await asyncio.sleep(65)  # a 60 s window from the first lease round under load
+            await asyncio.sleep(60)
             window = within(
-                converse(await calls(session, emulator), "AKIDSKEWED"), began + 5, began + 65
+                converse(await calls(session, emulator), "AKIDSKEWED"), began, began + 60
             )
             sent = [e for e in window if not e["throttled"]]
+            print(f"skewed load: {len(sent)} calls in 60 s")  # shown with -s
             assert 114 <= len(sent) <= 126, f"skewed load: {len(sent)} calls in 60 s"
             assert [e for e in window if e["throttled"]] == [], "skewed load was throttled"
 
@@ -158,7 +159,13 @@ async def aimd_learns_the_quota_while_tokens_pace_another_endpoint(tmp_path, dep
     paced = within(converse(entries, "AKIDTOKENS"), began + 10, began + 90)
     assert not [e for e in paced if e["throttled"]], "token-paced calls were throttled"
     per_minute = len(paced) * tokens_per_call * 60 / 80
-    assert 1500 * 0.95 <= per_minute <= 1500 * 1.05, f"tokens: {per_minute:.0f} a minute"
+    tokens = converse(entries, "AKIDTOKENS")
+    tokens_timeline = [len(within(tokens, began + t, began + t + 10)) for t in range(0, 90, 10)]
+    print(f"{timeline}; tokens: {per_minute:.0f} a minute, calls per 10 s: {tokens_timeline}")
+    assert 1500 * 0.95 <= per_minute <= 1500 * 1.05, (
+        f"tokens: {per_minute:.0f} a minute ({tokens_per_call} a call; calls per 10 s: "
+        f"{tokens_timeline})"
+    )
 
 
 @pytest.fixture

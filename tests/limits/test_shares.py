@@ -1,5 +1,7 @@
 """shares.divide: demand-following shares of one rate that never sum to more than it."""
 
+import random
+
 import pytest
 
 from esproxy.limits.shares import divide
@@ -13,6 +15,9 @@ from esproxy.limits.shares import divide
         {"a": 0.0, "b": 0.0, "c": 0.0},
         {"a": 1000.0},
         {f"p{i}": float(i * 7 % 50) for i in range(40)},
+        # one below the floor while the others leave headroom: it once got a portion on top
+        {"a": 1.0, "b": 30.0, "c": 0.0},
+        {"a": 0.41, "b": 0.76, "c": 0.0},
     ],
 )
 def test_shares_never_sum_to_more_than_the_rate(demands):
@@ -43,3 +48,22 @@ def test_rate_nobody_wants_becomes_headroom_where_calls_come_from():
 
 def test_a_lone_process_gets_the_whole_rate():
     assert divide(120.0, {"a": 0.0}) == {"a": pytest.approx(120.0)}
+
+
+def test_a_share_never_grows_with_another_demand_nor_shrinks_with_its_own():
+    """Processes that read each other's demands at different moments stay within the rate
+    because of this (see LimitsCoordinator._apply)."""
+    draw = random.Random(15)
+    for _ in range(20000):
+        demands = {
+            f"p{i}": draw.choice([0.0, draw.uniform(0, 3), draw.uniform(0, 200)])
+            for i in range(draw.randint(1, 4))
+        }
+        rate = draw.choice([60.0, 120.0, 1000.0])
+        share = divide(rate, demands)["p0"]
+        more = {
+            name: d + (0 if name == "p0" else draw.uniform(0, 50)) for name, d in demands.items()
+        }
+        less = {**demands, "p0": demands["p0"] * draw.random()}
+        assert divide(rate, more)["p0"] <= share + 1e-6, (rate, demands, more)
+        assert divide(rate, less)["p0"] <= share + 1e-6, (rate, demands, less)
