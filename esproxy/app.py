@@ -20,6 +20,7 @@ from esproxy.app_keys import (
     FORWARDER,
     INFERENCE_SERVICE,
     RESERVED_INDEX,
+    RESERVED_NAMES,
     SETTINGS,
     STORE,
 )
@@ -82,7 +83,7 @@ async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer
         make_handler=app_server,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        reserved=app.get(RESERVED_INDEX),
+        guard=app.get(RESERVED_INDEX),
     )
 
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, authorization_middleware], client_max_size=0
     )
     app[SETTINGS] = settings
+    app[RESERVED_NAMES] = reserved_indices(settings)
     app.cleanup_ctx.extend(
         [
             open_upstream,
@@ -107,6 +109,13 @@ def create_app(settings: Settings) -> web.Application:
     else:
         add_routes(app, handlers.no_upstream, root=handlers.root_info)
     return app
+
+
+def reserved_indices(settings: Settings) -> tuple[str, ...]:
+    """esproxy's own indices in the cluster, which the guard keeps every caller away from (with
+    any other name that starts with `.esproxy`). The first one names the guard's refusals.
+    """
+    return (settings.storage.index, ".esproxy-leases", ".esproxy-embedding-cache")
 
 
 async def open_upstream(app: web.Application) -> AsyncIterator[None]:

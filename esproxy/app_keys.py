@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from esproxy.authorization.base import Authorizer
+from esproxy.guard import Guard
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
-from esproxy.reserved_index import ReservedIndex
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
 from esproxy.storage.base import EndpointStore
@@ -24,9 +24,13 @@ BACKING_STORE = web.AppKey("backing_store", EndpointStore)
 INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
 # Who may call `_inference` (absent when `[auth] mode` is none), and the index no caller may name.
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
-RESERVED_INDEX = web.AppKey("reserved_index", ReservedIndex)
+RESERVED_INDEX = web.AppKey("reserved_index", Guard)
+# esproxy's own indices in the cluster, in the order app.py lists them (the first names refusals).
+RESERVED_NAMES = web.AppKey("reserved_names", tuple[str, ...])
 
 # Per request: the Content-Type esproxy answers in, chosen from the request's media types.
 RESPONSE_TYPE = web.RequestKey("response_type", str)
 # Per request: set on `_stream` routes, whose errors are server-sent events too.
 STREAMING = web.RequestKey("streaming", bool)
+# Per request: a small admin body the guard read whole to check it, forwarded as it is.
+CHECKED_BODY = web.RequestKey("checked_body", bytes)

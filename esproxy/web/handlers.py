@@ -8,7 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
-from esproxy.app_keys import FORWARDER, INFERENCE_SERVICE, RESPONSE_TYPE, SETTINGS, STREAMING
+from esproxy.app_keys import (
+    CHECKED_BODY,
+    FORWARDER,
+    INFERENCE_SERVICE,
+    RESPONSE_TYPE,
+    SETTINGS,
+    STREAMING,
+)
 from esproxy.errors import BodyParseError, NoUpstream
 from esproxy.inference.models import TaskType, TextEmbeddingResult
 from esproxy.inference.service import ALL_IDS
@@ -194,7 +201,7 @@ async def root_info(request: web.Request) -> web.Response:
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
-    return await request.app[FORWARDER].forward(request)
+    return await request.app[FORWARDER].forward(request, request.get(CHECKED_BODY))
 
 
 async def no_upstream(request: web.Request) -> web.Response:
