@@ -1,7 +1,7 @@
 """The reserved names, and what the cluster says lies behind them: concrete indices and aliases.
 
-Until the cluster has answered, each configured name is taken to be an existing hidden index, as
-esproxy creates it; settings that would un-hide it never pass the guard. Each refresh replaces
+Each configured name is taken to be an existing hidden index, as esproxy creates it, unless the
+cluster says otherwise; settings that would un-hide it never pass the guard. Each refresh replaces
 what was learned, so a removed alias stops being refused after one refresh.
 """
 
@@ -49,7 +49,8 @@ class ReservedNames:
         )
 
     def update(self, indices: dict[str, bool], aliases: dict[str, AliasOf]) -> None:
-        self.indices = indices
+        # A configured index not there yet may be created any moment, hidden, by esproxy itself.
+        self.indices = {**dict.fromkeys(self.configured, True), **indices}
         self.aliases = aliases
         self.known = True
 
