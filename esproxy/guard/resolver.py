@@ -18,7 +18,7 @@ from esproxy.guard.routes import named_indices
 from esproxy.guard.target import Target, Unsure, parse_target
 from esproxy.upstream import UpstreamForwarder
 
-HIDDEN_EXPANSIONS = frozenset({"all", "hidden"})
+STATES = frozenset({"open", "closed"})
 JSON_TYPES = ("application/json", "application/vnd.elasticsearch+json")
 MAX_REMEMBERED = 4096
 
@@ -120,6 +120,9 @@ class Guard:
 
 
 def expands_hidden(target: Target) -> bool:
+    """`all`, or `hidden` with `open` or `closed` (alone it matches nothing), in any value: ES
+    versions differ on which of several values counts, so the guard takes them all together.
+    """
     values = target.params.get("expand_wildcards", ())
     words = {word.strip().lower() for value in values for word in value.split(",")}
-    return not words.isdisjoint(HIDDEN_EXPANSIONS)
+    return "all" in words or ("hidden" in words and not words.isdisjoint(STATES))

@@ -73,16 +73,19 @@ def named_indices(method: str, target: Target) -> Named:
     in_path = named_in_api_path(segments)
     if in_path is not None:
         found.append(in_path)
-    elif first not in INDEX_FREE:
-        found.append("_all")
+    elif not ("index" in params or "indices" in params) and (
+        first not in INDEX_FREE
+        or (first == "_cat" and segments[1:2] and segments[1] in CAT_INDEXED)
+    ):
+        found.append("_all")  # an API that names no index acts on all of them
     return Named(tuple(found), body_api(method, segments))
 
 
 def named_in_api_path(segments: tuple[str, ...]) -> str | None:
     """The index part of `_cat/{api}/{index}`, `_alias/{name}` and their kin, if given."""
     first, rest = segments[0], segments[1:]
-    if first == "_cat" and rest and rest[0] in CAT_INDEXED:
-        return rest[1] if len(rest) > 1 else "_all"
+    if first == "_cat" and len(rest) > 1 and rest[0] in CAT_INDEXED:
+        return rest[1]
     if first in ("_alias", "_aliases") and rest:
         return rest[0]
     if first == "_resolve" and len(rest) > 1:

@@ -48,7 +48,7 @@ def index_expressions(path, method="GET"):
         ("/%2Eesproxy-inference/_doc/1", [INDEX]),
         ("/a,b%2Cc/_count", ["a", "b", "c"]),
         ("/_all,/_search", ["_all", ""]),
-        ("/_search?index=a,b", ["a", "b", "_all"]),
+        ("/_search?index=a,b", ["a", "b"]),
         ("/docs/_clone/copy", ["docs", "copy"]),
         ("/_all/_search", ["_all"]),
         ("/_search", ["_all"]),
@@ -81,6 +81,8 @@ def test_index_expressions_in_paths(path, expressions):
         ("/*/_search", False),
         ("/*/_search?expand_wildcards=all", True),
         ("/*/_search?expand_wildcards=open,hidden", True),
+        ("/*/_search?expand_wildcards=hidden", False),  # alone it matches nothing
+        ("/*/_search?expand_wildcards=closed,hidden", True),
         ("/*/_search?expand_wildcards=open", False),
         ("/_all/_search", False),
         ("/_all/_search?expand_wildcards=all", True),
