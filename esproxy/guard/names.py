@@ -40,7 +40,6 @@ class ReservedNames:
         self.prefix = prefix
         self.indices: dict[str, bool] = dict.fromkeys(self.configured, True)  # name -> hidden
         self.aliases: dict[str, AliasOf] = {}
-        self.known = False  # whether the cluster has answered at least once
 
     def __repr__(self) -> str:
         return (
@@ -52,14 +51,12 @@ class ReservedNames:
         # A configured index not there yet may be created any moment, hidden, by esproxy itself.
         self.indices = {**dict.fromkeys(self.configured, True), **indices}
         self.aliases = aliases
-        self.known = True
 
     def is_reserved(self, name: str) -> bool:
         """Whether naming `name` outright (no wildcard) reaches or could create a reserved index."""
         return (
             name in self.indices
             or name in self.configured
-            or name in self.aliases
             or (bool(self.prefix) and name.startswith(self.prefix))
         )
 

@@ -254,3 +254,242 @@ def test_target_parsing_matches_the_cluster():
     assert target.params == {"x": ["1"], "y": ["a b"], "z": [""], "w": [""], "%": ["v"]}
     with pytest.raises(Unsure):
         parse_target("/a?b=%G1")
+
+
+# -- exact reasons, edge cases and the resolver's smaller steps (found by scripts/mutate) --------
+
+REFUSED = f"index [{INDEX}] is reserved for esproxy and cannot be used through it: "
+UNSURE = REFUSED + "esproxy cannot be sure that [{method} {path}] stays away from it, because "
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "why"),
+    [
+        ("/d\x7fx", "/d\x7fx", "the request target holds bytes outside printable ASCII"),
+        ("//x/y", "//x/y", "the request target does not start with a single `/`"),
+        ("http://h/x", "http://h/x", "the request target does not start with a single `/`"),
+        (
+            "/a#b/_doc",
+            "/a#b/_doc",
+            "the path holds a `#`, which clients never send and servers read apart",
+        ),
+        (
+            "/a/../b",
+            "/a/../b",
+            "the path has a `.` or `..` segment, which some servers resolve and some not",
+        ),
+        ("/a?q=%41x%zz", "/a", "[%41x%zz] holds a malformed percent-escape"),
+        ("/a?source=1", "/a", "`?source=` carries a request body in the query string"),
+        (
+            "/a,,b/_search",
+            "/a,,b/_search",
+            "the index expression [a,,b] is empty or has an empty part",
+        ),
+        (
+            "/%3Ca%7Bnow%3E/_search",
+            "/%3Ca%7Bnow%3E/_search",
+            "the date math [<a{now>] cannot be read with certainty",
+        ),
+    ],
+)
+def test_unsure_reasons_are_exact(reserved, target, path, why):
+    assert reserved.check("GET", target) == UNSURE.format(method="GET", path=path) + why
+
+
+@pytest.mark.parametrize(
+    ("inner", "refused_"),
+    [
+        ("a}b{c}", "unsure"),
+        ("{a}b{", "unsure"),
+        ("a\\{b}", "unsure"),
+        ("}a", "unsure"),
+        ("{now}x", ".esproxy*"),  # `*x` may be `.esproxyx`
+        ("x{now}", False),
+        (".esproxy-x{now/d}", ".esproxy*"),
+        ("{now/d}.esproxy", ".esproxy*"),
+        (".es{now/d}", INDEX),  # a configured name matches first
+        ("{now{'.esproxy-inference'}}", INDEX),
+        ("logs-{now/d}", False),
+        ("end{now}", INDEX),  # an alias
+        (".esproxy-leases", ".esproxy-leases"),
+        ("logs", False),
+    ],
+)
+def test_date_math(aliased, inner, refused_):
+    encoded = inner.replace("/", "%2F").replace("{", "%7B").replace("}", "%7D")
+    target = f"/<{encoded}>/_search"
+    reason = aliased.check("GET", target.replace("<", "%3C").replace(">", "%3E"))
+    if refused_ == "unsure":
+        assert "cannot be read with certainty" in reason
+    elif refused_:
+        assert reason == (
+            f"index [{refused_}] is reserved for esproxy and cannot be used through it: "
+            f"[<{inner}>] in [GET /<{inner}>/_search] would reach it"
+        )
+    else:
+        assert reason is None
+
+
+def test_refusals_name_the_method_path_expression_and_alias(aliased):
+    assert aliased.check("DELETE", "/docs,.esproxy-leases?x=1") == (
+        "index [.esproxy-leases] is reserved for esproxy and cannot be used through it: "
+        "[.esproxy-leases] in [DELETE /docs,.esproxy-leases] would reach it"
+    )
+    assert aliased.check("GET", "/*/_search") == (
+        f"index [{INDEX}] is reserved for esproxy and cannot be used through it: "
+        "[*] in [GET /*/_search] would reach it through its alias [endpoints]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "starts"),
+    [
+        (".esproxyabc", True), ("x.esproxy", False), (".es*", True), ("*", True),
+        (".esproxy-a*", True), (".esq*", False), ("a*.esproxy", False), (".esp*x*", True),
+    ],
+)  # fmt: skip
+def test_patterns_that_may_name_the_reserved_prefix(pattern, starts):
+    from esproxy.guard.names import may_start_with
+
+    assert may_start_with(pattern, ".esproxy") is starts
+
+
+def test_configured_indices_count_as_hidden_when_the_cluster_has_not_got_them(reserved):
+    reserved.update({}, {})
+    assert reserved.check("GET", "/*/_search") is None
+    assert reserved.check("GET", "/*/_search?expand_wildcards=all") is not None
+    assert reserved.check("GET", "/.esp*/_search") is not None
+
+
+def test_a_hidden_alias_is_taken_by_a_dot_pattern():
+    guard = Guard(NAMES)
+    guard.update({INDEX: True}, {".hidden-alias": AliasOf(INDEX, True)})
+    reason = guard.check("GET", "/.h*/_search")
+    assert reason.endswith(
+        "[.h*] in [GET /.h*/_search] would reach it through its alias [.hidden-alias]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "expressions"),
+    [
+        ("/docs/_alias", ["docs"]),
+        ("/_cluster/health", []),
+        ("/_search?indices=a", ["a"]),
+        ("/a+b/_doc/c+d", ["a+b"]),
+        ("/_search?index=a+b", ["a b"]),
+        ("/_cat/indices?index=x", ["x"]),
+        ("/_cat/shards", ["_all"]),
+        ("/_cat/health?expand_wildcards=all", []),
+    ],
+)
+def test_more_expressions(target, expressions):
+    assert index_expressions(target) == expressions
+
+
+def test_query_names_decode_like_values():
+    assert parse_target("/a?x+y=1&%78=2").params == {"x y": ["1"], "x": ["2"]}
+
+
+def test_invalid_utf8_decodes_as_the_cluster_does(reserved):
+    assert parse_target("/a%ff/_doc/1").segments == ("a\ufffd", "_doc", "1")
+    assert reserved.check("GET", "/docs/_search?q=%ff") is None
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "decision"),
+    [
+        ("PUT", "/docs/_aliases/a", BodyCheck("_aliases")),
+        ("POST", "/_index_template/_simulate_index/x", None),
+        ("POST", "/_index_template/_simulate", None),
+        ("PUT", "/_template", None),
+        ("GET", "/_template/t", None),
+        ("PUT", "/_component_template/c", None),
+    ],
+)
+def test_which_bodies_are_read(reserved, method, target, decision):
+    assert reserved.check(method, target) == decision
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encoding", "refused_"),
+    [
+        ("application/json; charset=UTF-8", "", False),
+        ("application/vnd.elasticsearch+json;compatible-with=9", "", False),
+        ("Application/JSON", " Identity ", False),
+        ("application/json", "gzip", True),
+        ("application/json", "GZIP", True),
+        ("text/plain", "", True),
+    ],
+)
+def test_body_formats(reserved, content_type, encoding, refused_):
+    check = BodyCheck("_template")
+    body = b'{"index_patterns": ["logs-*"]}'
+    reason = reserved.check_body(check, "PUT", "/_template/t", body, content_type, encoding)
+    assert (reason is not None) is refused_
+    empty = reserved.check_body(check, "PUT", "/_template/t", b"", "text/plain", "")
+    assert empty is None
+
+
+@pytest.mark.parametrize(
+    ("api", "body", "reason"),
+    [
+        ("_template", b"[1]", "the [_template] body is not a JSON object"),
+        ("_template", b"{", "the [_template] body is not JSON the guard can read"),
+        ("_template", None, "its body is longer than the 65536 bytes the guard reads"),
+    ],
+)
+def test_body_reasons_are_exact(reserved, api, body, reason):
+    got = reserved.check_body(BodyCheck(api), "PUT", "/_template/t", body, "application/json", "")
+    assert got == UNSURE.format(method="PUT", path="/_template/t") + reason
+
+
+@pytest.mark.parametrize(
+    ("api", "body", "refused_"),
+    [
+        ("_template", b'{"index_patterns": ["logs-*", "*"]}', False),
+        ("_template", b'{"index_patterns": ["*", ".esp*"]}', True),
+        ("_template", b'{"index_patterns": "logs-*,.esproxy-x"}', True),
+        ("_template", b'{"index_patterns": ["x"], "aliases": {"endpoints": {}}}', True),
+        ("_template", b'{"index_patterns": ["x"], "aliases": {"other": {}}}', False),
+        ("_template", b'{"index_patterns": ["x"], "aliases": {"*": {}}}', True),
+        (
+            "_aliases",
+            b'{"actions": [1, {"add": 2}, {"add": {"index": "docs", "alias": ".esp*"}}]}',
+            True,
+        ),
+        (
+            "_aliases",
+            b'{"actions": [{"add": {"index": "docs", "aliases": ["a", "endpoints"]}}]}',
+            True,
+        ),
+        ("_aliases", b'{"actions": [{"add": {"index": "*", "alias": "all"}}]}', True),
+        ("_aliases", b'{"actions": {"add": {"index": ".esproxy-x"}}}', False),
+        ("_reindex", b'{"source": 1, "dest": {"index": ".esproxy-x"}}', True),
+        ("_reindex", b'{"source": {"index": ["a", "*"]}, "dest": {"index": "b"}}', True),
+    ],
+)
+def test_more_admin_bodies(aliased, api, body, refused_):
+    reason = aliased.check_body(BodyCheck(api), "POST", "/x", body, "application/json", "")
+    assert (reason is not None) == refused_, reason
+
+
+def test_decisions_are_remembered_until_the_names_change():
+    guard = Guard(NAMES)
+    assert guard.check("GET", "/x/_search") is None
+    assert guard.check("GET", "/*/_search") is None
+    assert len(guard.decisions) == 2
+    guard.update({INDEX: False}, {})
+    assert guard.decisions == {}
+    assert guard.check("GET", "/*/_search") is not None
+    for n in range(5000):
+        guard.check("GET", f"/docs-{n}/_search")
+    assert len(guard.decisions) <= 4096
+    assert guard.check("GET", "/.esproxy-x/_search") is not None
+    assert guard.check("GET", "/.esproxy-x/_search") is not None
+
+
+def test_a_custom_prefix():
+    guard = Guard(("mine",), prefix=".corp")
+    assert guard.check("GET", "/.corp-x/_search") is not None
+    assert guard.check("GET", "/.esproxy-x/_search") is None
