@@ -13,9 +13,12 @@ from dataclasses import dataclass
 
 from esproxy.guard.target import Target
 
-# First segments of APIs that read or write no index when the path names none.
+# First segments of APIs that read or write no index when the path names none (bulk and
+# multi-document APIs name theirs in the body, which only the cluster's privileges fence).
 INDEX_FREE = frozenset(
     {
+        "_bulk", "_delete_by_query", "_mget", "_mtermvectors", "_query", "_reindex", "_sql",
+        "_update_by_query",
         "_alias", "_aliases", "_application", "_autoscaling", "_cat", "_cluster",
         "_component_template", "_connector", "_dangling", "_data_stream", "_enrich", "_esproxy",
         "_features", "_health_report", "_ilm", "_index_template", "_inference", "_info",

@@ -43,7 +43,7 @@ def parse_target(target: str) -> Target:
     segments = tuple(decode(part, False) for part in path.split("/") if part)
     if "." in segments or ".." in segments:
         raise Unsure("the path has a `.` or `..` segment, which some servers resolve and some not")
-    return Target(segments, parse_query(query) if query else {})
+    return Target(segments, parse_query(query))
 
 
 def parse_query(query: str) -> dict[str, list[str]]:
@@ -51,10 +51,8 @@ def parse_query(query: str) -> dict[str, list[str]]:
     for pair in re.split("[&;]", query):
         if not pair:
             continue
-        raw_name, has_value, raw_value = pair.partition("=")
+        raw_name, _, raw_value = pair.partition("=")
         if not raw_name:
-            if not has_value:
-                continue
             raw_name, raw_value = raw_value, ""  # `=x` has no name: ES reads `x` as a name
         params.setdefault(decode(raw_name, True), []).append(decode(raw_value, True))
     return params

@@ -493,3 +493,103 @@ def test_a_custom_prefix():
     guard = Guard(("mine",), prefix=".corp")
     assert guard.check("GET", "/.corp-x/_search") is not None
     assert guard.check("GET", "/.esproxy-x/_search") is None
+
+
+def test_at_least_one_reserved_name():
+    with pytest.raises(ValueError, match="the guard needs at least one reserved index name"):
+        Guard(())
+
+
+@pytest.mark.parametrize(
+    ("target", "expressions"),
+    [("/_aliases/x", ["x"]), ("/_resolve/index", []), ("/_resolve", [])],
+)
+def test_api_paths_without_their_names(target, expressions):
+    assert index_expressions(target) == expressions
+
+
+def test_empty_query_pairs_are_skipped(reserved):
+    assert parse_target("/a?x=1&&;=y&z=2").params == {"x": ["1"], "y": [""], "z": ["2"]}
+    assert reserved.check("GET", "/*/_search?x=1&&expand_wildcards=all") is not None
+
+
+@pytest.mark.parametrize(
+    ("api", "body"),
+    [
+        ("_aliases", b'{"actions": [{"add": {"index": "*", "alias": "a"}}]}'),
+        ("_aliases", b'{"actions": [{"add": 2, "remove_index": {"index": ".esproxy-x"}}]}'),
+        ("_reindex", b'{"source": {"index": "*"}, "dest": {"index": "b"}}'),
+    ],
+)
+def test_body_wildcards_count_hidden_indices(reserved, api, body):
+    assert reserved.check_body(BodyCheck(api), "POST", "/x", body, "application/json", "")
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "body", "reason"),
+    [
+        (
+            "PUT",
+            "/_template/t",
+            b'{"index_patterns": [".esproxy-inference*"]}',
+            f"index [{INDEX}] is reserved for esproxy and cannot be used through it: "
+            "[index_patterns: .esproxy-inference*] in [PUT /_template/t] would reach it",
+        ),
+        (
+            "PUT",
+            "/_index_template/t",
+            b'{"index_patterns": ["x"], "template": {"aliases": {"endpoints": {}}}}',
+            f"index [{INDEX}] is reserved for esproxy and cannot be used through it: "
+            "[aliases: endpoints] in [PUT /_index_template/t] would reach it through its alias "
+            "[endpoints]",
+        ),
+        (
+            "POST",
+            "/_reindex",
+            b'{"source": {"index": "*"}, "dest": {"index": "b"}}',
+            f"index [{INDEX}] is reserved for esproxy and cannot be used through it: "
+            "[*] in [POST /_reindex] would reach it",
+        ),
+        (
+            "POST",
+            "/_aliases",
+            b'{"actions": [{"add": {"index": "docs", "alias": "hidden-endpoints"}}]}',
+            f"index [{INDEX}] is reserved for esproxy and cannot be used through it: "
+            "[hidden-endpoints] in [POST /_aliases] would reach it through its alias "
+            "[hidden-endpoints]",
+        ),
+    ],
+)
+def test_body_reasons_name_what_reaches(aliased, method, target, body, reason):
+    api = aliased.check(method, target)
+    assert aliased.check_body(api, method, target, body, "application/json", "") == reason
+
+
+@pytest.mark.parametrize(
+    ("encoding", "content_type", "why"),
+    [
+        (
+            "gzip",
+            "application/json",
+            "its body is content-encoded, and the guard reads only plain JSON",
+        ),
+        ("", "application/cbor", "its body is not JSON, the only format the guard reads"),
+    ],
+)
+def test_unreadable_body_reasons_are_exact(reserved, encoding, content_type, why):
+    got = reserved.check_body(
+        BodyCheck("_aliases"), "POST", "/_aliases", b"{}", content_type, encoding
+    )
+    assert got == UNSURE.format(method="POST", path="/_aliases") + why
+
+
+def test_explicit_names_and_wildcards_name_the_index_they_reach(aliased):
+    assert aliased.check("GET", "/hidden-endpoints/_doc/1") == (
+        f"index [{INDEX}] is reserved for esproxy and cannot be used through it: "
+        "[hidden-endpoints] in [GET /hidden-endpoints/_doc/1] would reach it through its alias "
+        "[hidden-endpoints]"
+    )
+    assert aliased.check("GET", "/.esproxy-inf*/_count") == (
+        f"index [{INDEX}] is reserved for esproxy and cannot be used through it: "
+        "[.esproxy-inf*] in [GET /.esproxy-inf*/_count] would reach it"
+    )
