@@ -19,6 +19,7 @@ from esproxy.app_keys import (
     CIPHER,
     FORWARDER,
     INFERENCE_SERVICE,
+    READINESS,
     RESERVED_INDEX,
     RESERVED_NAMES,
     SETTINGS,
@@ -31,6 +32,9 @@ from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.observability import component as observability
+from esproxy.observability.web import ACCESS_LOG_KEY, METRICS_KEY
+from esproxy.readiness import Readiness
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
 from esproxy.splice.backends import AppTarget, NodeTarget
@@ -42,7 +46,7 @@ from esproxy.storage.memory import InMemoryEndpointStore
 from esproxy.storage.sqlite import SqliteEndpointStore
 from esproxy.upstream import UpstreamForwarder
 from esproxy.upstream_session import create_upstream_session, tls_context
-from esproxy.web import handlers
+from esproxy.web import handlers, health
 from esproxy.web.authorization import authorization_middleware, open_authorization
 from esproxy.web.middlewares import error_middleware
 from esproxy.web.routes import add_routes
@@ -76,7 +80,7 @@ async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer
     settings = app[SETTINGS].upstream
     tls = await tls_context(settings)
     targets = {node.url: NodeTarget(node.url, node.host, tls) for node in forwarder.pool.nodes}
-    return Splicer(
+    splicer = Splicer(
         nodes=forwarder.pool,  # shared with the app's forwarder: one view of which nodes are dead
         targets=targets,
         app=AppTarget(app_server),
@@ -85,6 +89,10 @@ async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer
         read_timeout=settings.read_timeout,
         guard=app.get(RESERVED_INDEX),
     )
+    splicer.recorder = forwarder.recorder
+    if app[SETTINGS].log.forwarded:
+        splicer.access = app.get(ACCESS_LOG_KEY)
+    return splicer
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -93,9 +101,13 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[RESERVED_NAMES] = reserved_indices(settings)
+    observability.install(app, settings)
+    app[READINESS] = Readiness()
+    health.add_default_checks(app, app[READINESS])
     app.cleanup_ctx.extend(
         [
             open_upstream,
+            observability.open_observability,
             open_authorization,
             start_dev_emulator,
             open_bedrock_clients,
@@ -189,6 +201,7 @@ def build_cipher(settings: Settings) -> SecretCipher:
 async def open_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = build_store(app)
+    describe_store(settings)
     await store.open()
     app[BACKING_STORE] = store
     # Inference reads an endpoint on every call; the cache keeps that off the disk and the cluster.
@@ -197,6 +210,17 @@ async def open_store(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+def describe_store(settings: Settings) -> None:
+    """Where endpoints live, with the data dir resolved: a relative one depends on the cwd."""
+    backend = settings.storage_backend
+    if backend == "sqlite":
+        log.info("endpoint store: SQLite at [%s]", settings.storage.sqlite_path.resolve())
+    elif backend == "elasticsearch":
+        log.info("endpoint store: index [%s] in the cluster", settings.storage.index)
+    else:
+        log.info("endpoint store: in memory (lost at exit)")
 
 
 def build_store(app: web.Application) -> OpenableStore:
@@ -222,5 +246,10 @@ async def build_service(app: web.Application) -> AsyncIterator[None]:
     limiters = RateLimiters(
         queue_capacity=bedrock.queue_capacity, max_concurrent_calls=bedrock.max_concurrent_calls
     )
-    app[INFERENCE_SERVICE] = InferenceService(app[STORE], registry, app[CIPHER], limiters)
+    metrics = app.get(METRICS_KEY)
+    if metrics is not None:
+        metrics.gauges.queue_depths = limiters.depths
+    app[INFERENCE_SERVICE] = InferenceService(
+        app[STORE], registry, app[CIPHER], limiters, telemetry=metrics
+    )
     yield

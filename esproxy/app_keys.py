@@ -8,6 +8,7 @@ from esproxy.authorization.base import Authorizer
 from esproxy.guard import Guard
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.readiness import Readiness
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
 from esproxy.storage.base import EndpointStore
@@ -27,6 +28,8 @@ AUTHORIZER = web.AppKey("authorizer", Authorizer)
 RESERVED_INDEX = web.AppKey("reserved_index", Guard)
 # esproxy's own indices in the cluster, in the order app.py lists them (the first names refusals).
 RESERVED_NAMES = web.AppKey("reserved_names", tuple[str, ...])
+# The checks behind `/_esproxy/ready`; each room adds its own (esproxy/readiness.py).
+READINESS = web.AppKey("readiness", Readiness)
 
 # Per request: the Content-Type esproxy answers in, chosen from the request's media types.
 RESPONSE_TYPE = web.RequestKey("response_type", str)

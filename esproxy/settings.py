@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
+from yarl import URL
 
 DEFAULT_LISTEN = "127.0.0.1:9200"
 
@@ -98,6 +99,9 @@ class AuthSettings:
     cache_size: int = 10_000
     refresh_seconds: float = 60.0
     check_timeout: float = 10.0
+    # Upstream mode: a cluster that shows no security leaves `_inference` open only when this is
+    # set; otherwise `_inference` answers 503 there (esproxy never goes open by itself).
+    allow_unsecured_cluster: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,26 @@ class EmulatorKnobs:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    """The access log (esproxy/observability/access_log.py)."""
+
+    format: str = "text"  # "text" or "json"; also the format of esproxy's own log lines
+    access: bool = True
+    access_file: str = "-"  # "-" is standard output
+    forwarded: bool = True  # also log requests forwarded to the cluster (the hot path)
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """`/_esproxy/metrics` and the price table behind the estimated Bedrock cost."""
+
+    enabled: bool = True
+    listen: tuple[str, int] | None = None  # also served, without auth, on this address
+    # Model id -> (input, output) US dollars per 1,000 tokens; merged over the built-in table.
+    prices: tuple[tuple[str, float, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
@@ -117,6 +141,8 @@ class Settings:
     bedrock: BedrockSettings = BedrockSettings()
     emulator: EmulatorKnobs = EmulatorKnobs()
     auth: AuthSettings = AuthSettings()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @property
     def storage_backend(self) -> str:
@@ -170,8 +196,44 @@ class UpstreamSchema(Schema):
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> UpstreamSettings:
         if "urls" in data:
-            data["urls"] = tuple(url.rstrip("/") for url in data["urls"])
+            urls, credentials = strip_userinfo(data["urls"])
+            data["urls"] = urls
+            if credentials is not None:
+                adopt_url_credentials(data, credentials)
         return UpstreamSettings(**data)
+
+
+def strip_userinfo(urls: list[str]) -> tuple[tuple[str, ...], tuple[str, str] | None]:
+    """The URLs without `user:password@`, and the one pair of credentials they carried.
+
+    Credentials never stay in a URL, where reprs, logs and error texts would show them. Errors
+    here never quote a URL, for the same reason.
+    """
+    stripped: list[str] = []
+    found: set[tuple[str, str]] = set()
+    for text in urls:
+        url = URL(text)
+        if url.user is not None or url.password is not None:
+            found.add((url.user or "", url.password or ""))
+            url = url.with_user(None)
+        stripped.append(str(url).rstrip("/"))
+    if len(found) > 1:
+        raise ValidationError(
+            "the URLs carry different credentials; give esproxy's one cluster user as "
+            "[upstream] username and password instead",
+            "urls",
+        )
+    return tuple(stripped), next(iter(found), None)
+
+
+def adopt_url_credentials(data: dict[str, Any], credentials: tuple[str, str]) -> None:
+    """`https://user:password@node` means username and password, unless those are set too."""
+    if data.get("username") is not None or data.get("api_key") is not None:
+        raise ValidationError(
+            "credentials in a URL and in [upstream] username or api_key: keep only one",
+            "urls",
+        )
+    data["username"], data["password"] = credentials
 
 
 class StorageSchema(Schema):
@@ -229,6 +291,7 @@ class AuthSchema(Schema):
     cache_size = fields.Integer(validate=positive())
     refresh_seconds = fields.Float(validate=positive())
     check_timeout = fields.Float(validate=positive())
+    allow_unsecured_cluster = fields.Boolean()
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> AuthSettings:
@@ -246,6 +309,39 @@ class EmulatorSchema(Schema):
         return EmulatorKnobs(**data)
 
 
+class LogSchema(Schema):
+    format = fields.String(validate=validate.OneOf(["text", "json"]))
+    access = fields.Boolean()
+    access_file = fields.String(validate=validate.Length(min=1))
+    forwarded = fields.Boolean()
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> LogSettings:
+        return LogSettings(**data)
+
+
+class PriceSchema(Schema):
+    input_per_1k_tokens = fields.Float(validate=validate.Range(min=0), load_default=0.0)
+    output_per_1k_tokens = fields.Float(validate=validate.Range(min=0), load_default=0.0)
+
+
+class MetricsSchema(Schema):
+    enabled = fields.Boolean()
+    listen = fields.String(allow_none=True, validate=check_listen)
+    prices = fields.Dict(keys=fields.String(), values=fields.Nested(PriceSchema))
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> MetricsSettings:
+        if data.get("listen") is not None:
+            data["listen"] = parse_listen(data["listen"])
+        if "prices" in data:
+            data["prices"] = tuple(
+                (model, price["input_per_1k_tokens"], price["output_per_1k_tokens"])
+                for model, price in data["prices"].items()
+            )
+        return MetricsSettings(**data)
+
+
 class SettingsSchema(Schema):
     server = fields.Nested(ServerSchema)
     upstream = fields.Nested(UpstreamSchema)
@@ -254,6 +350,8 @@ class SettingsSchema(Schema):
     bedrock = fields.Nested(BedrockSchema)
     emulator = fields.Nested(EmulatorSchema)
     auth = fields.Nested(AuthSchema)
+    log = fields.Nested(LogSchema)
+    metrics = fields.Nested(MetricsSchema)
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> Settings:
@@ -268,6 +366,8 @@ SECTIONS: dict[str, type[Schema]] = {
     "bedrock": BedrockSchema,
     "emulator": EmulatorSchema,
     "auth": AuthSchema,
+    "log": LogSchema,
+    "metrics": MetricsSchema,
 }
 
 
@@ -300,6 +400,20 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         if name in environ:
             found.setdefault(section, {})[key] = environ[name]
     return found
+
+
+# Read outside the settings schema: by load_settings and by the command line.
+OTHER_ENVIRONMENT = frozenset({"ESPROXY_CONFIG", "ESPROXY_LOG_LEVEL"})
+
+
+def environment_names() -> frozenset[str]:
+    """Every environment variable esproxy serve reads (docs/deploy is checked against it)."""
+    names = {
+        f"ESPROXY_{section}_{key}".upper()
+        for section, schema in SECTIONS.items()
+        for key in schema().fields
+    }
+    return frozenset(names | set(ENV_ALIASES) | OTHER_ENVIRONMENT)
 
 
 def merge(*layers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

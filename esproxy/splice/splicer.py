@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from esproxy.errors import UpstreamUnavailable
 from esproxy.guard import Guard
+from esproxy.observability.access_log import AccessLog
+from esproxy.observability.events import ForwardRecorder, NoForwardRecording
 from esproxy.splice.backends import AppTarget, NodeTarget, close_idle
 from esproxy.splice.heads import RequestHead
 from esproxy.upstream import cannot_connect
@@ -45,19 +47,25 @@ class Splicer:
         self.read_timeout = read_timeout
         self.keepalive_seconds = KEEPALIVE_SECONDS
         self.guard = guard
+        # Observability, set by app.py: forwarded exchanges are counted and logged here.
+        self.recorder: ForwardRecorder = NoForwardRecording()
+        self.access: AccessLog | None = None
         self.clients: set[ClientConnection] = set()
         self.closing = False
         self.drained = asyncio.Event()
 
     def route(self, head: RequestHead) -> int:
-        """UPSTREAM for plain forwarding; APP for what esproxy answers or aiohttp must judge."""
+        """UPSTREAM for plain forwarding; APP for what esproxy answers or aiohttp must judge;
+        HAND_OVER for what the app answers knowing the caller's address."""
         path = head.path
         if head.target[:1] != b"/" or _ODD_PATH.search(path) is not None:
             return APP
         if path.startswith(b"/_inference") and (len(path) == 11 or path[11:12] == b"/"):
             return APP
         if path.startswith(b"/_esproxy") and (len(path) == 9 or path[9:10] == b"/"):
-            return APP
+            # The whole connection, so that the app sees the caller's address: readiness details
+            # go to loopback callers when no one can be authenticated. Probes are rare.
+            return HAND_OVER
         if path.startswith(b"/_nodes") and is_nodes_info(
             head.method.decode(), head.target.decode("latin-1")
         ):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lib
+import observability
 
 TEXTS = [f"passage {i}: the sky above the port was the color of television" for i in range(96)]
 QUESTION = "What is Elastic? Answer in one sentence."
@@ -69,10 +70,14 @@ def litellm_requests() -> dict[str, tuple[str, str]]:
 
 
 def start_esproxy(
-    emulator: str, logs: Path, name: str = "esproxy", experiment: dict[str, str] | None = None
+    emulator: str,
+    logs: Path,
+    name: str = "esproxy",
+    experiment: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[str, Any]:
     url, proc = lib.esproxy(
-        name, "--bedrock-endpoint-url", emulator, log_dir=logs, experiment=experiment
+        name, "--bedrock-endpoint-url", emulator, log_dir=logs, experiment=experiment, env=env
     )
     for task, inference_id, provider, model in ESPROXY_ENDPOINTS.values():
         status, body = lib.http(
@@ -188,6 +193,11 @@ def main() -> int:
     duration = 3.0 if lib.quick() else 10.0
     logs = lib.tmpdir("inference-logs")
     emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
+    if "--only-observability" in sys.argv:
+        result = {"machine": lib.machine(), "duration_s": duration}
+        result["observability"] = observability_case(emulator, duration, logs)
+        lib.write_json("inference-observability", result)
+        return 0
     esproxy_url, esproxy_proc = start_esproxy(emulator, logs)
     targets: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
         "esproxy": (esproxy_url, esproxy_requests(), None)
@@ -250,10 +260,24 @@ def main() -> int:
         "results": results,
     }
     result["summary"] = summarize(result)
+    lib.stop(esproxy_proc)
+    result["observability"] = observability_case(emulator, duration, logs)
     lib.write_json("inference", result)
     lib.publish("inference", report, result)
     plot(result)
     return 0
+
+
+def observability_case(emulator: str, duration: float, logs: Path) -> dict[str, Any]:
+    """Metrics and the JSON access log on vs off, on one short completion at a time."""
+    path, body = esproxy_requests()["completion"]
+    return observability.inference_case(
+        lambda name, env: start_esproxy(emulator, logs, name, env=env),
+        path,
+        body,
+        duration,
+        logs,
+    )
 
 
 def summarize(res: dict[str, Any]) -> dict[str, Any]:
