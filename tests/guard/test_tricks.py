@@ -59,7 +59,7 @@ TRICKS = [
     ("PUT", "/_settings?index={i}", UNHIDE),
     ("PUT", "/{i}/_settings", UNHIDE),
     ("PUT", "/_all/_settings?expand_wildcards=all", UNHIDE),
-    ("PUT", "/*/_settings?expand_wildcards=hidden", b'{"index.blocks.read_only":true}'),
+    ("PUT", "/*/_settings?expand_wildcards=open,hidden", b'{"index.blocks.read_only":true}'),
     # a body in the query string
     ("GET", "{m}", b""),
     ("GET", "/_search?source=%7B%7D&source_content_type=application/json", b""),
