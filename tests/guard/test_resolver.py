@@ -497,7 +497,7 @@ def test_a_custom_prefix():
 
 
 def test_at_least_one_reserved_name():
-    with pytest.raises(ValueError, match="^the guard needs at least one reserved index name$"):
+    with pytest.raises(ValueError, match=r"^the guard needs at least one reserved index name$"):
         Guard(())
 
 
