@@ -6,8 +6,10 @@ from aiohttp import web
 
 from esproxy.authorization.base import Authorizer
 from esproxy.guard import Guard
+from esproxy.inference.chat_service import ChatService
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.openai_bridge.keys import BridgeKeys
 from esproxy.readiness import Readiness
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
@@ -23,11 +25,14 @@ STORE = web.AppKey("store", EndpointStore)
 # The store behind the cache, for health checks that must reach the backend itself.
 BACKING_STORE = web.AppKey("backing_store", EndpointStore)
 INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
+CHAT_SERVICE = web.AppKey("chat_service", ChatService)
 # Who may call `_inference` (absent when `[auth] mode` is none), and the index no caller may name.
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 RESERVED_INDEX = web.AppKey("reserved_index", Guard)
 # esproxy's own indices in the cluster, in the order app.py lists them (the first names refusals).
 RESERVED_NAMES = web.AppKey("reserved_names", tuple[str, ...])
+# What opens the OpenAI-compatible routes to the cluster's own `openai` endpoints.
+BRIDGE_KEYS = web.AppKey("bridge_keys", BridgeKeys)
 # The checks behind `/_esproxy/ready`; each room adds its own (esproxy/readiness.py).
 READINESS = web.AppKey("readiness", Readiness)
 
