@@ -17,13 +17,16 @@ from esproxy.app_keys import (
     BEDROCK_CLIENTS,
     BEDROCK_ENDPOINT_URL,
     CIPHER,
+    EMBEDDING_CACHE,
     FORWARDER,
     INFERENCE_SERVICE,
     RESERVED_INDEX,
+    RESERVED_NAMES,
     SETTINGS,
     STORE,
 )
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
+from esproxy.inference.embedding_cache import ClusterTier, EmbeddingCache
 from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
@@ -91,6 +94,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, authorization_middleware], client_max_size=0
     )
     app[SETTINGS] = settings
+    app[RESERVED_NAMES] = reserved_index_names(settings)
     app.cleanup_ctx.extend(
         [
             open_upstream,
@@ -213,5 +217,40 @@ async def build_service(app: web.Application) -> AsyncIterator[None]:
     limiters = RateLimiters(
         queue_capacity=bedrock.queue_capacity, max_concurrent_calls=bedrock.max_concurrent_calls
     )
-    app[INFERENCE_SERVICE] = InferenceService(app[STORE], registry, app[CIPHER], limiters)
-    yield
+    cache = build_embedding_cache(app)
+    app[INFERENCE_SERVICE] = InferenceService(app[STORE], registry, app[CIPHER], limiters, cache)
+    if cache is None:
+        yield
+        return
+    app[EMBEDDING_CACHE] = cache
+    stop = asyncio.Event()
+    maintenance = asyncio.create_task(cache.maintain(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await maintenance
+
+
+def build_embedding_cache(app: web.Application) -> EmbeddingCache | None:
+    """The embedding cache; its shared tier only beside a cluster (sidecar mode)."""
+    settings = app[SETTINGS].cache
+    if not settings.enabled:
+        return None
+    cluster = None
+    if settings.cluster:
+        if FORWARDER not in app:
+            raise SettingsError("[cache] cluster = true needs an upstream cluster: set --upstream")
+        forwarder = app[FORWARDER]
+        cluster = ClusterTier(forwarder.session, app[SETTINGS].upstream, settings)
+    return EmbeddingCache(settings, cluster)
+
+
+def reserved_index_names(settings: Settings) -> list[str]:
+    """esproxy's own indices in the cluster, which the guard keeps every caller away from."""
+    names = []
+    if settings.storage_backend == "elasticsearch":
+        names.append(settings.storage.index)
+    if settings.cache.enabled and settings.cache.cluster:
+        names.append(settings.cache.index)
+    return names

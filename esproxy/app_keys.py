@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from esproxy.authorization.base import Authorizer
+from esproxy.inference.embedding_cache import EmbeddingCache
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
-from esproxy.reserved_index import ReservedIndex
+from esproxy.reserved_index import ReservedIndexes
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
 from esproxy.storage.base import EndpointStore
@@ -22,9 +23,13 @@ STORE = web.AppKey("store", EndpointStore)
 # The store behind the cache, for health checks that must reach the backend itself.
 BACKING_STORE = web.AppKey("backing_store", EndpointStore)
 INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
+# Absent when `[cache] enabled` is false.
+EMBEDDING_CACHE = web.AppKey("embedding_cache", EmbeddingCache)
 # Who may call `_inference` (absent when `[auth] mode` is none), and the index no caller may name.
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
-RESERVED_INDEX = web.AppKey("reserved_index", ReservedIndex)
+RESERVED_INDEX = web.AppKey("reserved_index", ReservedIndexes)
+# esproxy's own indices in the cluster, as app.py names them for the guard.
+RESERVED_NAMES = web.AppKey("reserved_names", list)
 
 # Per request: the Content-Type esproxy answers in, chosen from the request's media types.
 RESPONSE_TYPE = web.RequestKey("response_type", str)

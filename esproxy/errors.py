@@ -227,6 +227,12 @@ class StoreUnavailable(ProxyError):
     status = 503
 
 
+class CacheUnavailable(ProxyError):
+    """The embedding cache's shared tier in the cluster did not answer as expected."""
+
+    status = 503
+
+
 class SecretsUnreadable(ProxyError):
     status = 500
 

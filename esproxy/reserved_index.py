@@ -81,6 +81,23 @@ class ReservedIndex:
         return None
 
 
+class ReservedIndexes:
+    """Every index of esproxy's own (endpoints, embedding cache, ...): the first refusal wins."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.members = [ReservedIndex(name) for name in names]
+
+    def __repr__(self) -> str:
+        return f"ReservedIndexes({self.members!r})"
+
+    def refusal(self, method: str, target: str, query: MultiMapping[str]) -> str | None:
+        for member in self.members:
+            reason = member.refusal(method, target, query)
+            if reason is not None:
+                return reason
+        return None
+
+
 def shown(name: str, target: str, is_hidden: bool, expand_hidden: bool) -> bool:
     """Whether the expression `name` takes in a matching index or alias `target`.
 

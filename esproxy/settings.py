@@ -109,6 +109,19 @@ class EmulatorKnobs:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    """The embedding cache (esproxy/inference/embedding_cache/)."""
+
+    enabled: bool = True
+    memory_bytes: int = 64 * 1024 * 1024
+    scope: str = "endpoint"  # or "model": shared by endpoints with the same model and options
+    cluster: bool = False  # the shared tier in the upstream cluster (sidecar mode only)
+    index: str = ".esproxy-embedding-cache"
+    ttl_seconds: float = 7 * 24 * 3600.0
+    sweep_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
@@ -117,6 +130,7 @@ class Settings:
     bedrock: BedrockSettings = BedrockSettings()
     emulator: EmulatorKnobs = EmulatorKnobs()
     auth: AuthSettings = AuthSettings()
+    cache: CacheSettings = CacheSettings()
 
     @property
     def storage_backend(self) -> str:
@@ -246,6 +260,20 @@ class EmulatorSchema(Schema):
         return EmulatorKnobs(**data)
 
 
+class CacheSchema(Schema):
+    enabled = fields.Boolean()
+    memory_bytes = fields.Integer(validate=validate.Range(min=0))
+    scope = fields.String(validate=validate.OneOf(("endpoint", "model")))
+    cluster = fields.Boolean()
+    index = fields.String(validate=validate.Length(min=1))
+    ttl_seconds = fields.Float(validate=positive())
+    sweep_seconds = fields.Float(validate=positive())
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> CacheSettings:
+        return CacheSettings(**data)
+
+
 class SettingsSchema(Schema):
     server = fields.Nested(ServerSchema)
     upstream = fields.Nested(UpstreamSchema)
@@ -254,6 +282,7 @@ class SettingsSchema(Schema):
     bedrock = fields.Nested(BedrockSchema)
     emulator = fields.Nested(EmulatorSchema)
     auth = fields.Nested(AuthSchema)
+    cache = fields.Nested(CacheSchema)
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> Settings:
@@ -268,6 +297,7 @@ SECTIONS: dict[str, type[Schema]] = {
     "bedrock": BedrockSchema,
     "emulator": EmulatorSchema,
     "auth": AuthSchema,
+    "cache": CacheSchema,
 }
 
 

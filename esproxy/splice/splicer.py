@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 from multidict import MultiDict
 
 from esproxy.errors import UpstreamUnavailable
-from esproxy.reserved_index import ReservedIndex
+from esproxy.reserved_index import ReservedIndexes
 from esproxy.splice.backends import AppTarget, NodeTarget, close_idle
 from esproxy.splice.heads import RequestHead
 from esproxy.upstream import cannot_connect
@@ -38,7 +38,7 @@ class Splicer:
         make_handler: Callable[[], asyncio.Protocol],
         connect_timeout: float,
         read_timeout: float,
-        reserved: ReservedIndex | None,
+        reserved: ReservedIndexes | None,
     ) -> None:
         self.nodes = nodes
         self.targets = targets

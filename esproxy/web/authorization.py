@@ -16,14 +16,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from esproxy.app_keys import AUTHORIZER, FORWARDER, RESERVED_INDEX, SETTINGS
+from esproxy.app_keys import AUTHORIZER, FORWARDER, RESERVED_INDEX, RESERVED_NAMES, SETTINGS
 from esproxy.authorization import privileges
 from esproxy.authorization.api_keys import ApiKeyAuthorizer
 from esproxy.authorization.cluster import ClusterAuthorizer
 from esproxy.authorization.decisions import DecisionCache
 from esproxy.authorization.privileges import Credentials, Privilege
 from esproxy.errors import AccessDenied
-from esproxy.reserved_index import ReservedIndex, lookup_names
+from esproxy.reserved_index import ReservedIndexes, lookup_names
 from esproxy.settings import Settings, SettingsError
 from esproxy.upstream_session import own_authorization
 from esproxy.web.routes import reject_inference
@@ -35,14 +35,16 @@ log = logging.getLogger(__name__)
 async def authorization_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path == "/_inference" or request.path.startswith("/_inference/"):
         await authorize(request)
+    elif request.path.startswith("/_esproxy/cache/"):
+        await authorize(request, privileges.CLEAR_EMBEDDING_CACHE)
     else:
         guard_forwarded(request)
     return await handler(request)
 
 
-async def authorize(request: web.Request) -> None:
+async def authorize(request: web.Request, privilege: Privilege | None = None) -> None:
     authorizer = request.app.get(AUTHORIZER)
-    privilege = privilege_for(request)
+    privilege = privilege or privilege_for(request)
     if authorizer is None or privilege is None:
         return
     credentials = Credentials(
@@ -152,26 +154,27 @@ async def open_authorization(app: web.Application) -> AsyncIterator[None]:
             await refresher
 
 
-async def open_reserved_index(app: web.Application) -> ReservedIndex | None:
-    """Only an index in the cluster needs guarding; forwarded requests reach only the cluster."""
-    settings = app[SETTINGS]
-    if FORWARDER not in app or settings.storage_backend != "elasticsearch":
+async def open_reserved_index(app: web.Application) -> ReservedIndexes | None:
+    """Only indices in the cluster need guarding; forwarded requests reach only the cluster."""
+    names = app.get(RESERVED_NAMES) or []
+    if FORWARDER not in app or not names:
         return None
-    reserved = ReservedIndex(settings.storage.index)
+    reserved = ReservedIndexes(names)
     await refresh_names(app, reserved)
     app[RESERVED_INDEX] = reserved
     return reserved
 
 
-async def refresh_names(app: web.Application, reserved: ReservedIndex) -> None:
+async def refresh_names(app: web.Application, reserved: ReservedIndexes) -> None:
     upstream = app[SETTINGS].upstream
-    names = await lookup_names(app[FORWARDER], reserved.index, own_authorization(upstream))
-    if names is not None:
-        reserved.update(*names)
+    for member in reserved.members:
+        names = await lookup_names(app[FORWARDER], member.index, own_authorization(upstream))
+        if names is not None:
+            member.update(*names)
 
 
 async def refresh(
-    app: web.Application, cluster: ClusterAuthorizer | None, reserved: ReservedIndex | None
+    app: web.Application, cluster: ClusterAuthorizer | None, reserved: ReservedIndexes | None
 ) -> None:
     """Re-learn the cluster's security and the index's aliases, which can change at any time."""
     if cluster is None and reserved is None:

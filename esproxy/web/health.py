@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from esproxy.app_keys import BACKING_STORE, BEDROCK_ENDPOINT_URL, FORWARDER
+from esproxy.app_keys import BACKING_STORE, BEDROCK_ENDPOINT_URL, EMBEDDING_CACHE, FORWARDER
 from esproxy.errors import EndpointNotFound, ProxyError
 from esproxy.web.responses import json_response
 
@@ -33,7 +33,9 @@ async def ready(request: web.Request) -> web.Response:
     checks["bedrock"] = await probe(check_bedrock(app))
     needed = [name for name in ("store", "upstream") if name in checks]
     is_ready = all(checks[name]["ok"] for name in needed)
-    body = {"status": "ready" if is_ready else "not_ready", "checks": checks}
+    body: dict[str, Any] = {"status": "ready" if is_ready else "not_ready", "checks": checks}
+    if EMBEDDING_CACHE in app:
+        body["embedding_cache"] = app[EMBEDDING_CACHE].stats()
     return json_response(body, status=200 if is_ready else 503)
 
 

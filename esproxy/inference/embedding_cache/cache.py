@@ -1,0 +1,202 @@
+"""EmbeddingCache: serve what is cached, send only the misses to the provider, remember the rest.
+
+The answer is assembled in input order from raw float32 (or int8) bytes, so a cached vector renders
+exactly as the provider's answer did. Equal texts within one request are sent once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from array import array
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+
+from esproxy.errors import CacheUnavailable
+from esproxy.inference.embedding_cache.cluster import ClusterTier
+from esproxy.inference.embedding_cache.keys import EmbeddingIdentity, derive_key, scope_of
+from esproxy.inference.embedding_cache.memory import Entry, MemoryTier
+from esproxy.inference.models import TextEmbeddingResult
+from esproxy.settings import CacheSettings
+
+log = logging.getLogger(__name__)
+
+DTYPES: dict[str, Any] = {"float": np.float32, "byte": np.int8, "bit": np.int8}
+CLUSTER_FAILURES = (CacheUnavailable, OSError, TimeoutError)
+
+Fetch = Callable[[Sequence[int]], Awaitable[TextEmbeddingResult]]
+
+
+@dataclass
+class CacheStats:
+    """Counters since start, for `/_esproxy/ready` now and for the metrics later.
+
+    `hits` and `misses` count inputs; `saved_calls` counts provider calls not made (a Cohere call
+    takes 96 inputs, a Titan call one); `saved_input_tokens` adds up the hits' input tokens.
+    """
+
+    hits: int = 0
+    misses: int = 0
+    saved_calls: int = 0
+    saved_input_tokens: int = 0
+    cluster_hits: int = 0
+    cluster_errors: int = 0
+
+
+class EmbeddingCache:
+    def __init__(self, settings: CacheSettings, cluster: ClusterTier | None = None) -> None:
+        self.scope = settings.scope
+        self.memory = MemoryTier(settings.memory_bytes)
+        self.cluster = cluster
+        self.sweep_seconds = settings.sweep_seconds
+        self.counters = CacheStats()
+
+    def stats(self) -> dict[str, Any]:
+        counters = self.counters
+        body: dict[str, Any] = {
+            "scope": self.scope,
+            "hits": counters.hits,
+            "misses": counters.misses,
+            "saved_bedrock_calls": counters.saved_calls,
+            "saved_input_tokens": counters.saved_input_tokens,
+            "memory": {
+                "entries": len(self.memory),
+                "bytes": self.memory.used_bytes,
+                "limit_bytes": self.memory.limit_bytes,
+            },
+        }
+        if self.cluster is not None:
+            body["cluster"] = {
+                "index": self.cluster.alias,
+                "ready": self.cluster.ready,
+                "hits": counters.cluster_hits,
+                "errors": counters.cluster_errors,
+            }
+        return body
+
+    async def embed(
+        self, inference_id: str, identity: EmbeddingIdentity, fetch: Fetch
+    ) -> TextEmbeddingResult:
+        scope = scope_of(self.scope, inference_id)
+        keys = [derive_key(scope, identity.spec, text) for text in identity.texts]
+        found: dict[bytes, Entry] = {}
+        for key in keys:
+            entry = self.memory.get(key)
+            if entry is not None:
+                found[key] = entry
+        # Each missing text once, at its first position.
+        first: dict[bytes, int] = {}
+        for index, key in enumerate(keys):
+            if key not in found and key not in first:
+                first[key] = index
+        if first and self.cluster is not None:
+            for key, entry in (await self._cluster_get(list(first))).items():
+                self.memory.put(key, entry)
+                found[key] = entry
+                del first[key]
+        if first:
+            fetched = await fetch(list(first.values()))
+            new = self._remember(inference_id, list(first), fetched)
+            found.update(new)
+            if self.cluster is not None:
+                await self._cluster_put(new.items())
+        # Served from the cache: every position but the one each sent text was sent from.
+        served = [found[key] for index, key in enumerate(keys) if first.get(key) != index]
+        self._count(identity, len(first), served)
+        return assemble(identity.element_type, [found[key] for key in keys])
+
+    def _remember(
+        self, inference_id: str, keys: Sequence[bytes], fetched: TextEmbeddingResult
+    ) -> dict[bytes, Entry]:
+        tokens = list(fetched.tokens) or [0] * len(keys)
+        dtype = DTYPES[fetched.element_type]
+        new: dict[bytes, Entry] = {}
+        for key, vector, count in zip(keys, fetched.embeddings, tokens, strict=True):
+            entry = Entry(raw_bytes(vector, dtype), count, inference_id)
+            self.memory.put(key, entry)
+            new[key] = entry
+        return new
+
+    def _count(self, identity: EmbeddingIdentity, sent: int, served: Sequence[Entry]) -> None:
+        counters = self.counters
+        total = len(identity.texts)
+        counters.misses += sent
+        counters.hits += len(served)
+        size = max(1, identity.batch_size)
+        counters.saved_calls += -(-total // size) - -(-sent // size)
+        counters.saved_input_tokens += sum(entry.tokens for entry in served)
+
+    async def _cluster_get(self, keys: Sequence[bytes]) -> dict[bytes, Entry]:
+        assert self.cluster is not None
+        try:
+            found = await self.cluster.get_many(keys)
+        except CLUSTER_FAILURES as error:
+            self._cluster_failed("read", error)
+            return {}
+        self.counters.cluster_hits += len(found)
+        return found
+
+    async def _cluster_put(self, entries: Iterable[tuple[bytes, Entry]]) -> None:
+        assert self.cluster is not None
+        try:
+            await self.cluster.put_many(entries)
+        except CLUSTER_FAILURES as error:
+            self._cluster_failed("write", error)
+
+    def _cluster_failed(self, what: str, error: BaseException) -> None:
+        self.counters.cluster_errors += 1
+        log.warning("embedding cache: cluster %s failed, carrying on without it: %s", what, error)
+
+    async def clear(self, inference_id: str | None = None) -> dict[str, int]:
+        """Drop every entry, or those one endpoint wrote, from both tiers."""
+        cleared = {"memory": self.memory.clear(inference_id)}
+        if self.cluster is not None:
+            cleared["cluster"] = await self.cluster.clear(inference_id)
+        return cleared
+
+    async def forget_endpoint(self, inference_id: str) -> None:
+        """After a delete: a new endpoint of the same id (perhaps another tenant's) starts empty."""
+        self.memory.clear(inference_id)
+        if self.cluster is not None:
+            try:
+                await self.cluster.clear(inference_id)
+            except CLUSTER_FAILURES as error:
+                self._cluster_failed("clear", error)
+
+    async def maintain(self, stop: asyncio.Event) -> None:
+        """The cluster tier's life: open it once the cluster is up, then sweep expired entries."""
+        if self.cluster is None:
+            return
+        await self.cluster.open_until_ready(stop)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.sweep_seconds)
+            if stop.is_set():
+                return
+            try:
+                deleted = await self.cluster.delete_expired()
+                if deleted:
+                    log.info("embedding cache: removed %d expired entries", deleted)
+            except CLUSTER_FAILURES as error:
+                self._cluster_failed("sweep", error)
+                # The index may be gone: set it up again before the next sweep.
+                self.cluster.ready = False
+                await self.cluster.open_until_ready(stop)
+
+
+def raw_bytes(vector: Sequence[float], dtype: Any) -> bytes:
+    if isinstance(vector, array) and vector.typecode == ("f" if dtype is np.float32 else "b"):
+        return vector.tobytes()
+    return np.asarray(vector, dtype=dtype).tobytes()
+
+
+def assemble(element_type: str, entries: Sequence[Entry]) -> TextEmbeddingResult:
+    """One 2-D array from the entries' raw bytes, in input order."""
+    rows = np.frombuffer(b"".join(entry.vector for entry in entries), dtype=DTYPES[element_type])
+    matrix = rows.reshape(len(entries), -1) if entries else rows
+    vectors = cast(Sequence[Sequence[float]], matrix)  # a 2-D array is a sequence of rows
+    return TextEmbeddingResult(vectors, element_type, [entry.tokens for entry in entries])
