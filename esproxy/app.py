@@ -26,7 +26,7 @@ from esproxy.app_keys import (
     STORE,
 )
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
-from esproxy.inference.embedding_cache import ClusterTier, EmbeddingCache
+from esproxy.inference.embedding_cache import ClusterTier, EmbeddingCache, concrete_index
 from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
@@ -252,5 +252,5 @@ def reserved_index_names(settings: Settings) -> list[str]:
     if settings.storage_backend == "elasticsearch":
         names.append(settings.storage.index)
     if settings.cache.enabled and settings.cache.cluster:
-        names.append(settings.cache.index)
+        names.extend((settings.cache.index, concrete_index(settings.cache.index)))
     return names

@@ -5,7 +5,14 @@
 """
 
 from esproxy.inference.embedding_cache.cache import CacheStats, EmbeddingCache
-from esproxy.inference.embedding_cache.cluster import ClusterTier
+from esproxy.inference.embedding_cache.cluster import ClusterTier, concrete_index
 from esproxy.inference.embedding_cache.keys import EmbeddingIdentity, canonical_spec
 
-__all__ = ["CacheStats", "ClusterTier", "EmbeddingCache", "EmbeddingIdentity", "canonical_spec"]
+__all__ = [
+    "CacheStats",
+    "ClusterTier",
+    "EmbeddingCache",
+    "EmbeddingIdentity",
+    "canonical_spec",
+    "concrete_index",
+]

@@ -2,8 +2,9 @@
 
 esproxy creates the index itself, with a strict mapping, behind a hidden alias; every write names
 the alias with `require_alias`, so a deleted index is never re-created by a write with a dynamic
-mapping. Entries carry an expiry time: reads ignore expired ones, and a periodic delete_by_query
-removes them in bulk. A cluster that cannot be reached makes every lookup a miss, never an error.
+mapping. Entries carry an expiry time: reads ignore expired ones, and a periodic sweep removes
+them in bulk (a search for expired ids, then `_bulk` deletes). A cluster that cannot be reached
+makes every lookup a miss, never an error.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 TIMEOUT = aiohttp.ClientTimeout(total=10.0)
 RETRY_OPEN_SECONDS = 5.0
+PAGE_SIZE = 1000
+MAX_PAGES = 1000  # one sweep removes at most a million entries; the next takes the rest
+
+
+def concrete_index(alias: str) -> str:
+    """The index behind the alias; the guard reserves both names from the start."""
+    return f"{alias}-{SCHEMA_VERSION}"
 
 
 def index_body(alias: str) -> dict[str, Any]:
@@ -57,7 +65,7 @@ class ClusterTier:
         self, session: aiohttp.ClientSession, upstream: UpstreamSettings, settings: CacheSettings
     ) -> None:
         self.alias = settings.index
-        self.concrete = f"{settings.index}-{SCHEMA_VERSION}"
+        self.concrete = concrete_index(settings.index)
         self.ttl_seconds = settings.ttl_seconds
         self.nodes = tuple(str(URL(url).with_user(None)).rstrip("/") for url in upstream.urls)
         self._session = session
@@ -131,21 +139,57 @@ class ClusterTier:
 
     async def delete_expired(self) -> int:
         now = int(time.time() * 1000)
-        return await self._delete_by_query({"range": {"expires_at": {"lt": now}}})
+        return await self._delete_matching({"range": {"expires_at": {"lt": now}}})
 
     async def clear(self, endpoint: str | None = None) -> int:
         query = {"match_all": {}} if endpoint is None else {"term": {"endpoint": endpoint}}
-        return await self._delete_by_query(query)
+        return await self._delete_matching(query)
 
-    async def _delete_by_query(self, query: Mapping[str, Any]) -> int:
+    async def _delete_matching(self, query: Mapping[str, Any]) -> int:
+        """Delete in bulk, a page of ids at a time: a search, then one `_bulk` of deletes.
+
+        Not `_delete_by_query`, which lives in a module some clusters lack (OpenSearch without
+        its reindex module, serverless collections); this works wherever search and bulk do.
+        """
         if not self.ready:
             return 0
-        path = f"/{quote(self.alias)}/_delete_by_query?conflicts=proceed&refresh=true"
-        status, body = await self._call("POST", path, {"query": query})
-        if status != 200 or not isinstance(body, dict):
-            raise CacheUnavailable(f"_delete_by_query answered [{status}]: {summarize(body)}")
-        deleted = body.get("deleted")
-        return deleted if isinstance(deleted, int) else 0
+        alias = quote(self.alias)
+        await self._expect(200, "POST", f"/{alias}/_refresh")
+        search = {"query": query, "size": PAGE_SIZE, "_source": False, "sort": ["_doc"]}
+        deleted = 0
+        for _ in range(MAX_PAGES):
+            body = await self._expect(200, "POST", f"/{alias}/_search", search)
+            hits = body.get("hits", {}).get("hits") if isinstance(body, dict) else None
+            if not isinstance(hits, list):
+                raise CacheUnavailable(f"_search answered without hits: {summarize(body)}")
+            if not hits:
+                break
+            lines = [
+                json.dumps({"delete": {"_index": hit["_index"], "_id": hit["_id"]}}).encode()
+                for hit in hits
+            ]
+            answer = await self._expect(
+                200, "POST", "/_bulk?refresh=true", raw=b"\n".join(lines) + b"\n", ndjson=True
+            )
+            if answer.get("errors") is not False:
+                raise CacheUnavailable(f"_bulk delete failed: {summarize(answer)}")
+            deleted += len(hits)
+        return deleted
+
+    async def _expect(
+        self,
+        status: int,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        ndjson: bool = False,
+    ) -> dict[str, Any]:
+        got, answer = await self._call(method, path, body, raw=raw, ndjson=ndjson)
+        if got != status or not isinstance(answer, dict):
+            raise CacheUnavailable(f"{method} {path} answered [{got}]: {summarize(answer)}")
+        return answer
 
     async def _call(
         self,
