@@ -16,8 +16,10 @@ from tests.test_cli import running
 from tests.user_examples import JSON_HEADERS
 
 KEYS = {"access_key": "<aws_access_key>", "secret_key": "<aws_secret_key>", "region": "us-east-1"}
-COHERE = {"service": "amazonbedrock", "service_settings": {**KEYS, "provider": "cohere",
-          "model": "cohere.embed-english-v3"}}  # fmt: skip
+COHERE = {
+    "service": "amazonbedrock",
+    "service_settings": {**KEYS, "provider": "cohere", "model": "cohere.embed-english-v3"},
+}
 TEXTS = ["shared chunk one", "shared chunk two", "shared chunk three"]
 
 
@@ -89,9 +91,15 @@ async def put_endpoint(client):
 
 
 async def test_two_processes_share_vectors_through_the_cluster(
-    start_proxy, cached_settings, emulator, emulator_calls, tmp_path: Path, opensearch_url,
-    index_name, cache_index,
-):  # fmt: skip
+    start_proxy,
+    cached_settings,
+    emulator,
+    emulator_calls,
+    tmp_path: Path,
+    opensearch_url,
+    index_name,
+    cache_index,
+):
     here = await start_proxy(cached_settings())
     await put_endpoint(here)
     await wait_ready(here)
