@@ -115,6 +115,7 @@ class TextEmbeddingResult:
     embeddings: Sequence[Sequence[float]]
     element_type: str = "float"
     tokens: Sequence[int] = ()
+    rendered: Sequence[bytes] = ()  # each vector's JSON text, where the cache already has it
 
     @property
     def result_key(self) -> str:

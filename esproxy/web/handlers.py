@@ -16,7 +16,7 @@ from esproxy.web.cluster_info import cluster_info
 from esproxy.web.media_types import negotiate
 from esproxy.web.query_params import bool_param, check_params, timeout_param
 from esproxy.web.request_bodies import decode_content, read_raw_body
-from esproxy.web.responses import embedding_vectors, json_response
+from esproxy.web.responses import embedding_vectors, json_response, rendered_embeddings
 from esproxy.web.server_sent_events import send_completion_deltas
 
 
@@ -168,6 +168,8 @@ async def infer(request: web.Request) -> web.StreamResponse:
     service = request.app[INFERENCE_SERVICE]
     result = await service.infer(task_type, inference_id, body, timeout_param(request))
     if isinstance(result, TextEmbeddingResult):
+        if result.rendered and "pretty" not in request.query:
+            return rendered_embeddings(result, request[RESPONSE_TYPE])
         vectors = embedding_vectors(result)
         return respond(request, {result.result_key: [{"embedding": v} for v in vectors]})
     return respond(request, result.to_dict())

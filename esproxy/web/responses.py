@@ -59,6 +59,14 @@ def embedding_vectors(result: TextEmbeddingResult) -> Any:
     return np.asarray(result.embeddings, dtype=np.int8)
 
 
+def rendered_embeddings(result: TextEmbeddingResult, content_type: str) -> web.Response:
+    """The compact answer built from vectors already rendered (embedding cache hits): the same
+    bytes `json_response` would give, without formatting a float again."""
+    items = b",".join(b'{"embedding":' + text + b"}" for text in result.rendered)
+    data = b'{"' + result.result_key.encode() + b'":[' + items + b"]}"
+    return web.Response(body=data, headers={**PRODUCT_HEADERS, "Content-Type": content_type})
+
+
 def json_response(
     body: Any,
     *,

@@ -12,7 +12,8 @@ from esproxy.inference.embedding_cache.memory import Entry, MemoryTier
 def fill(tier: MemoryTier, count: int, vector_bytes: int) -> None:
     for n in range(count):
         key = derive_key(scope_of("endpoint", "e"), b"spec", f"text {n}")
-        tier.put(key, Entry(os.urandom(vector_bytes), 100_000 + n, "e"))
+        vector = os.urandom(vector_bytes)
+        tier.put(key, Entry(vector, os.urandom(3 * vector_bytes), 100_000 + n, "e"))
 
 
 def test_counted_bytes_cover_the_real_allocation():
@@ -27,9 +28,9 @@ def test_counted_bytes_cover_the_real_allocation():
 
 
 def test_the_least_recently_used_entries_go_first():
-    tier = MemoryTier(limit_bytes=30_000)
+    tier = MemoryTier(limit_bytes=120_000)
     fill(tier, 100, 1024)
-    assert tier.used_bytes <= 30_000
+    assert tier.used_bytes <= 120_000
     kept = len(tier)
     assert 20 < kept < 30
     newest = derive_key(scope_of("endpoint", "e"), b"spec", "text 99")
@@ -40,6 +41,6 @@ def test_the_least_recently_used_entries_go_first():
 
 
 def test_an_entry_larger_than_the_budget_is_not_kept():
-    tier = MemoryTier(limit_bytes=1000)
+    tier = MemoryTier(limit_bytes=4000)
     fill(tier, 1, 4096)
     assert (len(tier), tier.used_bytes) == (0, 0)

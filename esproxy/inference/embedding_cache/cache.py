@@ -11,10 +11,11 @@ import contextlib
 import logging
 from array import array
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
+import orjson
 
 from esproxy.errors import CacheUnavailable
 from esproxy.inference.embedding_cache.cluster import ClusterTier
@@ -94,7 +95,9 @@ class EmbeddingCache:
             if key not in found and key not in first:
                 first[key] = index
         if first and self.cluster is not None:
-            for key, entry in (await self._cluster_get(list(first))).items():
+            dtype = DTYPES[identity.element_type]
+            for key, stored in (await self._cluster_get(list(first))).items():
+                entry = replace(stored, rendered=render(stored.vector, dtype))
                 self.memory.put(key, entry)
                 found[key] = entry
                 del first[key]
@@ -116,7 +119,8 @@ class EmbeddingCache:
         dtype = DTYPES[fetched.element_type]
         new: dict[bytes, Entry] = {}
         for key, vector, count in zip(keys, fetched.embeddings, tokens, strict=True):
-            entry = Entry(raw_bytes(vector, dtype), count, inference_id)
+            raw = raw_bytes(vector, dtype)
+            entry = Entry(raw, render(raw, dtype), count, inference_id)
             self.memory.put(key, entry)
             new[key] = entry
         return new
@@ -194,9 +198,19 @@ def raw_bytes(vector: Sequence[float], dtype: Any) -> bytes:
     return np.asarray(vector, dtype=dtype).tobytes()
 
 
+def render(raw: bytes, dtype: Any) -> bytes:
+    """A vector's JSON text, exactly as the web layer renders an uncached answer's vector."""
+    return orjson.dumps(np.frombuffer(raw, dtype=dtype), option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def assemble(element_type: str, entries: Sequence[Entry]) -> TextEmbeddingResult:
-    """One 2-D array from the entries' raw bytes, in input order."""
+    """One 2-D array from the entries' raw bytes, in input order, with their JSON texts."""
     rows = np.frombuffer(b"".join(entry.vector for entry in entries), dtype=DTYPES[element_type])
     matrix = rows.reshape(len(entries), -1) if entries else rows
     vectors = cast(Sequence[Sequence[float]], matrix)  # a 2-D array is a sequence of rows
-    return TextEmbeddingResult(vectors, element_type, [entry.tokens for entry in entries])
+    return TextEmbeddingResult(
+        vectors,
+        element_type,
+        [entry.tokens for entry in entries],
+        rendered=[entry.rendered for entry in entries],
+    )

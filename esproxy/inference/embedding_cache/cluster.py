@@ -225,8 +225,10 @@ def read_entry(doc: Any, now_ms: float) -> Entry | None:
     if not isinstance(expires, int) or expires <= now_ms or not isinstance(vector, str):
         return None
     tokens = source.get("tokens")
+    # Rendered again by the cache when it takes the entry in.
     return Entry(
         base64.b64decode(vector),
+        b"",
         tokens if isinstance(tokens, int) else 0,
         str(source.get("endpoint", "")),
     )

@@ -9,20 +9,22 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One cached vector: raw float32 or int8 bytes, its input tokens, and who wrote it."""
+    """One cached vector: raw float32 or int8 bytes, its JSON text as esproxy renders it (so a hit
+    costs no float formatting), its input tokens, and who wrote it."""
 
     vector: bytes = field(repr=False)
+    rendered: bytes = field(repr=False)
     tokens: int
     endpoint: str
 
 
-# Beyond the payload bytes: the two bytes objects' headers, the entry itself, and the OrderedDict's
-# slot and link node (measured with tracemalloc in tests/inference/test_embedding_cache.py).
-ENTRY_OVERHEAD = 2 * sys.getsizeof(b"") + sys.getsizeof(Entry(b"", 0, "")) + 160
+# Beyond the payload bytes: the three bytes objects' headers, the entry itself, and the
+# OrderedDict's slot and link node (checked with tracemalloc in test_embedding_cache_memory.py).
+ENTRY_OVERHEAD = 3 * sys.getsizeof(b"") + sys.getsizeof(Entry(b"", b"", 0, "")) + 160
 
 
 def entry_cost(key: bytes, entry: Entry) -> int:
-    return len(key) + len(entry.vector) + ENTRY_OVERHEAD
+    return len(key) + len(entry.vector) + len(entry.rendered) + ENTRY_OVERHEAD
 
 
 class MemoryTier:
