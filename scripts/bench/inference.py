@@ -6,7 +6,8 @@ bedrock_direct.py), esproxy, or LiteLLM's proxy (1 worker). esproxy and LiteLLM 
 wrk. Workloads: 16-input Titan v2 embeddings (16 InvokeModel calls), 96-input Cohere embeddings
 (one call), short completions (one Converse call); at 1, 16 and 64 concurrent requests.
 Experiment (off by default, see esproxy_experiment.py): --static-ua adds esproxy without
-botocore's per-call User-Agent rebuild.
+botocore's per-call User-Agent rebuild. esproxy's embedding cache is off in these runs; the
+embedding cache benchmark (embedding_cache.py) follows them, or runs alone with --cache-only.
 """
 
 # ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import embedding_cache
 import lib
 
 TEXTS = [f"passage {i}: the sky above the port was the color of television" for i in range(96)]
@@ -71,8 +73,14 @@ def litellm_requests() -> dict[str, tuple[str, str]]:
 def start_esproxy(
     emulator: str, logs: Path, name: str = "esproxy", experiment: dict[str, str] | None = None
 ) -> tuple[str, Any]:
+    # The embedding cache is off here: these runs compare the calls themselves.
     url, proc = lib.esproxy(
-        name, "--bedrock-endpoint-url", emulator, log_dir=logs, experiment=experiment
+        name,
+        "--bedrock-endpoint-url",
+        emulator,
+        log_dir=logs,
+        experiment=experiment,
+        env={"ESPROXY_CACHE_ENABLED": "false"},
     )
     for task, inference_id, provider, model in ESPROXY_ENDPOINTS.values():
         status, body = lib.http(
@@ -188,6 +196,9 @@ def main() -> int:
     duration = 3.0 if lib.quick() else 10.0
     logs = lib.tmpdir("inference-logs")
     emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
+    if "--cache-only" in sys.argv:
+        embedding_cache.main(emulator, logs)
+        return 0
     esproxy_url, esproxy_proc = start_esproxy(emulator, logs)
     targets: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
         "esproxy": (esproxy_url, esproxy_requests(), None)
@@ -253,6 +264,8 @@ def main() -> int:
     lib.write_json("inference", result)
     lib.publish("inference", report, result)
     plot(result)
+    lib.stop(esproxy_proc)
+    embedding_cache.main(emulator, logs)
     return 0
 
 
