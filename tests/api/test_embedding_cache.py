@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from esproxy.authorization.api_keys import generate_api_key, hash_api_key
 from tests.user_examples import JSON_HEADERS
 
 KEYS = {
@@ -277,3 +278,16 @@ async def test_pretty_answers_from_the_cache_match_uncached_ones(proxy):
         answers.append(await response.read())
     assert answers[0] == answers[1] == answers[2]
     assert answers[0].startswith(b'{\n  "text_embedding_bytes" : [')
+
+
+async def test_clearing_needs_the_same_rights_as_managing_endpoints(start_proxy, settings_for):
+    key = generate_api_key()
+    proxy = await start_proxy(settings_for(ESPROXY_AUTH_API_KEYS=hash_api_key(key)))
+    for path in ("/_esproxy/cache/_clear", "/_esproxy/cache/e/_clear"):
+        refused = await proxy.post(path)
+        assert refused.status == 401
+        assert (await refused.json())["error"]["type"] == "security_exception"
+        wrong = await proxy.post(path, headers={"Authorization": f"ApiKey {generate_api_key()}"})
+        assert wrong.status == 401
+        allowed = await proxy.post(path, headers={"Authorization": f"ApiKey {key}"})
+        assert allowed.status == 200
