@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import aiohttp
 import pytest
 
 from esproxy.authorization.api_keys import generate_api_key, hash_api_key
@@ -291,3 +293,54 @@ async def test_clearing_needs_the_same_rights_as_managing_endpoints(start_proxy,
         assert wrong.status == 401
         allowed = await proxy.post(path, headers={"Authorization": f"ApiKey {key}"})
         assert allowed.status == 200
+
+
+async def slow_next_call(emulator, hang_ms=400):
+    async with aiohttp.ClientSession() as session:
+        fault = {"operation": "InvokeModel", "hang_ms": hang_ms, "count": 1}
+        async with session.post(emulator.make_url("/_emulator/faults"), json=fault) as response:
+            assert response.status == 200, await response.text()
+
+
+async def test_concurrent_requests_for_the_same_texts_share_one_call(proxy, emulator, count_calls):
+    await put(proxy, "cohere", **COHERE)
+    await count_calls()
+    await slow_next_call(emulator)
+    texts = TEXTS[:10]
+    answers = await asyncio.gather(
+        post_raw(proxy, "cohere", texts),
+        post_raw(proxy, "cohere", [*texts[5:], "one more"]),
+        post_raw(proxy, "cohere", texts),
+    )
+    sent = [body["texts"] for body in await count_calls()]
+    assert sorted(map(len, sent)) == [1, 10]  # the ten once, and the one the others lacked
+    assert (
+        answers[0]
+        == answers[2]
+        == await post_raw(proxy, "cohere", texts, task_settings={"cache": False})
+    )
+
+
+async def test_a_failed_call_leaves_the_waiting_requests_to_fetch_for_themselves(
+    proxy, emulator, count_calls
+):
+    await put(proxy, "cohere", **COHERE)
+    await count_calls()
+    async with aiohttp.ClientSession() as session:
+        fault = {
+            "operation": "InvokeModel",
+            "hang_ms": 300,
+            "code": "ValidationException",
+            "status": 400,
+            "message": "first call fails",
+            "count": 1,
+        }
+        async with session.post(emulator.make_url("/_emulator/faults"), json=fault) as response:
+            assert response.status == 200, await response.text()
+    first = proxy.post(
+        "/_inference/cohere", data=json.dumps({"input": ["a", "b"]}), headers=JSON_HEADERS
+    )
+    failed, answer = await asyncio.gather(first, post_raw(proxy, "cohere", ["a", "b"]))
+    assert failed.status == 400
+    assert len(json.loads(answer)["text_embedding"]) == 2
+    assert len(await count_calls()) == 2

@@ -55,6 +55,7 @@ class EmbeddingCache:
         self.cluster = cluster
         self.sweep_seconds = settings.sweep_seconds
         self.counters = CacheStats()
+        self._inflight: dict[bytes, asyncio.Future[Entry]] = {}
 
     def stats(self) -> dict[str, Any]:
         counters = self.counters
@@ -94,23 +95,81 @@ class EmbeddingCache:
         for index, key in enumerate(keys):
             if key not in found and key not in first:
                 first[key] = index
-        if first and self.cluster is not None:
-            dtype = DTYPES[identity.element_type]
-            for key, stored in (await self._cluster_get(list(first))).items():
-                entry = replace(stored, rendered=render(stored.vector, dtype))
-                self.memory.put(key, entry)
-                found[key] = entry
-                del first[key]
-        if first:
-            fetched = await fetch(list(first.values()))
-            new = self._remember(inference_id, list(first), fetched)
-            found.update(new)
-            if self.cluster is not None:
-                await self._cluster_put(new.items())
+        # Texts another request is already fetching are awaited, not fetched again.
+        joined = {key: self._inflight[key] for key in first if key in self._inflight}
+        led = {key: index for key, index in first.items() if key not in joined}
+        sent = await self._lead(inference_id, identity, led, fetch, found)
+        retry = await self._join(joined, found)
+        if retry:  # that request failed or went away: fetch these here after all
+            again = {key: first[key] for key in retry}
+            sent |= await self._lead(inference_id, identity, again, fetch, found)
         # Served from the cache: every position but the one each sent text was sent from.
-        served = [found[key] for index, key in enumerate(keys) if first.get(key) != index]
-        self._count(identity, len(first), served)
+        served = [
+            found[key] for index, key in enumerate(keys) if key not in sent or first[key] != index
+        ]
+        self._count(identity, len(sent), served)
         return assemble(identity.element_type, [found[key] for key in keys])
+
+    async def _lead(
+        self,
+        inference_id: str,
+        identity: EmbeddingIdentity,
+        led: dict[bytes, int],
+        fetch: Fetch,
+        found: dict[bytes, Entry],
+    ) -> set[bytes]:
+        """Look `led` up in the cluster, fetch the rest; returns the keys sent to the provider.
+
+        Other requests wanting the same keys meanwhile wait on this one's futures; if it fails or
+        is cancelled, their futures are cancelled and they fetch for themselves.
+        """
+        if not led:
+            return set()
+        loop = asyncio.get_running_loop()
+        futures = {key: loop.create_future() for key in led if key not in self._inflight}
+        self._inflight.update(futures)
+        todo = dict(led)
+        try:
+            if self.cluster is not None:
+                dtype = DTYPES[identity.element_type]
+                for key, stored in (await self._cluster_get(list(todo))).items():
+                    entry = replace(stored, rendered=render(stored.vector, dtype))
+                    self.memory.put(key, entry)
+                    found[key] = entry
+                    del todo[key]
+            new: dict[bytes, Entry] = {}
+            if todo:
+                new = self._remember(inference_id, list(todo), await fetch(list(todo.values())))
+                found.update(new)
+            for key, future in futures.items():
+                future.set_result(found[key])
+        except BaseException:
+            for future in futures.values():
+                future.cancel()
+            raise
+        finally:
+            for key, future in futures.items():
+                if self._inflight.get(key) is future:
+                    del self._inflight[key]
+        if new and self.cluster is not None:
+            await self._cluster_put(new.items())
+        return set(todo)
+
+    @staticmethod
+    async def _join(
+        joined: dict[bytes, asyncio.Future[Entry]], found: dict[bytes, Entry]
+    ) -> list[bytes]:
+        """Wait for other requests' fetches; the keys whose fetch did not succeed."""
+        if not joined:
+            return []
+        await asyncio.wait(joined.values())
+        retry = []
+        for key, future in joined.items():
+            if future.cancelled():
+                retry.append(key)
+            else:
+                found[key] = future.result()
+        return retry
 
     def _remember(
         self, inference_id: str, keys: Sequence[bytes], fetched: TextEmbeddingResult
