@@ -20,6 +20,7 @@ from esproxy.app_keys import (
     EMBEDDING_CACHE,
     FORWARDER,
     INFERENCE_SERVICE,
+    READINESS,
     RESERVED_INDEX,
     RESERVED_NAMES,
     SETTINGS,
@@ -33,6 +34,7 @@ from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.readiness import Readiness
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
 from esproxy.splice.backends import AppTarget, NodeTarget
@@ -44,7 +46,7 @@ from esproxy.storage.memory import InMemoryEndpointStore
 from esproxy.storage.sqlite import SqliteEndpointStore
 from esproxy.upstream import UpstreamForwarder
 from esproxy.upstream_session import create_upstream_session, tls_context
-from esproxy.web import handlers
+from esproxy.web import handlers, health
 from esproxy.web.authorization import authorization_middleware, open_authorization
 from esproxy.web.middlewares import error_middleware
 from esproxy.web.routes import add_routes
@@ -95,6 +97,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[RESERVED_NAMES] = reserved_index_names(settings)
+    app[READINESS] = Readiness()
+    health.add_default_checks(app, app[READINESS])
     app.cleanup_ctx.extend(
         [
             open_upstream,
@@ -184,6 +188,7 @@ def build_cipher(settings: Settings) -> SecretCipher:
 async def open_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = build_store(app)
+    describe_store(settings)
     await store.open()
     app[BACKING_STORE] = store
     # Inference reads an endpoint on every call; the cache keeps that off the disk and the cluster.
@@ -192,6 +197,17 @@ async def open_store(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+def describe_store(settings: Settings) -> None:
+    """Where endpoints live, with the data dir resolved: a relative one depends on the cwd."""
+    backend = settings.storage_backend
+    if backend == "sqlite":
+        log.info("endpoint store: SQLite at [%s]", settings.storage.sqlite_path.resolve())
+    elif backend == "elasticsearch":
+        log.info("endpoint store: index [%s] in the cluster", settings.storage.index)
+    else:
+        log.info("endpoint store: in memory (lost at exit)")
 
 
 def build_store(app: web.Application) -> OpenableStore:
@@ -223,6 +239,12 @@ async def build_service(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     app[EMBEDDING_CACHE] = cache
+
+    async def cache_stats() -> dict[str, Any]:
+        return cache.stats()
+
+    # Reported, never deciding readiness: without the cache, esproxy only pays more.
+    app[READINESS].add("embedding_cache", cache_stats, required=False)
     stop = asyncio.Event()
     maintenance = asyncio.create_task(cache.maintain(stop))
     try:

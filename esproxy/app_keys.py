@@ -8,6 +8,7 @@ from esproxy.authorization.base import Authorizer
 from esproxy.inference.embedding_cache import EmbeddingCache
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.readiness import Readiness
 from esproxy.reserved_index import ReservedIndexes
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
@@ -30,6 +31,8 @@ AUTHORIZER = web.AppKey("authorizer", Authorizer)
 RESERVED_INDEX = web.AppKey("reserved_index", ReservedIndexes)
 # esproxy's own indices in the cluster, as app.py names them for the guard.
 RESERVED_NAMES = web.AppKey("reserved_names", list)
+# The checks behind `/_esproxy/ready`; each room adds its own (esproxy/readiness.py).
+READINESS = web.AppKey("readiness", Readiness)
 
 # Per request: the Content-Type esproxy answers in, chosen from the request's media types.
 RESPONSE_TYPE = web.RequestKey("response_type", str)

@@ -8,12 +8,13 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
+from marshmallow import ValidationError
 
 from esproxy import __version__
 from esproxy.key_rotation import RotationReport
@@ -28,8 +29,36 @@ from esproxy.settings import (
 log = logging.getLogger("esproxy")
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes get one line and exit 2, as every admin command's bad usage does."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"invalid log level [{value}]: choose from {', '.join(LOG_LEVELS)}"
+        )
+    return value.upper()
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"),
+        metavar="{" + ",".join(LOG_LEVELS) + "}",
+        help="log verbosity, case-insensitive (env: ESPROXY_LOG_LEVEL; default: %(default)s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="esproxy", description=__doc__)
+    parser = Parser(prog="esproxy", description=__doc__)
     parser.add_argument("--version", action="version", version=f"esproxy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -45,21 +74,42 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--dev", action="store_true", default=None, help="local development: bundled emulator"
     )
-    serve.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
+    add_log_level(serve)
 
-    emulator = commands.add_parser("bedrock-emulator", help="run the bundled Bedrock emulator")
-    emulator.add_argument(
-        "--listen", default=os.environ.get("ESPROXY_EMULATOR_LISTEN", "127.0.0.1:9300")
+    emulator = commands.add_parser(
+        "bedrock-emulator",
+        help="run the bundled Bedrock emulator",
+        description="A stand-in for Amazon Bedrock Runtime (InvokeModel, Converse, "
+        "ConverseStream) with SigV4 checks, throttling and injectable faults; its control API "
+        "is under /_emulator/ (see README).",
     )
-    emulator.add_argument("--latency-ms", type=float, default=env_float("LATENCY_MS", 0.0))
     emulator.add_argument(
-        "--stream-delay-ms", type=float, default=env_float("STREAM_DELAY_MS", 0.0)
+        "--listen",
+        default=os.environ.get("ESPROXY_EMULATOR_LISTEN", "127.0.0.1:9300"),
+        metavar="HOST:PORT",
+        help="address to serve on; keep it on loopback: /_emulator/requests shows prompt bodies "
+        "and access key ids (env: ESPROXY_EMULATOR_LISTEN; default: %(default)s)",
+    )
+    emulator.add_argument(
+        "--latency-ms",
+        type=float,
+        default=env_float("LATENCY_MS", 0.0),
+        help="added delay before every answer, in milliseconds (env: ESPROXY_EMULATOR_LATENCY_MS;"
+        " default: %(default)s)",
+    )
+    emulator.add_argument(
+        "--stream-delay-ms",
+        type=float,
+        default=env_float("STREAM_DELAY_MS", 0.0),
+        help="delay between streamed events (ConverseStream), in milliseconds (env: "
+        "ESPROXY_EMULATOR_STREAM_DELAY_MS; default: %(default)s)",
     )
     emulator.add_argument(
         "--quota-per-minute",
         type=int,
         default=env_int("QUOTA_PER_MINUTE"),
-        help="requests per minute per access key before Bedrock-style throttling",
+        help="requests per minute per access key before Bedrock-style throttling (env: "
+        "ESPROXY_EMULATOR_QUOTA_PER_MINUTE; default: no quota)",
     )
     emulator.add_argument(
         "--key",
@@ -69,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=key_pair,
         help="verify SigV4 against this key pair; repeatable (default: accept any credentials)",
     )
-    emulator.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
+    add_log_level(emulator)
 
     commands.add_parser("generate-key", help="print a new secrets key for [secrets] key")
 
@@ -91,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def listen_address(value: str) -> tuple[str, int]:
+    try:
+        return parse_listen(value)
+    except ValidationError as error:
+        raise SettingsError(f"--listen: {' '.join(map(str, error.messages))}") from None
+
+
 def key_pair(value: str) -> tuple[str, str]:
     access, sep, secret = value.partition(":")
     if not sep or not access or not secret:
@@ -100,12 +157,19 @@ def key_pair(value: str) -> tuple[str, str]:
 
 
 def env_float(name: str, default: float) -> float:
-    return float(os.environ.get(f"ESPROXY_EMULATOR_{name}", default))
+    value = os.environ.get(f"ESPROXY_EMULATOR_{name}")
+    try:
+        return default if value is None else float(value)
+    except ValueError:
+        raise SettingsError(f"ESPROXY_EMULATOR_{name}: not a number: [{value}]") from None
 
 
 def env_int(name: str) -> int | None:
     value = os.environ.get(f"ESPROXY_EMULATOR_{name}")
-    return int(value) if value else None
+    try:
+        return int(value) if value else None
+    except ValueError:
+        raise SettingsError(f"ESPROXY_EMULATOR_{name}: not an integer: [{value}]") from None
 
 
 def serve_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -129,24 +193,49 @@ def serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides=serve_overrides(args))
     if settings.server.dev:
         print(
-            "esproxy dev mode: bundled Bedrock emulator, any AWS credentials accepted, "
-            "no authentication — not for production",
+            "esproxy dev mode: bundled Bedrock emulator, any AWS credentials accepted "
+            "— not for production",
             file=sys.stderr,
         )
     if settings.server.workers > 1:
         from esproxy.workers import run_workers
 
-        return run_workers(settings.server.workers, partial(serve_one, settings, args.log_level))
+        asyncio.run(check_upstreams_of(settings))  # once, before any worker starts
+        return run_workers(settings.server.workers, partial(serve_worker, settings, args.log_level))
     serve_one(settings)
     return 0
 
 
-def serve_one(settings: Settings, log_level: str | None = None) -> None:
+def serve_worker(settings: Settings, log_level: str) -> None:
+    """A spawned worker: its startup mistakes are one line and exit 1, as in a single process."""
+    from esproxy.errors import ProxyError
+    from esproxy.startup_checks import StartupError
+
+    configure_logging(log_level)  # a spawned worker starts with logging unconfigured
+    try:
+        serve_one(settings, checked=True)
+    except (StartupError, ProxyError, SettingsError) as error:
+        print(f"esproxy: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def serve_one(settings: Settings, *, checked: bool = False) -> None:
     """One server process; with several workers, each shares the port through SO_REUSEPORT."""
-    if log_level is not None:  # a spawned worker starts with logging unconfigured
-        configure_logging(log_level)
+    run_until_stopped(serve_until_stopped(settings, checked=checked))
+
+
+async def check_upstreams_of(settings: Settings) -> None:
+    from esproxy.startup_checks import check_upstreams
+    from esproxy.upstream_session import tls_option
+
+    if settings.upstream.urls:
+        await check_upstreams(settings.upstream, await tls_option(settings.upstream))
+
+
+def run_until_stopped(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a server until SIGTERM or SIGINT, then let its cleanup close connections gracefully."""
     loop = new_event_loop()
-    main = loop.create_task(serve_until_stopped(settings))
+    main = loop.create_task(coroutine)
     try:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):
@@ -161,10 +250,12 @@ def serve_one(settings: Settings, log_level: str | None = None) -> None:
         raise main.exception()  # type: ignore[misc]
 
 
-async def serve_until_stopped(settings: Settings) -> None:
+async def serve_until_stopped(settings: Settings, *, checked: bool = False) -> None:
     from esproxy.app import create_app, create_runner
 
     server = settings.server
+    if not checked:
+        await check_upstreams_of(settings)
     runner = create_runner(
         create_app(settings),
         handle_signals=True,
@@ -178,11 +269,22 @@ async def serve_until_stopped(settings: Settings) -> None:
         site = web.TCPSite(
             runner, server.host, server.port, reuse_port=server.workers > 1, backlog=1024
         )
-        await site.start()
+        await start_site(site, server.host, server.port)
         log.info("esproxy %s listening on http://%s:%d", __version__, server.host, server.port)
         await asyncio.Event().wait()
     finally:
+        log.info("esproxy stopping: finishing requests in flight, then closing")
         await runner.cleanup()
+        log.info("esproxy stopped")
+
+
+async def start_site(site: web.TCPSite, host: str, port: int) -> None:
+    from esproxy.startup_checks import listen_failure
+
+    try:
+        await site.start()
+    except OSError as error:
+        raise listen_failure(host, port, error) from None
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -197,7 +299,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 def run_emulator(args: argparse.Namespace) -> int:
     from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 
-    host, port = parse_listen(args.listen)
+    host, port = listen_address(args.listen)
     keys = dict(args.key)
     settings = EmulatorSettings(
         latency_ms=args.latency_ms,
@@ -205,14 +307,20 @@ def run_emulator(args: argparse.Namespace) -> int:
         quota_per_minute=args.quota_per_minute,
         keys=keys,
     )
-    web.run_app(
-        create_emulator_app(settings),
-        host=host,
-        port=port,
-        access_log=None,
-        print=lambda *_: log.info("Bedrock emulator listening on http://%s:%d", host, port),
-    )
+    run_until_stopped(serve_emulator(create_emulator_app(settings), host, port))
     return 0
+
+
+async def serve_emulator(app: web.Application, host: str, port: int) -> None:
+    runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    await runner.setup()
+    try:
+        await start_site(web.TCPSite(runner, host, port), host, port)
+        log.info("Bedrock emulator listening on http://%s:%d", host, port)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        log.info("Bedrock emulator stopped")
 
 
 def generate_key(_: argparse.Namespace) -> int:
@@ -233,11 +341,15 @@ def generate_api_key(_: argparse.Namespace) -> int:
 
 def hash_api_key(_: argparse.Namespace) -> int:
     from esproxy.authorization.api_keys import hash_api_key as digest
+    from esproxy.authorization.api_keys import weak_key_reason
 
     # From stdin, never argv: command lines end up in shell history and process lists.
     key = sys.stdin.readline().strip()
     if not key:
         print("esproxy: no API key on standard input", file=sys.stderr)
+        return 2
+    if (reason := weak_key_reason(key)) is not None:
+        print(f"esproxy: refusing the key: {reason}", file=sys.stderr)
         return 2
     print(digest(key))
     return 0
@@ -287,10 +399,30 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(getattr(args, "log_level", "INFO"))
+    from esproxy.errors import ProxyError
+    from esproxy.startup_checks import StartupError
+
+    try:
+        args = build_parser().parse_args(argv)
+        level = log_level(getattr(args, "log_level", "INFO"))  # the environment's default too
+    except (SettingsError, argparse.ArgumentTypeError) as error:
+        print(f"esproxy: {error}", file=sys.stderr)
+        return 2
+    configure_logging(level)
     try:
         return COMMANDS[args.command](args)
     except SettingsError as error:
         print(f"esproxy: {error}", file=sys.stderr)
         return 2
+    except (StartupError, ProxyError) as error:
+        print(f"esproxy: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        # A bug, or a fault nothing above words: one line, with the traceback at DEBUG.
+        log.debug("esproxy %s failed", args.command, exc_info=True)
+        print(
+            f"esproxy: {args.command} failed: {type(error).__name__}: {error} (run with "
+            "--log-level DEBUG for details)",
+            file=sys.stderr,
+        )
+        return 1

@@ -15,6 +15,7 @@ from esproxy.inference.service import ALL_IDS
 from esproxy.web.cluster_info import cluster_info
 from esproxy.web.media_types import negotiate
 from esproxy.web.query_params import bool_param, check_params, timeout_param
+from esproxy.web.rendering import compact_json_type, output_type, render
 from esproxy.web.request_bodies import decode_content, read_raw_body
 from esproxy.web.responses import embedding_vectors, json_response, rendered_embeddings
 from esproxy.web.server_sent_events import send_completion_deltas
@@ -26,12 +27,11 @@ def prepare(request: web.Request, *params: str) -> None:
         request.headers.get("Accept"), request.headers.get("Content-Type"), request.body_exists
     )
     check_params(request, params)
+    output_type(request)  # an unsupported `?format` is refused before any work
 
 
 def respond(request: web.Request, body: Any) -> web.Response:
-    return json_response(
-        body, content_type=request[RESPONSE_TYPE], pretty="pretty" in request.query
-    )
+    return render(request, body)
 
 
 def path_parts(request: web.Request) -> tuple[TaskType | None, str]:
@@ -168,8 +168,9 @@ async def infer(request: web.Request) -> web.StreamResponse:
     service = request.app[INFERENCE_SERVICE]
     result = await service.infer(task_type, inference_id, body, timeout_param(request))
     if isinstance(result, TextEmbeddingResult):
-        if result.rendered and "pretty" not in request.query:
-            return rendered_embeddings(result, request[RESPONSE_TYPE])
+        content_type = compact_json_type(request) if result.rendered else None
+        if content_type is not None:
+            return rendered_embeddings(result, content_type)
         vectors = embedding_vectors(result)
         return respond(request, {result.result_key: [{"embedding": v} for v in vectors]})
     return respond(request, result.to_dict())

@@ -8,6 +8,7 @@ import json
 import aiohttp
 import pytest
 
+from esproxy.app_keys import EMBEDDING_CACHE
 from esproxy.authorization.api_keys import generate_api_key, hash_api_key
 from tests.user_examples import JSON_HEADERS
 
@@ -20,6 +21,7 @@ KEYS = {
 }
 TITAN = {"provider": "amazontitan", "model": "amazon.titan-embed-text-v2:0"}
 COHERE = {"provider": "cohere", "model": "cohere.embed-english-v3"}
+READINESS_CACHE = 1.05
 TEXTS = [f"chunk {i} of the corpus about topic {i % 7}" for i in range(96)]
 
 
@@ -64,8 +66,9 @@ def count_calls(emulator_calls):
 
 
 async def stats(proxy):
+    await asyncio.sleep(READINESS_CACHE)  # /_esproxy/ready reuses a report for a second
     body = await (await proxy.get("/_esproxy/ready")).json()
-    return body["embedding_cache"]
+    return body["checks"]["embedding_cache"]
 
 
 @pytest.mark.parametrize(
@@ -256,10 +259,12 @@ async def test_memory_stays_within_its_bound_under_unique_texts(
     limit = 100_000
     proxy = await start_proxy(settings_for(ESPROXY_CACHE_MEMORY_BYTES=str(limit)))
     await put(proxy, "e", **TITAN, dimensions=256)
+    cache = proxy.server.app[EMBEDDING_CACHE]
     for start in range(0, 600, 60):
         await post_raw(proxy, "e", [f"unique text number {n}" for n in range(start, start + 60)])
-        memory = (await stats(proxy))["memory"]
-        assert memory["bytes"] <= limit
+        assert cache.memory.used_bytes <= limit
+    memory = (await stats(proxy))["memory"]
+    assert memory["bytes"] <= limit
     # 1 KiB of float32 plus its JSON text (short here: the emulator's vectors are mostly 0.0)
     # per 256-dimension vector: about 40 fit, and far fewer than the 600 texts sent.
     assert 20 < memory["entries"] < 60
@@ -268,18 +273,28 @@ async def test_memory_stays_within_its_bound_under_unique_texts(
     assert [body["inputText"] for body in await count_calls()] == ["unique text number 0"]
 
 
-async def test_pretty_answers_from_the_cache_match_uncached_ones(proxy):
+@pytest.mark.parametrize(
+    ("query", "start"),
+    [
+        ("?pretty", b'{\n  "text_embedding_bytes" : ['),
+        ("?format=yaml", b"---\ntext_embedding_bytes:"),
+        ("?filter_path=text_embedding_bytes.embedding", b'{"text_embedding_bytes":[{"embedding"'),
+        ("?filter_path=nothing", b"{}"),
+    ],
+)
+async def test_rendering_options_on_cached_answers_match_uncached_ones(proxy, query, start):
     await put(proxy, "e", **COHERE, embedding_type="int8")
     answers = []
     for settings in ({"cache": False}, {}, {}):
         response = await proxy.post(
-            "/_inference/e?pretty",
+            f"/_inference/e{query}",
             data=json.dumps({"input": TEXTS[:3], "task_settings": settings}),
             headers=JSON_HEADERS,
         )
+        assert response.status == 200
         answers.append(await response.read())
     assert answers[0] == answers[1] == answers[2]
-    assert answers[0].startswith(b'{\n  "text_embedding_bytes" : [')
+    assert answers[0].startswith(start)
 
 
 async def test_clearing_needs_the_same_rights_as_managing_endpoints(start_proxy, settings_for):
