@@ -28,12 +28,15 @@ from esproxy.app_keys import (
 )
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 from esproxy.inference.embedding_cache import ClusterTier, EmbeddingCache, concrete_index
+from esproxy.inference.embedding_cache.metrics import EmbeddingCacheCollector
 from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.observability import component as observability
+from esproxy.observability.web import ACCESS_LOG_KEY, METRICS_KEY
 from esproxy.readiness import Readiness
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
@@ -80,7 +83,7 @@ async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer
     settings = app[SETTINGS].upstream
     tls = await tls_context(settings)
     targets = {node.url: NodeTarget(node.url, node.host, tls) for node in forwarder.pool.nodes}
-    return Splicer(
+    splicer = Splicer(
         nodes=forwarder.pool,  # shared with the app's forwarder: one view of which nodes are dead
         targets=targets,
         app=AppTarget(app_server),
@@ -89,6 +92,10 @@ async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer
         read_timeout=settings.read_timeout,
         reserved=app.get(RESERVED_INDEX),
     )
+    splicer.recorder = forwarder.recorder
+    if app[SETTINGS].log.forwarded:
+        splicer.access = app.get(ACCESS_LOG_KEY)
+    return splicer
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -97,11 +104,13 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[RESERVED_NAMES] = reserved_index_names(settings)
+    observability.install(app, settings)
     app[READINESS] = Readiness()
     health.add_default_checks(app, app[READINESS])
     app.cleanup_ctx.extend(
         [
             open_upstream,
+            observability.open_observability,
             open_authorization,
             start_dev_emulator,
             open_bedrock_clients,
@@ -234,11 +243,18 @@ async def build_service(app: web.Application) -> AsyncIterator[None]:
         queue_capacity=bedrock.queue_capacity, max_concurrent_calls=bedrock.max_concurrent_calls
     )
     cache = build_embedding_cache(app)
-    app[INFERENCE_SERVICE] = InferenceService(app[STORE], registry, app[CIPHER], limiters, cache)
+    metrics = app.get(METRICS_KEY)
+    if metrics is not None:
+        metrics.gauges.queue_depths = limiters.depths
+    app[INFERENCE_SERVICE] = InferenceService(
+        app[STORE], registry, app[CIPHER], limiters, embedding_cache=cache, telemetry=metrics
+    )
     if cache is None:
         yield
         return
     app[EMBEDDING_CACHE] = cache
+    if metrics is not None:
+        metrics.registry.register(EmbeddingCacheCollector(cache))
 
     async def cache_stats() -> dict[str, Any]:
         return cache.stats()

@@ -10,6 +10,7 @@ from esproxy.bedrock_emulator.faults import FaultBook
 from esproxy.bedrock_emulator.quotas import QuotaBook
 from esproxy.bedrock_emulator.request_log import RequestLog
 from esproxy.bedrock_emulator.settings import EmulatorSettings
+from esproxy.bedrock_emulator.usage import UsageBook
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class EmulatorState:
     faults: FaultBook
     quotas: QuotaBook
     requests: RequestLog
+    usage: UsageBook
 
     @classmethod
     def from_settings(cls, settings: EmulatorSettings) -> EmulatorState:
@@ -26,6 +28,7 @@ class EmulatorState:
             faults=FaultBook(),
             quotas=QuotaBook(settings.quota_per_minute),
             requests=RequestLog(settings.max_recorded_requests),
+            usage=UsageBook(),
         )
 
 

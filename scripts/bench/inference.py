@@ -23,6 +23,7 @@ from typing import Any
 
 import embedding_cache
 import lib
+import observability
 
 TEXTS = [f"passage {i}: the sky above the port was the color of television" for i in range(96)]
 QUESTION = "What is Elastic? Answer in one sentence."
@@ -71,7 +72,11 @@ def litellm_requests() -> dict[str, tuple[str, str]]:
 
 
 def start_esproxy(
-    emulator: str, logs: Path, name: str = "esproxy", experiment: dict[str, str] | None = None
+    emulator: str,
+    logs: Path,
+    name: str = "esproxy",
+    experiment: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[str, Any]:
     # The embedding cache is off here: these runs compare the calls themselves.
     url, proc = lib.esproxy(
@@ -80,7 +85,7 @@ def start_esproxy(
         emulator,
         log_dir=logs,
         experiment=experiment,
-        env={"ESPROXY_CACHE_ENABLED": "false"},
+        env={"ESPROXY_CACHE_ENABLED": "false", **(env or {})},
     )
     for task, inference_id, provider, model in ESPROXY_ENDPOINTS.values():
         status, body = lib.http(
@@ -199,6 +204,11 @@ def main() -> int:
     if "--cache-only" in sys.argv:
         embedding_cache.main(emulator, logs)
         return 0
+    if "--only-observability" in sys.argv:
+        result = {"machine": lib.machine(), "duration_s": duration}
+        result["observability"] = observability_case(emulator, duration, logs)
+        lib.write_json("inference-observability", result)
+        return 0
     esproxy_url, esproxy_proc = start_esproxy(emulator, logs)
     targets: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
         "esproxy": (esproxy_url, esproxy_requests(), None)
@@ -261,12 +271,25 @@ def main() -> int:
         "results": results,
     }
     result["summary"] = summarize(result)
+    lib.stop(esproxy_proc)
+    result["observability"] = observability_case(emulator, duration, logs)
     lib.write_json("inference", result)
     lib.publish("inference", report, result)
     plot(result)
-    lib.stop(esproxy_proc)
     embedding_cache.main(emulator, logs)
     return 0
+
+
+def observability_case(emulator: str, duration: float, logs: Path) -> dict[str, Any]:
+    """Metrics and the JSON access log on vs off, on one short completion at a time."""
+    path, body = esproxy_requests()["completion"]
+    return observability.inference_case(
+        lambda name, env: start_esproxy(emulator, logs, name, env=env),
+        path,
+        body,
+        duration,
+        logs,
+    )
 
 
 def summarize(res: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import json
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from esproxy.app_keys import EMBEDDING_CACHE
 from esproxy.authorization.api_keys import generate_api_key, hash_api_key
@@ -359,3 +360,22 @@ async def test_a_failed_call_leaves_the_waiting_requests_to_fetch_for_themselves
     assert failed.status == 400
     assert len(json.loads(answer)["text_embedding"]) == 2
     assert len(await count_calls()) == 2
+
+
+async def test_the_numbers_are_in_the_metrics(proxy):
+    await put(proxy, "titan", **TITAN)
+    await post_raw(proxy, "titan", ["one two three", "four five"])
+    await post_raw(proxy, "titan", ["one two three", "six"])
+    response = await proxy.get("/_esproxy/metrics")
+    assert response.status == 200
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(await response.text())
+        for sample in family.samples
+    }
+    assert samples["esproxy_embedding_cache_hits_total"] == 1
+    assert samples["esproxy_embedding_cache_misses_total"] == 3
+    assert samples["esproxy_embedding_cache_saved_bedrock_calls_total"] == 1
+    assert samples["esproxy_embedding_cache_saved_input_tokens_total"] == 3
+    assert samples["esproxy_embedding_cache_memory_entries"] == 3
+    assert samples["esproxy_embedding_cache_memory_bytes"] > 0
