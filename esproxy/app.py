@@ -28,7 +28,6 @@ from esproxy.app_keys import (
 )
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 from esproxy.inference.embedding_cache import ClusterTier, EmbeddingCache, concrete_index
-from esproxy.inference.embedding_cache.metrics import EmbeddingCacheCollector
 from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
@@ -36,6 +35,7 @@ from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegrat
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
 from esproxy.observability import component as observability
+from esproxy.observability.embedding_cache import EmbeddingCacheSeries
 from esproxy.observability.web import ACCESS_LOG_KEY, METRICS_KEY
 from esproxy.readiness import Readiness
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
@@ -254,7 +254,7 @@ async def build_service(app: web.Application) -> AsyncIterator[None]:
         return
     app[EMBEDDING_CACHE] = cache
     if metrics is not None:
-        metrics.registry.register(EmbeddingCacheCollector(cache))
+        metrics.registry.register(EmbeddingCacheSeries(cache.metric_values))
 
     async def cache_stats() -> dict[str, Any]:
         return cache.stats()

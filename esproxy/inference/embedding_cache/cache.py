@@ -80,6 +80,19 @@ class EmbeddingCache:
             }
         return body
 
+    def metric_values(self) -> dict[str, int]:
+        """The numbers the metrics export (esproxy/observability/embedding_cache.py)."""
+        counters = self.counters
+        return {
+            "hits": counters.hits,
+            "misses": counters.misses,
+            "saved_bedrock_calls": counters.saved_calls,
+            "saved_input_tokens": counters.saved_input_tokens,
+            "cluster_errors": counters.cluster_errors,
+            "memory_bytes": self.memory.used_bytes,
+            "memory_entries": len(self.memory),
+        }
+
     async def embed(
         self, inference_id: str, identity: EmbeddingIdentity, fetch: Fetch
     ) -> TextEmbeddingResult:
