@@ -16,6 +16,8 @@ from esproxy.app_keys import (
     BACKING_STORE,
     BEDROCK_CLIENTS,
     BEDROCK_ENDPOINT_URL,
+    BRIDGE_KEYS,
+    CHAT_SERVICE,
     CIPHER,
     EMBEDDING_CACHE,
     FORWARDER,
@@ -27,6 +29,7 @@ from esproxy.app_keys import (
     STORE,
 )
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
+from esproxy.inference.chat_service import ChatService
 from esproxy.inference.embedding_cache import ClusterTier, EmbeddingCache, concrete_index
 from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
@@ -37,6 +40,8 @@ from esproxy.integrations.registry import IntegrationRegistry
 from esproxy.observability import component as observability
 from esproxy.observability.embedding_cache import EmbeddingCacheSeries
 from esproxy.observability.web import ACCESS_LOG_KEY, METRICS_KEY
+from esproxy.openai_bridge.keys import BridgeKeys
+from esproxy.openai_bridge.routes import add_bridge_routes
 from esproxy.readiness import Readiness
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
@@ -115,10 +120,13 @@ def create_app(settings: Settings) -> web.Application:
             start_dev_emulator,
             open_bedrock_clients,
             open_cipher,
+            open_bridge_keys,
             open_store,
             build_service,
         ]
     )
+    if settings.bridge.enabled:
+        add_bridge_routes(app)
     if settings.upstream.urls:
         add_routes(app, handlers.forward, root=None)
     else:
@@ -194,6 +202,21 @@ def build_cipher(settings: Settings) -> SecretCipher:
     return SecretCipher(load_or_create_key_file(settings.storage.key_file), others)
 
 
+async def open_bridge_keys(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[BRIDGE_KEYS] = build_bridge_keys(settings, app[CIPHER])
+    yield
+
+
+def build_bridge_keys(settings: Settings, cipher: SecretCipher) -> BridgeKeys:
+    """Bridge keys follow the secrets keys: minted with the primary, accepted under old ones."""
+    previous = [
+        parse_key(t, source="[secrets] previous_keys") for t in settings.secrets.previous_keys
+    ]
+    materials = [cipher.primary.material, *(key.material for key in previous)]
+    return BridgeKeys(materials, revoked=settings.bridge.revoked)
+
+
 async def open_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = build_store(app)
@@ -249,6 +272,7 @@ async def build_service(app: web.Application) -> AsyncIterator[None]:
     app[INFERENCE_SERVICE] = InferenceService(
         app[STORE], registry, app[CIPHER], limiters, embedding_cache=cache, telemetry=metrics
     )
+    app[CHAT_SERVICE] = ChatService(app[INFERENCE_SERVICE])
     if cache is None:
         yield
         return

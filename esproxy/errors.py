@@ -32,6 +32,7 @@ for "no handler found" and "Incorrect HTTP method" answers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 
@@ -239,6 +240,18 @@ class SecretsUnreadable(ProxyError):
     status = 500
 
 
+def unified_error_body(error: ProxyError) -> dict[str, Any]:
+    """ES's unified chat error shape (`UnifiedChatCompletionException`): the status's name as
+    `code`, the reason as `message`, the ES error type as `type`."""
+    return {
+        "error": {
+            "code": HTTPStatus(error.status).name.lower(),
+            "message": error.reason,
+            "type": error.error_type,
+        }
+    }
+
+
 def render_validation(messages: Sequence[str]) -> str:
     numbered = "".join(f"{i}: {message};" for i, message in enumerate(messages, start=1))
     return f"Validation Failed: {numbered}"
@@ -252,3 +265,11 @@ def snake_case(name: str) -> str:
             out.append("_")
         out.append(char.lower())
     return "".join(out)
+
+
+class BridgeRequestError(BadRequest):
+    """A malformed request to the OpenAI-compatible routes; `param` names the field, as there."""
+
+    def __init__(self, reason: str, *, param: str | None = None, status: int | None = None) -> None:
+        super().__init__(reason, status=status)
+        self.param = param

@@ -126,6 +126,15 @@ class CacheSettings:
 
 
 @dataclass(frozen=True)
+class BridgeSettings:
+    """The OpenAI-compatible routes (esproxy/openai_bridge/)."""
+
+    enabled: bool = True
+    revoked: tuple[str, ...] = ()  # nonces of bridge keys that no longer open anything
+    url: str | None = None  # esproxy as the cluster reaches it, for `esproxy bridge create`
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """The access log (esproxy/observability/access_log.py)."""
 
@@ -155,6 +164,7 @@ class Settings:
     emulator: EmulatorKnobs = EmulatorKnobs()
     auth: AuthSettings = AuthSettings()
     cache: CacheSettings = CacheSettings()
+    bridge: BridgeSettings = BridgeSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
 
@@ -337,6 +347,18 @@ class CacheSchema(Schema):
         return CacheSettings(**data)
 
 
+class BridgeSchema(Schema):
+    enabled = fields.Boolean()
+    revoked = CommaList(fields.String(validate=validate.Length(min=1)))
+    url = fields.Url(require_tld=False, schemes={"http", "https"})
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> BridgeSettings:
+        if "revoked" in data:
+            data["revoked"] = tuple(data["revoked"])
+        return BridgeSettings(**data)
+
+
 class LogSchema(Schema):
     format = fields.String(validate=validate.OneOf(["text", "json"]))
     access = fields.Boolean()
@@ -379,6 +401,7 @@ class SettingsSchema(Schema):
     emulator = fields.Nested(EmulatorSchema)
     auth = fields.Nested(AuthSchema)
     cache = fields.Nested(CacheSchema)
+    bridge = fields.Nested(BridgeSchema)
     log = fields.Nested(LogSchema)
     metrics = fields.Nested(MetricsSchema)
 
@@ -396,6 +419,7 @@ SECTIONS: dict[str, type[Schema]] = {
     "emulator": EmulatorSchema,
     "auth": AuthSchema,
     "cache": CacheSchema,
+    "bridge": BridgeSchema,
     "log": LogSchema,
     "metrics": MetricsSchema,
 }

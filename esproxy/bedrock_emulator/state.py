@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 from aiohttp import web
 
@@ -13,6 +13,18 @@ from esproxy.bedrock_emulator.settings import EmulatorSettings
 from esproxy.bedrock_emulator.usage import UsageBook
 
 
+@dataclass
+class StreamCounts:
+    """ConverseStream answers: open now, finished, and ended early because the client left."""
+
+    open: int = 0
+    finished: int = 0
+    abandoned: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class EmulatorState:
     settings: EmulatorSettings
@@ -20,6 +32,7 @@ class EmulatorState:
     quotas: QuotaBook
     requests: RequestLog
     usage: UsageBook
+    streams: StreamCounts = field(default_factory=StreamCounts)
 
     @classmethod
     def from_settings(cls, settings: EmulatorSettings) -> EmulatorState:

@@ -4,7 +4,13 @@ The emulator answers after a fixed 20 ms (`--latency-ms 20`) and runs on core 0 
 generator; the contender gets core 1: the direct aiobotocore driver (scripts/bench/
 bedrock_direct.py), esproxy, or LiteLLM's proxy (1 worker). esproxy and LiteLLM are loaded with
 wrk. Workloads: 16-input Titan v2 embeddings (16 InvokeModel calls), 96-input Cohere embeddings
-(one call), short completions (one Converse call); at 1, 16 and 64 concurrent requests.
+(one call), short completions (one Converse call), and a streamed chat (`chat_stream`: esproxy's
+`_inference/chat_completion/{id}/_stream`, LiteLLM's streamed `/v1/chat/completions`, direct
+ConverseStream); at 1, 16 and 64 concurrent requests. For the streamed chat, the time to the first
+content delta is also measured at concurrency 1 (scripts/bench/stream_driver.py for the proxies).
+`--workloads chat_stream` (comma-separated) runs a subset and records it as inference-<names>.
+`esproxy-openai` is the same esproxy process through its OpenAI-compatible routes (`--no-bridge`
+leaves it out).
 Experiment (off by default, see esproxy_experiment.py): --static-ua adds esproxy without
 botocore's per-call User-Agent rebuild. esproxy's embedding cache is off in these runs; the
 embedding cache benchmark (embedding_cache.py) follows them, or runs alone with --cache-only.
@@ -28,7 +34,9 @@ import observability
 TEXTS = [f"passage {i}: the sky above the port was the color of television" for i in range(96)]
 QUESTION = "What is Elastic? Answer in one sentence."
 CONCURRENCY = [1, 16, 64]
-WORKLOADS = ["titan16", "cohere96", "completion"]
+WORKLOADS = ["titan16", "cohere96", "completion", "chat_stream"]
+CHAT_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+CHAT_MESSAGES = [{"role": "user", "content": QUESTION}]
 KEYS = {"access_key": "AKIDBENCH", "secret_key": "bench-secret"}
 LITELLM_KEY = "sk-bench-" + secrets.token_hex(16)  # LiteLLM refuses to start without one
 LITELLM_AUTH = f"Authorization: Bearer {LITELLM_KEY}"
@@ -43,6 +51,7 @@ ESPROXY_ENDPOINTS = {
         "amazontitan",
         "amazon.titan-text-premier-v1:0",
     ),
+    "chat_stream": ("chat_completion", "bench-chat", "anthropic", CHAT_MODEL),
 }
 
 
@@ -51,6 +60,32 @@ def esproxy_requests() -> dict[str, tuple[str, str]]:
         "titan16": ("/_inference/text_embedding/bench-titan", json.dumps({"input": TEXTS[:16]})),
         "cohere96": ("/_inference/text_embedding/bench-cohere", json.dumps({"input": TEXTS})),
         "completion": ("/_inference/completion/bench-completion", json.dumps({"input": QUESTION})),
+        "chat_stream": (
+            "/_inference/chat_completion/bench-chat/_stream",
+            json.dumps({"messages": CHAT_MESSAGES, "max_completion_tokens": 64}),
+        ),
+    }
+
+
+def bridge_requests() -> dict[str, tuple[str, str]]:
+    """The same calls through esproxy's OpenAI-compatible routes (esproxy/openai_bridge/)."""
+    v1 = "/_esproxy/openai/v1"
+    chat = {"model": "bench-completion", "messages": [{"role": "user", "content": QUESTION}]}
+    return {
+        "titan16": (f"{v1}/embeddings", json.dumps({"model": "bench-titan", "input": TEXTS[:16]})),
+        "cohere96": (f"{v1}/embeddings", json.dumps({"model": "bench-cohere", "input": TEXTS})),
+        "completion": (f"{v1}/chat/completions", json.dumps(chat)),
+        "chat_stream": (
+            f"{v1}/chat/completions",
+            json.dumps(
+                {
+                    "model": "bench-chat",
+                    "messages": CHAT_MESSAGES,
+                    "max_completion_tokens": 64,
+                    "stream": True,
+                }
+            ),
+        ),
     }
 
 
@@ -66,6 +101,12 @@ def litellm_requests() -> dict[str, tuple[str, str]]:
                     "max_tokens": 64,
                     "messages": [{"role": "user", "content": QUESTION}],
                 }
+            ),
+        ),
+        "chat_stream": (
+            "/v1/chat/completions",
+            json.dumps(
+                {"model": "chat", "max_tokens": 64, "stream": True, "messages": CHAT_MESSAGES}
             ),
         ),
     }
@@ -122,6 +163,7 @@ def start_litellm(emulator: str, logs: Path) -> tuple[str, Any] | None:
         ("titan", "bedrock/amazon.titan-embed-text-v2:0"),
         ("cohere", "bedrock/cohere.embed-english-v3"),
         ("completion", "bedrock/converse/amazon.titan-text-premier-v1:0"),
+        ("chat", f"bedrock/converse/{CHAT_MODEL}"),
     ]
     config = logs / "litellm.yaml"
     # JSON is YAML: no YAML library needed here.
@@ -187,6 +229,54 @@ def direct(emulator: str, workload: str, conc: int, duration: float) -> dict[str
     return result
 
 
+def stream_driver(url: str, body: str, header: str | None, conc: int, duration: float) -> Any:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            lib.LOAD_CPU,
+            lib.PROJECT_PY,
+            str(lib.BENCH / "stream_driver.py"),
+            url,
+            body,
+            header or "",
+            str(conc),
+            str(duration),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 120,
+        cwd=lib.BENCH,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"stream_driver failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def first_deltas(
+    emulator: str, targets: dict[str, Any], duration: float
+) -> dict[str, dict[str, Any]]:
+    """Time to the first content delta of a streamed chat, one request at a time."""
+    found: dict[str, dict[str, Any]] = {}
+    for round_ in range(2):  # alternate the order, as the throughput runs do
+        names = ["direct", *targets]
+        for name in names if round_ == 0 else reversed(names):
+            if name == "direct":
+                r = direct(emulator, "chat_stream", 1, duration / 2)
+            else:
+                url, requests, header = targets[name]
+                path, body = requests["chat_stream"]
+                r = stream_driver(url + path, body, header, 1, duration / 2)
+            samples = found.setdefault(name, {"p50s": []})
+            samples["p50s"].append(r["first_delta_ms"]["p50"])
+            samples["last"] = r
+    for name, samples in found.items():
+        p50s = samples.pop("p50s")
+        samples["first_delta_p50_ms"] = sum(p50s) / len(p50s)
+        print(f"  chat_stream first delta c=1 {name:<8} p50 {samples['first_delta_p50_ms']:.2f} ms")
+    return found
+
+
 def check(url: str, path: str, body: str, header: str | None) -> None:
     name, _, value = (header or "").partition(": ")
     status, answer = lib.http(
@@ -197,7 +287,11 @@ def check(url: str, path: str, body: str, header: str | None) -> None:
 
 
 def main() -> int:
-    lib.banner("inference")
+    workloads = WORKLOADS
+    if "--workloads" in sys.argv:
+        workloads = sys.argv[sys.argv.index("--workloads") + 1].split(",")
+    result_name = "inference" if workloads == WORKLOADS else "inference-" + "-".join(workloads)
+    lib.banner(result_name)
     duration = 3.0 if lib.quick() else 10.0
     logs = lib.tmpdir("inference-logs")
     emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
@@ -214,6 +308,9 @@ def main() -> int:
         "esproxy": (esproxy_url, esproxy_requests(), None)
     }
     procs = {"esproxy": esproxy_proc}
+    if "--no-bridge" not in sys.argv:  # the same process, through the OpenAI-compatible routes
+        targets["esproxy-openai"] = (esproxy_url, bridge_requests(), None)
+        procs["esproxy-openai"] = esproxy_proc
     if "--static-ua" in sys.argv:  # experiment: botocore's per-call User-Agent rebuild removed
         url, procs["esproxy+static-ua"] = start_esproxy(
             emulator, logs, "esproxy-static-ua", {"BENCH_EXP_STATIC_UA": "1"}
@@ -224,11 +321,11 @@ def main() -> int:
         targets["litellm"] = (litellm[0], litellm_requests(), LITELLM_AUTH)
         procs["litellm"] = litellm[1]
     for url, requests, header in targets.values():
-        for path, body in requests.values():
-            check(url, path, body, header)
+        for workload in workloads:
+            check(url, *requests[workload], header)
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    for workload in WORKLOADS:
+    for workload in workloads:
         results[workload] = {}
         for url, requests, header in targets.values():  # warm up
             path, body = requests[workload]
@@ -267,16 +364,20 @@ def main() -> int:
         "duration_s": duration,
         "emulator_latency_ms": 20,
         "concurrency": CONCURRENCY,
-        "workloads": WORKLOADS,
+        "workloads": workloads,
         "results": results,
     }
+    if "chat_stream" in workloads:
+        result["chat_stream_first_delta"] = first_deltas(emulator, targets, duration)
     result["summary"] = summarize(result)
     lib.stop(esproxy_proc)
-    result["observability"] = observability_case(emulator, duration, logs)
-    lib.write_json("inference", result)
-    lib.publish("inference", report, result)
-    plot(result)
-    embedding_cache.main(emulator, logs)
+    if workloads == WORKLOADS:  # the observability case belongs to the full run
+        result["observability"] = observability_case(emulator, duration, logs)
+    lib.write_json(result_name, result)
+    lib.publish(result_name, report, result)
+    plot(result, result_name)
+    if workloads == WORKLOADS:  # the embedding cache benchmark belongs to the full run
+        embedding_cache.main(emulator, logs)
     return 0
 
 
@@ -302,6 +403,14 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
             if "litellm" in runs:
                 vs_litellm[f"{w}@{c}"] = lib.ratio(runs["esproxy"]["rps"], runs["litellm"]["rps"])
     at1 = [v for k, v in added.items() if k.endswith("@1")]
+    bridge_added = {
+        f"{w}@{c}": runs["esproxy-openai"]["latency_ms"]["p50"]
+        - runs["esproxy"]["latency_ms"]["p50"]
+        for w, by_c in res["results"].items()
+        for c, runs in by_c.items()
+        if "esproxy-openai" in runs
+    }
+    bridge_at1 = [v for k, v in bridge_added.items() if k.endswith("@1")]
     peak_ratio = {
         w: lib.ratio(
             max(r["esproxy"]["rps"] for r in by_c.values()),
@@ -318,16 +427,38 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
         if by_c["16"]["esproxy"].get("cpu_ms_per_request")
         and by_c["16"]["direct"].get("cpu_ms_per_request")
     }
+    targets = {
+        "<= 1 ms p50 added over direct (concurrency 1)": max(at1) <= 1.0,
+        ">= 3x LiteLLM throughput (peak, every workload)": bool(peak_ratio)
+        and min(peak_ratio.values()) >= 3.0,
+    }
+    if bridge_at1:
+        targets["<= 0.2 ms p50 added by the OpenAI bridge over _inference (concurrency 1)"] = (
+            max(bridge_at1) <= 0.2
+        )
+    chat: dict[str, Any] = {}
+    if "chat_stream_first_delta" in res:
+        deltas = res["chat_stream_first_delta"]
+        chat["added_first_delta_p50_ms"] = (
+            deltas["esproxy"]["first_delta_p50_ms"] - deltas["direct"]["first_delta_p50_ms"]
+        )
+        targets["<= 1 ms added to the first delta of a streamed chat (concurrency 1)"] = (
+            chat["added_first_delta_p50_ms"] <= 1.0
+        )
+        at64 = res["results"]["chat_stream"]["64"]
+        if "litellm" in at64:
+            chat["vs_litellm_rps_at_64"] = lib.ratio(at64["esproxy"]["rps"], at64["litellm"]["rps"])
+            targets[">= 3x LiteLLM streamed chat throughput at 64 concurrent"] = (
+                chat["vs_litellm_rps_at_64"] >= 3.0
+            )
     return {
+        "chat_stream": chat,
         "esproxy_added_p50_ms": added,
         "esproxy_extra_cpu_ms_per_request": extra_cpu,
         "esproxy_vs_litellm_rps": vs_litellm,
         "esproxy_vs_litellm_peak_rps": peak_ratio,
-        "targets": {
-            "<= 1 ms p50 added over direct (concurrency 1)": max(at1) <= 1.0,
-            ">= 3x LiteLLM throughput (peak, every workload)": bool(peak_ratio)
-            and min(peak_ratio.values()) >= 3.0,
-        },
+        "bridge_added_p50_ms": bridge_added,
+        "targets": targets,
     }
 
 
@@ -377,19 +508,24 @@ def report(res: dict[str, Any]) -> None:
             f"{w} {v:.2f} ms" for w, v in res["summary"]["esproxy_extra_cpu_ms_per_request"].items()
         )
     )
+    if "chat_stream_first_delta" in res:
+        print("\nstreamed chat, time to the first content delta at concurrency 1 (p50):")
+        for who, r in res["chat_stream_first_delta"].items():
+            print(f"  {who:<8} {r['first_delta_p50_ms']:.2f} ms")
     for target, ok in res["summary"]["targets"].items():
         print(f"  {'MET ' if ok else 'MISS'} {target}")
 
 
-def plot(res: dict[str, Any]) -> None:
+def plot(res: dict[str, Any], name: str = "inference") -> None:
     plt = lib.pyplot()
     workloads = list(res["results"])
-    fig, axes = plt.subplots(1, len(workloads), figsize=(4.2 * len(workloads), 3.8))
+    fig, axes = plt.subplots(1, len(workloads), figsize=(4.2 * len(workloads), 3.8), squeeze=False)
+    axes = axes[0]
     conc = res["concurrency"]
     for ax, w in zip(axes, workloads, strict=True):
         by_c = res["results"][w]
-        for name in by_c[str(conc[0])]:
-            ax.plot(conc, [by_c[str(c)][name]["rps"] for c in conc], marker="o", label=name)
+        for who in by_c[str(conc[0])]:
+            ax.plot(conc, [by_c[str(c)][who]["rps"] for c in conc], marker="o", label=who)
         ax.set_xscale("log", base=2)
         ax.set_xticks(conc, [str(c) for c in conc])
         ax.set_title(w)
@@ -399,7 +535,7 @@ def plot(res: dict[str, Any]) -> None:
     axes[0].legend()
     fig.suptitle("inference throughput (emulator latency 20 ms)")
     fig.tight_layout()
-    fig.savefig(lib.RESULTS / "inference.png", dpi=110)
+    fig.savefig(lib.RESULTS / f"{name}.png", dpi=110)
 
 
 if __name__ == "__main__":
