@@ -45,16 +45,18 @@ class Reach:
 class ReservedIndex:
     """The index (and, once looked up, its concrete names and aliases) no caller may name."""
 
-    def __init__(self, index: str) -> None:
+    def __init__(self, index: str, always: Iterable[str] = ()) -> None:
         self.index = index
-        self.concrete: frozenset[str] = frozenset({index})
+        # Reserved even while the cluster does not have them (before creation, after a loss).
+        self.always = frozenset({index, *always})
+        self.concrete: frozenset[str] = self.always
         self.aliases: dict[str, bool] = {}  # alias name -> whether it is hidden
 
     def __repr__(self) -> str:
         return f"ReservedIndex({self.index!r}, aliases={sorted(self.aliases)!r})"
 
     def update(self, concrete: Iterable[str], aliases: Mapping[str, bool]) -> None:
-        self.concrete = frozenset({self.index, *concrete})
+        self.concrete = frozenset({*self.always, *concrete})
         self.aliases = dict(aliases)
 
     def refusal(self, method: str, target: str, query: MultiMapping[str]) -> str | None:
@@ -84,8 +86,9 @@ class ReservedIndex:
 class ReservedIndexes:
     """Every index of esproxy's own (endpoints, embedding cache, ...): the first refusal wins."""
 
-    def __init__(self, names: Sequence[str]) -> None:
-        self.members = [ReservedIndex(name) for name in names]
+    def __init__(self, groups: Sequence[Sequence[str]]) -> None:
+        """One group per index: its name (an alias, say), then the names always reserved with it."""
+        self.members = [ReservedIndex(group[0], always=group) for group in groups]
 
     def __repr__(self) -> str:
         return f"ReservedIndexes({self.members!r})"
