@@ -20,6 +20,7 @@ from esproxy.app_keys import (
     BRIDGE_KEYS,
     CHAT_SERVICE,
     CIPHER,
+    EMBEDDING_CACHE,
     FORWARDER,
     INFERENCE_SERVICE,
     READINESS,
@@ -31,6 +32,7 @@ from esproxy.app_keys import (
 )
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 from esproxy.inference.chat_service import ChatService
+from esproxy.inference.embedding_cache import ClusterTier, EmbeddingCache, concrete_index
 from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
@@ -38,6 +40,7 @@ from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegrat
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
 from esproxy.observability import component as observability
+from esproxy.observability.embedding_cache import EmbeddingCacheSeries
 from esproxy.observability.web import ACCESS_LOG_KEY, METRICS_KEY
 from esproxy.openai_bridge.keys import BridgeKeys
 from esproxy.openai_bridge.routes import add_bridge_routes
@@ -54,7 +57,8 @@ from esproxy.splice.backends import AppTarget, NodeTarget
 from esproxy.splice.server import SplicingRunner
 from esproxy.splice.splicer import Splicer
 from esproxy.storage.cache import CachedEndpointStore
-from esproxy.storage.elasticsearch import ElasticsearchEndpointStore, reserved_names
+from esproxy.storage.elasticsearch import ElasticsearchEndpointStore
+from esproxy.storage.elasticsearch import reserved_names as store_index_names
 from esproxy.storage.memory import InMemoryEndpointStore
 from esproxy.storage.opening import OpeningStore
 from esproxy.storage.sqlite import SqliteEndpointStore
@@ -115,7 +119,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, authorization_middleware], client_max_size=0
     )
     app[SETTINGS] = settings
-    app[RESERVED_NAMES] = reserved_indices(settings)
+    app[RESERVED_NAMES] = reserved_index_names(settings)
     observability.install(app, settings)
     app[READINESS] = Readiness()
     health.add_default_checks(app, app[READINESS])
@@ -139,14 +143,6 @@ def create_app(settings: Settings) -> web.Application:
     else:
         add_routes(app, handlers.no_upstream, root=handlers.root_info)
     return app
-
-
-def reserved_indices(settings: Settings) -> tuple[str, ...]:
-    """esproxy's own indices in the cluster, which the guard keeps every caller away from (with
-    any other name that starts with `.esproxy`). The first one names the guard's refusals.
-    """
-    # The store's alias and its concrete index: reserved before they exist (or after a loss).
-    return (*reserved_names(settings.storage.index), ".esproxy-leases", ".esproxy-embedding-cache")
 
 
 async def open_upstream(app: web.Application) -> AsyncIterator[None]:
@@ -337,11 +333,55 @@ async def build_service(app: web.Application) -> AsyncIterator[None]:
     limiters = RateLimiters(
         queue_capacity=bedrock.queue_capacity, max_concurrent_calls=bedrock.max_concurrent_calls
     )
+    cache = build_embedding_cache(app)
     metrics = app.get(METRICS_KEY)
     if metrics is not None:
         metrics.gauges.queue_depths = limiters.depths
     app[INFERENCE_SERVICE] = InferenceService(
-        app[STORE], registry, app[CIPHER], limiters, telemetry=metrics
+        app[STORE], registry, app[CIPHER], limiters, embedding_cache=cache, telemetry=metrics
     )
     app[CHAT_SERVICE] = ChatService(app[INFERENCE_SERVICE])
-    yield
+    if cache is None:
+        yield
+        return
+    app[EMBEDDING_CACHE] = cache
+    if metrics is not None:
+        metrics.registry.register(EmbeddingCacheSeries(cache.metric_values))
+
+    async def cache_stats() -> dict[str, Any]:
+        return cache.stats()
+
+    # Reported, never deciding readiness: without the cache, esproxy only pays more.
+    app[READINESS].add("embedding_cache", cache_stats, required=False)
+    stop = asyncio.Event()
+    maintenance = asyncio.create_task(cache.maintain(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await maintenance
+
+
+def build_embedding_cache(app: web.Application) -> EmbeddingCache | None:
+    """The embedding cache; its shared tier only beside a cluster (sidecar mode)."""
+    settings = app[SETTINGS].cache
+    if not settings.enabled:
+        return None
+    cluster = None
+    if settings.cluster:
+        if FORWARDER not in app:
+            raise SettingsError("[cache] cluster = true needs an upstream cluster: set --upstream")
+        forwarder = app[FORWARDER]
+        cluster = ClusterTier(forwarder.session, app[SETTINGS].upstream, settings)
+    return EmbeddingCache(settings, cluster)
+
+
+def reserved_index_names(settings: Settings) -> list[tuple[str, ...]]:
+    """esproxy's own indices in the cluster, which the guard keeps every caller away from: for
+    each, its alias and the concrete index behind it (which may not exist yet at startup)."""
+    groups: list[tuple[str, ...]] = []
+    if settings.storage_backend == "elasticsearch":
+        groups.append(store_index_names(settings.storage.index))
+    if settings.cache.enabled and settings.cache.cluster:
+        groups.append((settings.cache.index, concrete_index(settings.cache.index)))
+    return groups

@@ -7,6 +7,7 @@ from aiohttp import web
 from esproxy.authorization.base import Authorizer
 from esproxy.guard import Guard
 from esproxy.inference.chat_service import ChatService
+from esproxy.inference.embedding_cache import EmbeddingCache
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.openai_bridge.keys import BridgeKeys
@@ -28,12 +29,14 @@ BACKING_STORE = web.AppKey("backing_store", EndpointStore)
 # The store's and its endpoints' readiness (esproxy/store_health.py).
 STORE_HEALTH = web.AppKey("store_health", StoreHealth)
 INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
+# Absent when `[cache] enabled` is false.
+EMBEDDING_CACHE = web.AppKey("embedding_cache", EmbeddingCache)
 CHAT_SERVICE = web.AppKey("chat_service", ChatService)
 # Who may call `_inference` (absent when `[auth] mode` is none), and the index no caller may name.
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 RESERVED_INDEX = web.AppKey("reserved_index", Guard)
-# esproxy's own indices in the cluster, in the order app.py lists them (the first names refusals).
-RESERVED_NAMES = web.AppKey("reserved_names", tuple[str, ...])
+# esproxy's own indices in the cluster, as app.py names them for the guard (alias, concrete).
+RESERVED_NAMES = web.AppKey("reserved_names", list)
 # What opens the OpenAI-compatible routes to the cluster's own `openai` endpoints.
 BRIDGE_KEYS = web.AppKey("bridge_keys", BridgeKeys)
 # The checks behind `/_esproxy/ready`; each room adds its own (esproxy/readiness.py).

@@ -113,6 +113,19 @@ class EmulatorKnobs:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    """The embedding cache (esproxy/inference/embedding_cache/)."""
+
+    enabled: bool = True
+    memory_bytes: int = 64 * 1024 * 1024
+    scope: str = "endpoint"  # or "model": shared by endpoints with the same model and options
+    cluster: bool = False  # the shared tier in the upstream cluster (sidecar mode only)
+    index: str = ".esproxy-embedding-cache"
+    ttl_seconds: float = 7 * 24 * 3600.0
+    sweep_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class BridgeSettings:
     """The OpenAI-compatible routes (esproxy/openai_bridge/)."""
 
@@ -150,6 +163,7 @@ class Settings:
     bedrock: BedrockSettings = BedrockSettings()
     emulator: EmulatorKnobs = EmulatorKnobs()
     auth: AuthSettings = AuthSettings()
+    cache: CacheSettings = CacheSettings()
     bridge: BridgeSettings = BridgeSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
@@ -319,6 +333,20 @@ class EmulatorSchema(Schema):
         return EmulatorKnobs(**data)
 
 
+class CacheSchema(Schema):
+    enabled = fields.Boolean()
+    memory_bytes = fields.Integer(validate=validate.Range(min=0))
+    scope = fields.String(validate=validate.OneOf(("endpoint", "model")))
+    cluster = fields.Boolean()
+    index = fields.String(validate=validate.Length(min=1))
+    ttl_seconds = fields.Float(validate=positive())
+    sweep_seconds = fields.Float(validate=positive())
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> CacheSettings:
+        return CacheSettings(**data)
+
+
 class BridgeSchema(Schema):
     enabled = fields.Boolean()
     revoked = CommaList(fields.String(validate=validate.Length(min=1)))
@@ -372,6 +400,7 @@ class SettingsSchema(Schema):
     bedrock = fields.Nested(BedrockSchema)
     emulator = fields.Nested(EmulatorSchema)
     auth = fields.Nested(AuthSchema)
+    cache = fields.Nested(CacheSchema)
     bridge = fields.Nested(BridgeSchema)
     log = fields.Nested(LogSchema)
     metrics = fields.Nested(MetricsSchema)
@@ -389,6 +418,7 @@ SECTIONS: dict[str, type[Schema]] = {
     "bedrock": BedrockSchema,
     "emulator": EmulatorSchema,
     "auth": AuthSchema,
+    "cache": CacheSchema,
     "bridge": BridgeSchema,
     "log": LogSchema,
     "metrics": MetricsSchema,

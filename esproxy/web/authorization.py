@@ -36,6 +36,7 @@ from esproxy.guard import BodyCheck, Guard
 from esproxy.guard.bodies import MAX_BODY
 from esproxy.settings import Settings, SettingsError
 from esproxy.upstream_session import own_authorization
+from esproxy.web import cache_admin
 from esproxy.web.routes import reject_inference
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,16 @@ log = logging.getLogger(__name__)
 async def authorization_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path == "/_inference" or request.path.startswith("/_inference/"):
         await authorize(request)
+    elif request.match_info.handler is cache_admin.clear:
+        await authorize(request, privileges.CLEAR_EMBEDDING_CACHE)
     else:
         await guard_forwarded(request)
     return await handler(request)
 
 
-async def authorize(request: web.Request) -> None:
+async def authorize(request: web.Request, privilege: Privilege | None = None) -> None:
     authorizer = request.app.get(AUTHORIZER)
-    privilege = privilege_for(request)
+    privilege = privilege or privilege_for(request)
     if authorizer is None or privilege is None:
         return
     credentials = Credentials(
@@ -217,8 +220,11 @@ async def open_guard(app: web.Application) -> Guard | None:
     """Forwarded requests reach only the cluster, so only a forwarding esproxy needs the guard."""
     if FORWARDER not in app:
         return None
-    names: tuple[str, ...] = app[RESERVED_NAMES]
-    guard = Guard(names)
+    # Every `.esproxy*` name is reserved too, so the store's own name stands in when app.py
+    # lists no index in the cluster (the guard names it in its refusals).
+    groups: list[tuple[str, ...]] = app.get(RESERVED_NAMES) or []
+    names = [name for group in groups for name in group]
+    guard = Guard([*names, app[SETTINGS].storage.index])
     if learns_names(app):
         await refresh_guard(app, guard)
     app[RESERVED_INDEX] = guard

@@ -23,9 +23,9 @@ from esproxy.web import chat_handlers
 from esproxy.web.cluster_info import cluster_info
 from esproxy.web.media_types import negotiate
 from esproxy.web.query_params import bool_param, check_params, timeout_param
-from esproxy.web.rendering import output_type, render
+from esproxy.web.rendering import compact_json_type, output_type, render
 from esproxy.web.request_bodies import decode_content, read_raw_body
-from esproxy.web.responses import float32_vectors, json_response
+from esproxy.web.responses import embedding_vectors, json_response, rendered_embeddings
 from esproxy.web.server_sent_events import send_completion_deltas
 
 
@@ -178,8 +178,11 @@ async def infer(request: web.Request) -> web.StreamResponse:
     service = request.app[INFERENCE_SERVICE]
     result = await service.infer(task_type, inference_id, body, timeout_param(request))
     if isinstance(result, TextEmbeddingResult):
-        vectors = float32_vectors(result.embeddings)
-        return respond(request, {"text_embedding": [{"embedding": v} for v in vectors]})
+        content_type = compact_json_type(request) if result.rendered else None
+        if content_type is not None:
+            return rendered_embeddings(result, content_type)
+        vectors = embedding_vectors(result)
+        return respond(request, {result.result_key: [{"embedding": v} for v in vectors]})
     return respond(request, result.to_dict())
 
 

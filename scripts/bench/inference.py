@@ -12,7 +12,8 @@ content delta is also measured at concurrency 1 (scripts/bench/stream_driver.py 
 `esproxy-openai` is the same esproxy process through its OpenAI-compatible routes (`--no-bridge`
 leaves it out).
 Experiment (off by default, see esproxy_experiment.py): --static-ua adds esproxy without
-botocore's per-call User-Agent rebuild.
+botocore's per-call User-Agent rebuild. esproxy's embedding cache is off in these runs; the
+embedding cache benchmark (embedding_cache.py) follows them, or runs alone with --cache-only.
 """
 
 # ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
@@ -26,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import embedding_cache
 import lib
 import observability
 
@@ -117,8 +119,14 @@ def start_esproxy(
     experiment: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
 ) -> tuple[str, Any]:
+    # The embedding cache is off here: these runs compare the calls themselves.
     url, proc = lib.esproxy(
-        name, "--bedrock-endpoint-url", emulator, log_dir=logs, experiment=experiment, env=env
+        name,
+        "--bedrock-endpoint-url",
+        emulator,
+        log_dir=logs,
+        experiment=experiment,
+        env={"ESPROXY_CACHE_ENABLED": "false", **(env or {})},
     )
     for task, inference_id, provider, model in ESPROXY_ENDPOINTS.values():
         status, body = lib.http(
@@ -287,6 +295,9 @@ def main() -> int:
     duration = 3.0 if lib.quick() else 10.0
     logs = lib.tmpdir("inference-logs")
     emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
+    if "--cache-only" in sys.argv:
+        embedding_cache.main(emulator, logs)
+        return 0
     if "--only-observability" in sys.argv:
         result = {"machine": lib.machine(), "duration_s": duration}
         result["observability"] = observability_case(emulator, duration, logs)
@@ -365,6 +376,8 @@ def main() -> int:
     lib.write_json(result_name, result)
     lib.publish(result_name, report, result)
     plot(result, result_name)
+    if workloads == WORKLOADS:  # the embedding cache benchmark belongs to the full run
+        embedding_cache.main(emulator, logs)
     return 0
 
 

@@ -12,6 +12,7 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 from esproxy.errors import BadRequest, ProxyError
+from esproxy.inference.embedding_cache.keys import EmbeddingIdentity, canonical_spec
 from esproxy.inference.models import (
     CompletionResult,
     InferenceRequest,
@@ -22,7 +23,7 @@ from esproxy.inference.models import (
 )
 from esproxy.inference.rate_limits import RateLimit
 from esproxy.inference.unified_chat import ChatRequest, Message
-from esproxy.integrations.amazonbedrock import bodies, chat, settings, updates
+from esproxy.integrations.amazonbedrock import bodies, chat, embedding_options, settings, updates
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.model_providers import ModelProvider, embedding_batch_size
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
@@ -90,6 +91,35 @@ class AmazonBedrockIntegration:
 
     def validate_request(self, endpoint: StoredEndpoint, request: InferenceRequest) -> None:
         settings.validate_input_type(endpoint, request.input_type)
+
+    def embedding_identity(
+        self, endpoint: StoredEndpoint, request: InferenceRequest
+    ) -> EmbeddingIdentity | None:
+        """What decides this request's vectors, for the embedding cache; None when not cached."""
+        bedrock = self._read(endpoint, request)
+        task = bedrock.task_settings
+        if not isinstance(task, EmbeddingTaskSettings) or task.cache is False:
+            return None
+        cohere = bedrock.provider is ModelProvider.COHERE
+        spec = canonical_spec(
+            {
+                "service": self.name,
+                "provider": str(bedrock.provider),
+                "model": bedrock.model,
+                # Titan takes no input type; Cohere's is what ES's input type maps to.
+                "input_type": bodies.cohere_input_type(request.input_type) if cohere else None,
+                "truncate": task.truncate if cohere else None,
+                "dimensions": bedrock.dimensions if bedrock.dimensions_set_by_user else None,
+                "normalize": bedrock.normalize,
+                "embedding_type": bedrock.embedding_type or "float",
+            }
+        )
+        return EmbeddingIdentity(
+            spec=spec,
+            texts=bodies.truncate_inputs(request.inputs, bedrock.max_input_tokens),
+            element_type=str(embedding_options.element_type(bedrock.embedding_type)),
+            batch_size=embedding_batch_size(bedrock.provider),
+        )
 
     async def validate(self, endpoint: StoredEndpoint, slot: SlotSource) -> StoredEndpoint:
         """ES's PUT probe; embeddings learn their dimensions (and default similarity) from it."""
@@ -188,6 +218,7 @@ class AmazonBedrockIntegration:
         slot: SlotSource,
     ) -> TextEmbeddingResult:
         texts = bodies.truncate_inputs(request.inputs, bedrock.max_input_tokens)
+        kind = str(embedding_options.element_type(bedrock.embedding_type))
         if bedrock.provider is ModelProvider.COHERE:
             size = embedding_batch_size(bedrock.provider)
             batches = [texts[start : start + size] for start in range(0, len(texts), size)]
@@ -197,24 +228,36 @@ class AmazonBedrockIntegration:
                     for batch in batches
                 ]
             )
-            return TextEmbeddingResult([vector for batch in embedded for vector in batch])
+            vectors = [vector for batch in embedded for vector in batch]
+            # Bedrock gives Cohere's token count per call only; ES's estimate stands in per text.
+            tokens = [-(-len(text) // bodies.CHARS_PER_TOKEN) for text in texts]
+            return TextEmbeddingResult(vectors, kind, tokens)
         # Titan embeds one text per call, so N inputs make N calls, all at once. (ES refuses
         # more than one input for Titan, and then times out.)
-        return TextEmbeddingResult(
-            await run_in_order([self._embed_titan(bedrock, text, slot) for text in texts])
-        )
+        answers = await run_in_order([self._embed_titan(bedrock, text, slot) for text in texts])
+        tokens = [count for _, count in answers]
+        return TextEmbeddingResult([vector for vector, _ in answers], kind, tokens)
 
     async def _embed_titan(
         self, bedrock: BedrockEndpoint, text: str, slot: SlotSource
-    ) -> Sequence[float]:
-        request = bodies.titan_embedding_body(text)
+    ) -> tuple[Sequence[float], int]:
+        options = embedding_options.titan_fields(
+            bedrock.dimensions if bedrock.dimensions_set_by_user else None,
+            bedrock.normalize,
+            bedrock.embedding_type,
+        )
+        request = bodies.titan_embedding_body(text, options)
         body = await self._retries.call(
             "InvokeModel",
             bedrock.model,
             slot,
             lambda: self._clients.invoke_model(bedrock, bedrock.model, request),
         )
-        return bodies.parse_titan_embedding(body)
+        count = bodies.titan_token_count(body)
+        tokens = -(-len(text) // bodies.CHARS_PER_TOKEN) if count is None else count
+        if bedrock.embedding_type == "binary":
+            return embedding_options.titan_binary(body), tokens
+        return bodies.parse_titan_embedding(body), tokens
 
     async def _embed_cohere(
         self,
@@ -224,14 +267,19 @@ class AmazonBedrockIntegration:
         truncate: str | None,
         slot: SlotSource,
     ) -> list[Sequence[float]]:
-        request = bodies.cohere_embedding_body(texts, input_type, truncate)
+        kind = bedrock.embedding_type or "float"
+        options = embedding_options.cohere_fields(kind)
+        request = bodies.cohere_embedding_body(texts, input_type, truncate, options)
         body = await self._retries.call(
             "InvokeModel",
             bedrock.model,
             slot,
             lambda: self._clients.invoke_model(bedrock, bedrock.model, request),
         )
-        return list(bodies.parse_cohere_embeddings(body, len(texts)))
+        vectors = bodies.parse_cohere_vectors(body, len(texts), kind)
+        if kind == "float":
+            return [bodies.float32_vector(vector) for vector in vectors]
+        return [embedding_options.cohere_typed(vector, kind) for vector in vectors]
 
 
 def converse_request(bedrock: BedrockEndpoint, inputs: Sequence[str]) -> dict[str, Any]:

@@ -33,6 +33,8 @@ from esproxy.inference.setting_fields import (
     not_allowed,
     require_map,
 )
+from esproxy.integrations.amazonbedrock import embedding_options
+from esproxy.integrations.amazonbedrock.embedding_options import EMBEDDING_TYPES
 from esproxy.integrations.amazonbedrock.model_providers import (
     PROVIDER_CHOICES,
     ModelProvider,
@@ -88,16 +90,20 @@ class EmbeddingServiceSchema(ServiceSchema):
     max_input_tokens = JavaPositiveInteger(SERVICE_SETTINGS)
     dimensions = JavaPositiveInteger(SERVICE_SETTINGS)
     dimensions_set_by_user = JavaBoolean(SERVICE_SETTINGS)
+    # esproxy's embedding options (embedding_options.py says which model takes which).
+    normalize = JavaBoolean(SERVICE_SETTINGS)
+    embedding_type = JavaEnum(SERVICE_SETTINGS, enum_parser(EMBEDDING_TYPES), EMBEDDING_TYPES)
 
 
 class EmbeddingRequestSchema(EmbeddingServiceSchema):
     @validates_schema(skip_on_field_errors=False)
     def reject_learned_fields(self, data: Mapping[str, Any], **_: Any) -> None:
-        """ES sets these from its probe call; a request may not (only valid values are seen)."""
-        names = ("dimensions_set_by_user", "dimensions")
-        problems = [not_allowed(n, SERVICE_SETTINGS) for n in names if data.get(n) is not None]
-        if problems:
-            raise ValidationError(problems)
+        """ES sets this from its probe call; a request may not (only valid values are seen).
+
+        `dimensions` is an esproxy option where the model takes it, checked with the others.
+        """
+        if data.get("dimensions_set_by_user") is not None:
+            raise ValidationError([not_allowed("dimensions_set_by_user", SERVICE_SETTINGS)])
 
 
 class CompletionTaskSchema(SettingsSchema):
@@ -109,6 +115,7 @@ class CompletionTaskSchema(SettingsSchema):
 
 class EmbeddingTaskSchema(SettingsSchema):
     truncate = JavaEnum(TASK_SETTINGS, enum_parser(TRUNCATIONS), TRUNCATIONS)
+    cache = JavaBoolean(TASK_SETTINGS)  # esproxy's: false skips the embedding cache
 
 
 class SecretSchema(SettingsSchema):
@@ -137,6 +144,9 @@ SERVICE_ORDER = (
     "dimensions",
     "max_input_tokens",
     "similarity",
+    "normalize",
+    "embedding_type",
+    "element_type",
 )
 
 
@@ -151,6 +161,7 @@ class CompletionTaskSettings:
 @dataclass(frozen=True)
 class EmbeddingTaskSettings:
     truncate: str | None = None  # lower case: none, start or end
+    cache: bool | None = None  # None means the cache's default (on)
 
 
 TaskSettings = CompletionTaskSettings | EmbeddingTaskSettings
@@ -172,6 +183,9 @@ class BedrockEndpoint:
     dimensions: int | None = None
     max_input_tokens: int | None = None
     similarity: str | None = None
+    dimensions_set_by_user: bool = False
+    normalize: bool | None = None
+    embedding_type: str | None = None
 
 
 def parse_request_endpoint(
@@ -184,6 +198,10 @@ def parse_request_endpoint(
     task = load_settings(TASK_SCHEMAS[task_type], task_map)
     secrets = load_settings(SECRET_SCHEMA, service_map)
     check_provider(task_type, service["provider"], task)
+    if task_type is TaskType.TEXT_EMBEDDING:
+        problems = embedding_options.option_problems(service["provider"], service["model"], service)
+        if problems:
+            raise ValidationFailed(problems)
     for leftover, original in (
         (top, body),
         (unread(service_map, REQUEST_SERVICE_SCHEMAS[task_type], SECRET_SCHEMA), service_map),
@@ -198,7 +216,9 @@ def parse_request_endpoint(
         task_settings={k: v for k, v in task.items() if v is not None},
         chunking_settings=chunking,
     )
-    internal = {"dimensions_set_by_user": False} if task_type is TaskType.TEXT_EMBEDDING else {}
+    internal = {}
+    if task_type is TaskType.TEXT_EMBEDDING:
+        internal = {"dimensions_set_by_user": service.get("dimensions") is not None}
     return StoredEndpoint(config=config, secrets=secrets, internal=internal)
 
 
@@ -272,6 +292,9 @@ def render_service_settings(service: Mapping[str, Any]) -> dict[str, Any]:
             or DEFAULT_REQUESTS_PER_MINUTE
         },
     }
+    kind = embedding_options.element_type(service.get("embedding_type"))
+    if kind is not embedding_options.ElementType.FLOAT:
+        shown["element_type"] = str(kind)
     return {key: shown[key] for key in SERVICE_ORDER if shown.get(key) is not None}
 
 
@@ -292,6 +315,9 @@ def read_endpoint(endpoint: StoredEndpoint) -> BedrockEndpoint:
         dimensions=service.get("dimensions"),
         max_input_tokens=service.get("max_input_tokens"),
         similarity=service.get("similarity"),
+        dimensions_set_by_user=endpoint.internal.get("dimensions_set_by_user") is True,
+        normalize=service.get("normalize"),
+        embedding_type=service.get("embedding_type"),
     )
 
 
@@ -336,12 +362,23 @@ def with_request_task_settings(
     return replace(endpoint, task_settings=replace(endpoint.task_settings, **merged))
 
 
-def with_learned_embedding_settings(endpoint: StoredEndpoint, dimensions: int) -> StoredEndpoint:
-    """After the PUT probe: the dimensions it returned, and the provider's default similarity."""
+def with_learned_embedding_settings(endpoint: StoredEndpoint, vector_length: int) -> StoredEndpoint:
+    """After the PUT probe: the dimensions it returned (as ES counts them for the vector's element
+    type), and the default similarity for the provider and element type."""
     service = dict(endpoint.config.service_settings)
     provider = parse_provider(service["provider"])
+    kind = embedding_options.element_type(service.get("embedding_type"))
+    dimensions = embedding_options.reported_dimensions(kind, vector_length)
+    asked = service.get("dimensions")
+    if endpoint.internal.get("dimensions_set_by_user") is True and asked != dimensions:
+        raise BadRequest(
+            f"The retrieved embeddings size [{dimensions}] does not match the size specified in "
+            f"the settings [{asked}]. Please recreate the [{endpoint.inference_id}] configuration "
+            "with the correct dimensions"
+        )
     service["dimensions"] = dimensions
-    service.setdefault("similarity", default_similarity(provider))
+    similarity = embedding_options.default_similarity(kind, default_similarity(provider))
+    service.setdefault("similarity", similarity)
     ordered = {key: service[key] for key in SERVICE_ORDER if key in service}
     return replace(endpoint, config=replace(endpoint.config, service_settings=ordered))
 
