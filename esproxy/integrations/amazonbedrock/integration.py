@@ -21,6 +21,7 @@ from esproxy.inference.models import (
 from esproxy.inference.rate_limits import RateLimit
 from esproxy.integrations.amazonbedrock import bodies, settings, updates
 from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.integrations.amazonbedrock.credentials import CredentialsUnavailable
 from esproxy.integrations.amazonbedrock.model_providers import ModelProvider, embedding_batch_size
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.amazonbedrock.service_description import describe_service
@@ -48,8 +49,12 @@ class AmazonBedrockIntegration:
     task_types = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION})
     streaming_task_types = frozenset({TaskType.COMPLETION})
 
-    def __init__(self, clients: BedrockClients, retries: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, clients: BedrockClients, retries: RetryPolicy | None = None, *, keyless: bool = False
+    ) -> None:
         self._clients = clients
+        # `[bedrock] credentials = "default"`: endpoints may leave out their keys.
+        self._keyless = keyless
         self._retries = RetryPolicy() if retries is None else retries
         # The typed view of each stored endpoint, for as long as the service hands out the same
         # parsed record (its endpoint cache does until the record changes): marshmallow runs once.
@@ -58,7 +63,7 @@ class AmazonBedrockIntegration:
     def parse_request(
         self, inference_id: str, task_type: TaskType, body: Mapping[str, Any]
     ) -> StoredEndpoint:
-        return settings.parse_request_endpoint(inference_id, task_type, body)
+        return settings.parse_request_endpoint(inference_id, task_type, body, keyless=self._keyless)
 
     def parse_stored(self, endpoint: StoredEndpoint) -> StoredEndpoint:
         settings.read_endpoint(endpoint)
@@ -89,6 +94,8 @@ class AmazonBedrockIntegration:
         """ES's PUT probe; embeddings learn their dimensions (and default similarity) from it."""
         try:
             result = await self.infer(endpoint, PROBE, slot)
+        except CredentialsUnavailable:
+            raise  # a role that cannot be assumed: its reason names STS's code
         except ProxyError as error:
             raise BadRequest(PROBE_FAILED, caused_by=error) from error
         if isinstance(result, TextEmbeddingResult):

@@ -32,6 +32,7 @@ from esproxy.integrations.amazonbedrock.settings import (
     check_leftovers,
     check_provider,
     read_endpoint,
+    read_secrets,
     redact,
 )
 
@@ -173,8 +174,9 @@ def merged_task_settings(config: EndpointConfig, task_map: dict[str, Any]) -> di
 
 
 def rotated_secrets(current: Mapping[str, str], service_map: dict[str, Any]) -> Mapping[str, str]:
-    """A new key pair when either key is given; both are then required, as at PUT."""
+    """New keys when any secret is given: both keys are then required, as at PUT, and a session
+    token goes with them (new keys without one drop the old token)."""
     given = {key: service_map.pop(key) for key in sorted(SECRET_KEYS) if key in service_map}
     if not given:
         return current
-    return load_settings(SECRET_SCHEMA, given)
+    return read_secrets(SECRET_SCHEMA, given)
