@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from marshmallow import ValidationError
 
 from esproxy import __version__
 from esproxy.key_rotation import RotationReport
@@ -69,6 +70,32 @@ def build_parser() -> argparse.ArgumentParser:
         type=key_pair,
         help="verify SigV4 against this key pair; repeatable (default: accept any credentials)",
     )
+    emulator.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="ROLE_ARN[#EXTERNAL_ID]",
+        type=role_spec,
+        help="a role that STS lets any verified caller assume (with this external id); repeatable",
+    )
+    emulator.add_argument(
+        "--web-identity-token",
+        metavar="TOKEN",
+        default=os.environ.get("ESPROXY_EMULATOR_WEB_IDENTITY_TOKEN"),
+        help="the one token STS AssumeRoleWithWebIdentity accepts",
+    )
+    emulator.add_argument(
+        "--credential-lifetime",
+        type=positive_seconds,
+        default=env_float("CREDENTIAL_LIFETIME", 3600.0),
+        metavar="SECONDS",
+        help="how long temporary credentials issued by STS live (default 3600)",
+    )
+    emulator.add_argument(
+        "--sts-listen",
+        default=os.environ.get("ESPROXY_EMULATOR_STS_LISTEN", "127.0.0.1:9301"),
+        help="HOST:PORT for STS, e.g. for AWS_ENDPOINT_URL_STS (default 127.0.0.1:9301)",
+    )
     emulator.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
 
     commands.add_parser("generate-key", help="print a new secrets key for [secrets] key")
@@ -97,6 +124,25 @@ def key_pair(value: str) -> tuple[str, str]:
         # Never echo the value: it holds a secret key.
         raise argparse.ArgumentTypeError("expected ACCESS_KEY:SECRET_KEY")
     return access, secret
+
+
+def role_spec(value: str) -> tuple[str, str | None]:
+    from esproxy.bedrock_emulator.identities import parse_role
+
+    try:
+        return parse_role(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got [{value}]")
+    return seconds
 
 
 def env_float(name: str, default: float) -> float:
@@ -195,24 +241,55 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_emulator(args: argparse.Namespace) -> int:
-    from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
+    from esproxy.bedrock_emulator import EmulatorSettings
 
-    host, port = parse_listen(args.listen)
-    keys = dict(args.key)
+    try:
+        listen = parse_listen(args.listen)
+        sts_listen = parse_listen(args.sts_listen)
+    except ValidationError as error:
+        raise SettingsError(f"bedrock-emulator: {' '.join(map(str, error.messages))}") from None
     settings = EmulatorSettings(
         latency_ms=args.latency_ms,
         stream_delay_ms=args.stream_delay_ms,
         quota_per_minute=args.quota_per_minute,
-        keys=keys,
+        keys=dict(args.key),
+        roles=dict(args.role),
+        web_identity_token=args.web_identity_token,
+        credential_lifetime_s=args.credential_lifetime,
     )
-    web.run_app(
-        create_emulator_app(settings),
-        host=host,
-        port=port,
-        access_log=None,
-        print=lambda *_: log.info("Bedrock emulator listening on http://%s:%d", host, port),
-    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_emulator(settings, listen, sts_listen))
     return 0
+
+
+async def serve_emulator(
+    settings: Any, listen: tuple[str, int], sts_listen: tuple[str, int]
+) -> None:
+    """Bedrock on one port and STS on another, one process, until SIGINT or SIGTERM."""
+    import signal
+
+    from esproxy.bedrock_emulator import create_emulator_app, create_sts_app
+
+    bedrock = create_emulator_app(settings)
+    runners = [web.AppRunner(bedrock, access_log=None), web.AppRunner(create_sts_app(bedrock), access_log=None)]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        for runner, (host, port), name in zip(
+            runners, (listen, sts_listen), ("Bedrock emulator", "STS"), strict=True
+        ):
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except OSError as error:
+                raise SettingsError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+            log.info("%s listening on http://%s:%d", name, host, port)
+        await stop.wait()
+    finally:
+        for runner in runners:
+            await runner.cleanup()
 
 
 def generate_key(_: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from esproxy.bedrock_emulator.faults import FaultBook
+from esproxy.bedrock_emulator.identities import IdentityBook
 from esproxy.bedrock_emulator.quotas import QuotaBook
 from esproxy.bedrock_emulator.request_log import RequestLog
 from esproxy.bedrock_emulator.settings import EmulatorSettings
@@ -18,6 +19,8 @@ class EmulatorState:
     faults: FaultBook
     quotas: QuotaBook
     requests: RequestLog
+    identities: IdentityBook
+    sts_requests: RequestLog
 
     @classmethod
     def from_settings(cls, settings: EmulatorSettings) -> EmulatorState:
@@ -26,6 +29,13 @@ class EmulatorState:
             faults=FaultBook(),
             quotas=QuotaBook(settings.quota_per_minute),
             requests=RequestLog(settings.max_recorded_requests),
+            identities=IdentityBook(
+                settings.keys,
+                settings.roles,
+                settings.web_identity_token,
+                settings.credential_lifetime_s,
+            ),
+            sts_requests=RequestLog(settings.max_recorded_requests),
         )
 
 
