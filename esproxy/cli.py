@@ -271,7 +271,10 @@ async def serve_emulator(
     from esproxy.bedrock_emulator import create_emulator_app, create_sts_app
 
     bedrock = create_emulator_app(settings)
-    runners = [web.AppRunner(bedrock, access_log=None), web.AppRunner(create_sts_app(bedrock), access_log=None)]
+    runners = [
+        web.AppRunner(bedrock, access_log=None),
+        web.AppRunner(create_sts_app(bedrock), access_log=None),
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

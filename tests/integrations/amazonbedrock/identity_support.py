@@ -1,4 +1,4 @@
-"""Shared pieces of the identity tests: the emulator's identities, a clean AWS environment, bodies."""
+"""Shared pieces of the identity tests: emulator identities, a clean AWS environment, bodies."""
 
 from __future__ import annotations
 
@@ -74,7 +74,9 @@ def completion(**service: Any) -> dict[str, Any]:
 
 
 async def put(proxy: TestClient, inference_id: str, body: Mapping[str, Any]) -> Any:
-    response = await proxy.put(PATH.format(inference_id), data=json.dumps(body), headers=JSON_HEADERS)
+    response = await proxy.put(
+        PATH.format(inference_id), data=json.dumps(body), headers=JSON_HEADERS
+    )
     return response.status, await response.json()
 
 

@@ -186,8 +186,9 @@ async def test_endpoint_mode_keeps_requiring_keys_with_es_texts(proxy):
 async def test_default_mode_wants_both_keys_or_none(ambient):
     status, answer = await put(ambient, "half", completion(access_key=BASE_KEY))
     assert status == 400
-    assert "[secret_settings] does not contain the required setting [secret_key]" in (
-        answer["error"]["reason"]
+    assert (
+        "[secret_settings] does not contain the required setting [secret_key]"
+        in (answer["error"]["reason"])
     )
 
 
