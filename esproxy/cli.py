@@ -93,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument(
         "--sts-listen",
-        default=os.environ.get("ESPROXY_EMULATOR_STS_LISTEN", "127.0.0.1:9301"),
-        help="HOST:PORT for STS, e.g. for AWS_ENDPOINT_URL_STS (default 127.0.0.1:9301)",
+        default=os.environ.get("ESPROXY_EMULATOR_STS_LISTEN"),
+        help="HOST:PORT for STS, for AWS_ENDPOINT_URL_STS (default: the --listen port + 1, "
+        "127.0.0.1:9301); STS also answers on the --listen port",
     )
     emulator.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
 
@@ -245,7 +246,10 @@ def run_emulator(args: argparse.Namespace) -> int:
 
     try:
         listen = parse_listen(args.listen)
-        sts_listen = parse_listen(args.sts_listen)
+        if args.sts_listen is None:
+            sts_listen = (listen[0], listen[1] + 1 if 0 < listen[1] < 65535 else 0)
+        else:
+            sts_listen = parse_listen(args.sts_listen)
     except ValidationError as error:
         raise SettingsError(f"bedrock-emulator: {' '.join(map(str, error.messages))}") from None
     settings = EmulatorSettings(
@@ -288,7 +292,7 @@ async def serve_emulator(
                 await web.TCPSite(runner, host, port).start()
             except OSError as error:
                 raise SettingsError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-            log.info("%s listening on http://%s:%d", name, host, port)
+            log.info("%s listening on http://%s:%d", name, host, runner.addresses[-1][1])
         await stop.wait()
     finally:
         for runner in runners:
