@@ -76,8 +76,8 @@ class IdentityBook:
         self._issued[credentials.access_key] = credentials
         return credentials
 
-    def issued_count(self) -> int:
-        return len(self._issued)
+    def issued(self) -> list[TemporaryCredentials]:
+        return list(self._issued.values())
 
     def _forget_old(self) -> None:
         cutoff = time.time() - FORGET_AFTER_S
