@@ -13,7 +13,13 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from esproxy.app_keys import BACKING_STORE, BEDROCK_ENDPOINT_URL, FORWARDER
+from esproxy.app_keys import (
+    BACKING_STORE,
+    BEDROCK_CLIENTS,
+    BEDROCK_ENDPOINT_URL,
+    FORWARDER,
+    SETTINGS,
+)
 from esproxy.errors import EndpointNotFound, ProxyError
 from esproxy.web.responses import json_response
 
@@ -31,6 +37,9 @@ async def ready(request: web.Request) -> web.Response:
     if FORWARDER in app:
         checks["upstream"] = await probe(app[FORWARDER].ping())
     checks["bedrock"] = await probe(check_bedrock(app))
+    if BEDROCK_CLIENTS in app:
+        # Informational, like Bedrock: renewals that keep failing show here (and in the log).
+        checks["aws_credentials"] = app[BEDROCK_CLIENTS].credentials.snapshot()
     needed = [name for name in ("store", "upstream") if name in checks]
     is_ready = all(checks[name]["ok"] for name in needed)
     body = {"status": "ready" if is_ready else "not_ready", "checks": checks}
@@ -61,9 +70,11 @@ async def check_store(app: web.Application) -> None:
 
 
 async def check_bedrock(app: web.Application) -> str:
-    """A TCP connection to where Bedrock calls go: the configured URL, else AWS in us-east-1."""
+    """A TCP connection to where Bedrock calls go: the forward proxy when one is configured, else
+    the configured URL, else AWS in us-east-1."""
     configured = app.get(BEDROCK_ENDPOINT_URL, None)
-    url = URL(configured or "https://bedrock-runtime.us-east-1.amazonaws.com")
+    proxy = app[SETTINGS].bedrock.proxy_url if SETTINGS in app else None
+    url = URL(proxy or configured or "https://bedrock-runtime.us-east-1.amazonaws.com")
     host, port = url.host or "localhost", url.port or 443
     _, writer = await asyncio.open_connection(host, port)
     writer.close()

@@ -184,6 +184,7 @@ class CredentialKeeper:
         self._expiry = expiry
         self._advisory = advisory
         self._stats = stats
+        self.failing = False  # the latest renewal attempt failed
         self._task = asyncio.create_task(self._run(), name=f"credential keeper {name}")
 
     async def close(self) -> None:
@@ -208,6 +209,7 @@ class CredentialKeeper:
             try:
                 frozen = await self._source.get_frozen_credentials()
             except Exception as error:  # every failure is retried; the snapshot stays meanwhile
+                self.failing = True
                 failures += 1
                 self._stats.failures += 1
                 log.warning(
@@ -219,10 +221,12 @@ class CredentialKeeper:
             if frozen is None or frozen == before:
                 if self._expiry() is not None:
                     # botocore swallowed an advisory refresh failure (and logged it): try again.
+                    self.failing = True
                     failures += 1
                     self._stats.failures += 1
                 continue
             failures = 0
+            self.failing = False
             self.held.hold(frozen)
             self._stats.refreshes += 1
             log.info("renewed AWS credentials for %s", self.name)
@@ -400,10 +404,14 @@ class BedrockCredentials:
         self._keepers.clear()
         self._held.clear()
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> dict[str, Any]:
         """Numbers for /_esproxy/ready and, later, metrics; never a key or an ARN."""
+        failing = sum(keeper.failing for keeper in self._keepers.values())
         return {
+            "ok": failing == 0,
+            "mode": self.egress.credentials,
             "identities": len(self._held),
+            "failing": failing,
             "renewing": len(self._keepers),
             "renewals": self.stats.refreshes,
             "renewal_failures": self.stats.failures,

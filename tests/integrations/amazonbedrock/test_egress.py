@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import json
 import re
 import shutil
 import ssl
@@ -224,3 +225,16 @@ async def test_ca_bundle_trusts_a_private_tls_bedrock(tmp_path, aiohttp_server, 
     trusting = await start_proxy(settings(ESPROXY_BEDROCK_CA_BUNDLE=str(cert)))
     status, config = await put(trusting, "tls", completion(**KEYS))
     assert status == 200, config
+
+
+async def test_readiness_reports_credentials_and_probes_the_proxy(
+    forward_proxy, start_proxy, settings_for
+):
+    proxy = await start_proxy(settings_for(ESPROXY_BEDROCK_PROXY_URL=forward_proxy.url))
+    assert (await put(proxy, "proxied", completion(**KEYS, role_arn=ROLE)))[0] == 200
+    body = await (await proxy.get("/_esproxy/ready")).json()
+    assert body["checks"]["bedrock"]["target"] == f"127.0.0.1:{forward_proxy.port}"
+    credentials = body["checks"]["aws_credentials"]
+    assert credentials["ok"] is True and credentials["mode"] == "endpoint"
+    assert credentials["identities"] == 2 and credentials["renewing"] == 1  # keys, and the role
+    assert ROLE not in json.dumps(body) and BASE_KEY not in json.dumps(body)
