@@ -4,9 +4,13 @@ The emulator answers after a fixed 20 ms (`--latency-ms 20`) and runs on core 0 
 generator; the contender gets core 1: the direct aiobotocore driver (scripts/bench/
 bedrock_direct.py), esproxy, or LiteLLM's proxy (1 worker). esproxy and LiteLLM are loaded with
 wrk. Workloads: 16-input Titan v2 embeddings (16 InvokeModel calls), 96-input Cohere embeddings
-(one call), short completions (one Converse call); at 1, 16 and 64 concurrent requests.
+(one call), short completions (one Converse call), and the same completions on an endpoint that
+assumes a role through the emulator's STS (esproxy only: its p50 against the key endpoint's is
+the cost of roles on the call path); at 1, 16 and 64 concurrent requests.
+Then an A/B of the call path alone (scripts/bench/role_call_path.py): thousands of sequential
+Converse calls through esproxy's BedrockClients, alternating a key and a role endpoint in blocks.
 Experiment (off by default, see esproxy_experiment.py): --static-ua adds esproxy without
-botocore's per-call User-Agent rebuild.
+botocore's per-call User-Agent rebuild. `--workloads a,b` runs only those workloads.
 """
 
 # ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
@@ -25,7 +29,8 @@ import lib
 TEXTS = [f"passage {i}: the sky above the port was the color of television" for i in range(96)]
 QUESTION = "What is Elastic? Answer in one sentence."
 CONCURRENCY = [1, 16, 64]
-WORKLOADS = ["titan16", "cohere96", "completion"]
+WORKLOADS = ["titan16", "cohere96", "completion", "completion-role"]
+ROLE = "arn:aws:iam::123456789012:role/bench"
 KEYS = {"access_key": "AKIDBENCH", "secret_key": "bench-secret"}
 LITELLM_KEY = "sk-bench-" + secrets.token_hex(16)  # LiteLLM refuses to start without one
 LITELLM_AUTH = f"Authorization: Bearer {LITELLM_KEY}"
@@ -40,6 +45,12 @@ ESPROXY_ENDPOINTS = {
         "amazontitan",
         "amazon.titan-text-premier-v1:0",
     ),
+    "completion-role": (
+        "completion",
+        "bench-completion-role",
+        "amazontitan",
+        "amazon.titan-text-premier-v1:0",
+    ),
 }
 
 
@@ -48,6 +59,10 @@ def esproxy_requests() -> dict[str, tuple[str, str]]:
         "titan16": ("/_inference/text_embedding/bench-titan", json.dumps({"input": TEXTS[:16]})),
         "cohere96": ("/_inference/text_embedding/bench-cohere", json.dumps({"input": TEXTS})),
         "completion": ("/_inference/completion/bench-completion", json.dumps({"input": QUESTION})),
+        "completion-role": (
+            "/_inference/completion/bench-completion-role",
+            json.dumps({"input": QUESTION}),
+        ),
     }
 
 
@@ -72,9 +87,15 @@ def start_esproxy(
     emulator: str, logs: Path, name: str = "esproxy", experiment: dict[str, str] | None = None
 ) -> tuple[str, Any]:
     url, proc = lib.esproxy(
-        name, "--bedrock-endpoint-url", emulator, log_dir=logs, experiment=experiment
+        name,
+        "--bedrock-endpoint-url",
+        emulator,
+        log_dir=logs,
+        experiment=experiment,
+        env={"AWS_ENDPOINT_URL_STS": emulator},  # the emulator also answers STS on its port
     )
     for task, inference_id, provider, model in ESPROXY_ENDPOINTS.values():
+        role = {"role_arn": ROLE} if inference_id.endswith("-role") else {}
         status, body = lib.http(
             "PUT",
             f"{url}/_inference/{task}/{inference_id}",
@@ -86,6 +107,7 @@ def start_esproxy(
                     "provider": provider,
                     "model": model,
                     "rate_limit": FAST,
+                    **role,
                 },
                 **({"task_settings": {"max_new_tokens": 64}} if task == "completion" else {}),
             },
@@ -174,6 +196,35 @@ def direct(emulator: str, workload: str, conc: int, duration: float) -> dict[str
     return result
 
 
+def role_call_path(emulator: str, per_block: int, blocks: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            lib.PROXY_CPU,
+            lib.PROJECT_PY,
+            str(lib.BENCH / "role_call_path.py"),
+            emulator,
+            str(per_block),
+            str(blocks),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"role_call_path failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def chosen_workloads() -> list[str]:
+    for i, arg in enumerate(sys.argv):
+        if arg == "--workloads" and i + 1 < len(sys.argv):
+            return [w for w in sys.argv[i + 1].split(",") if w in WORKLOADS]
+    return WORKLOADS
+
+
 def check(url: str, path: str, body: str, header: str | None) -> None:
     name, _, value = (header or "").partition(": ")
     status, answer = lib.http(
@@ -187,7 +238,18 @@ def main() -> int:
     lib.banner("inference")
     duration = 3.0 if lib.quick() else 10.0
     logs = lib.tmpdir("inference-logs")
-    emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
+    emulator, _ = lib.emulator(
+        "emulator",
+        "--latency-ms",
+        "20",
+        # Verified signatures for every contender, so that the role's temporary keys (which the
+        # emulator always verifies) cost the emulator no more than the plain keys.
+        "--key",
+        f"{KEYS['access_key']}:{KEYS['secret_key']}",
+        "--role",
+        ROLE,
+        log_dir=logs,
+    )
     esproxy_url, esproxy_proc = start_esproxy(emulator, logs)
     targets: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
         "esproxy": (esproxy_url, esproxy_requests(), None)
@@ -207,16 +269,20 @@ def main() -> int:
             check(url, path, body, header)
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    for workload in WORKLOADS:
+    workloads = chosen_workloads()
+    for workload in workloads:
         results[workload] = {}
         for url, requests, header in targets.values():  # warm up
+            if workload not in requests:
+                continue
             path, body = requests[workload]
             lib.wrk(url + path, connections=4, duration=1, method="POST", body=body, header=header)
         for i, c in enumerate(CONCURRENCY):
-            names = ["direct", *targets]
+            names = ["direct", *(n for n, t in targets.items() if workload in t[1])]
             for name in names if i % 2 == 0 else reversed(names):
                 if name == "direct":
-                    r = direct(emulator, workload, c, duration)
+                    # The direct driver signs with keys: roles are esproxy's alone.
+                    r = direct(emulator, workload.removesuffix("-role"), c, duration)
                 else:
                     url, requests, header = targets[name]
                     path, body = requests[workload]
@@ -241,13 +307,21 @@ def main() -> int:
                     flush=True,
                 )
 
+    ab = role_call_path(emulator, 50 if lib.quick() else 100, 10 if lib.quick() else 30)
+    print(
+        f"  call path A/B ({ab['calls_each']} calls each): key p50 {ab['key_p50_ms']:.3f} ms, "
+        f"role p50 {ab['role_p50_ms']:.3f} ms, role adds {ab['role_added_p50_ms']:+.3f} ms p50 "
+        f"and {ab['role_added_cpu_ms_per_call']:+.3f} ms CPU per call",
+        flush=True,
+    )
     result = {
         "machine": lib.machine(),
         "duration_s": duration,
         "emulator_latency_ms": 20,
         "concurrency": CONCURRENCY,
-        "workloads": WORKLOADS,
+        "workloads": workloads,
         "results": results,
+        "role_call_path": ab,
     }
     result["summary"] = summarize(result)
     lib.write_json("inference", result)
@@ -265,14 +339,27 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
             )
             if "litellm" in runs:
                 vs_litellm[f"{w}@{c}"] = lib.ratio(runs["esproxy"]["rps"], runs["litellm"]["rps"])
-    at1 = [v for k, v in added.items() if k.endswith("@1")]
+    at1 = [v for k, v in added.items() if k.endswith("@1")] or [0.0]
+    # What a role endpoint adds over a key endpoint, both through esproxy in the same run.
+    role_added = {
+        c: runs["esproxy"]["latency_ms"]["p50"]
+        - res["results"]["completion"][c]["esproxy"]["latency_ms"]["p50"]
+        for c, runs in res["results"].get("completion-role", {}).items()
+        if "completion" in res["results"]
+    }
+    role_cpu = {
+        c: (runs["esproxy"].get("cpu_ms_per_request") or 0.0)
+        - (res["results"]["completion"][c]["esproxy"].get("cpu_ms_per_request") or 0.0)
+        for c, runs in res["results"].get("completion-role", {}).items()
+        if "completion" in res["results"]
+    }
     peak_ratio = {
         w: lib.ratio(
             max(r["esproxy"]["rps"] for r in by_c.values()),
             max(r["litellm"]["rps"] for r in by_c.values()),
         )
         for w, by_c in res["results"].items()
-        if "litellm" in by_c["1"]
+        if "litellm" in by_c["1"] and "litellm" in by_c["16"]
     }
     # esproxy's own CPU per request: what it spends beyond the aiobotocore work the direct driver
     # also does (at 16 concurrent requests; robust to other load on the machine).
@@ -287,7 +374,12 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
         "esproxy_extra_cpu_ms_per_request": extra_cpu,
         "esproxy_vs_litellm_rps": vs_litellm,
         "esproxy_vs_litellm_peak_rps": peak_ratio,
+        "role_added_p50_ms": role_added,
+        "role_added_cpu_ms_per_request": role_cpu,
         "targets": {
+            "<= 0.1 ms p50 added by a role endpoint over a key endpoint (call path A/B)": (
+                res["role_call_path"]["role_added_p50_ms"] <= 0.1
+            ),
             "<= 1 ms p50 added over direct (concurrency 1)": max(at1) <= 1.0,
             ">= 3x LiteLLM throughput (peak, every workload)": bool(peak_ratio)
             and min(peak_ratio.values()) >= 3.0,
@@ -340,6 +432,21 @@ def report(res: dict[str, Any]) -> None:
         + ", ".join(
             f"{w} {v:.2f} ms" for w, v in res["summary"]["esproxy_extra_cpu_ms_per_request"].items()
         )
+    )
+    print(
+        "role endpoint p50 minus key endpoint p50: "
+        + ", ".join(f"c={c} {v:+.3f} ms" for c, v in res["summary"]["role_added_p50_ms"].items())
+        + "; its CPU per request: "
+        + ", ".join(
+            f"c={c} {v:+.3f} ms" for c, v in res["summary"]["role_added_cpu_ms_per_request"].items()
+        )
+    )
+    ab = res["role_call_path"]
+    print(
+        f"call path A/B, {ab['calls_each']} sequential Converse calls each through BedrockClients: "
+        f"key p50 {ab['key_p50_ms']:.3f} ms, role p50 {ab['role_p50_ms']:.3f} ms "
+        f"({ab['role_added_p50_ms']:+.3f} ms); CPU per call key {ab['key_cpu_ms_per_call']:.3f} "
+        f"ms, role {ab['role_cpu_ms_per_call']:.3f} ms ({ab['role_added_cpu_ms_per_call']:+.3f} ms)"
     )
     for target, ok in res["summary"]["targets"].items():
         print(f"  {'MET ' if ok else 'MISS'} {target}")
