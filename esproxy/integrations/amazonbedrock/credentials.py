@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 ENDPOINT = "endpoint"
 DEFAULT = "default"
-CREDENTIAL_MODES = (ENDPOINT, DEFAULT)
 DEFAULT_SESSION_NAME = "esproxy"
 # botocore's refresh windows for long-lived credentials; shorter lives get a share of their life.
 ADVISORY_SECONDS = 15 * 60
@@ -55,6 +54,8 @@ MANDATORY_SECONDS = 10 * 60
 # How often a keeper looks at default-chain credentials whose expiry only botocore knows.
 AMBIENT_POLL_SECONDS = 5.0
 RETRY_SECONDS = (0.5, 5.0)  # a failed renewal is tried again after this long, growing
+# A failed first fetch answers every call for this long, so a broken role is no storm against STS.
+FAILURE_HOLD_SECONDS = 2.0
 CONNECTION_FAILURES = (
     EndpointConnectionError,
     ConnectTimeoutError,
@@ -246,6 +247,7 @@ class BedrockCredentials:
         self._held: dict[str, HeldCredentials] = {}
         self._keepers: dict[str, CredentialKeeper] = {}
         self._opening: dict[str, asyncio.Task[HeldCredentials]] = {}
+        self._failed: dict[str, tuple[float, ProxyError]] = {}
         self._ambient_session: AioSession | None = None
         self._loader_session = AioSession()
         self.stats = KeeperStats()
@@ -266,6 +268,11 @@ class BedrockCredentials:
         held = self._held.get(key)
         if held is not None:
             return held
+        failed = self._failed.get(key)
+        if failed is not None:
+            if time.monotonic() < failed[0]:
+                raise failed[1].with_traceback(None)
+            del self._failed[key]
         task = self._opening.get(key)
         if task is None:
             task = asyncio.create_task(self._open(key, identity, region))
@@ -285,19 +292,24 @@ class BedrockCredentials:
 
     async def _open(self, key: str, identity: Identity, region: str) -> HeldCredentials:
         try:
-            if identity.role_arn:
-                held = await self._assume_role(key, identity, region)
-            elif identity.has_keys:
-                frozen = ReadOnlyCredentials(
-                    identity.access_key, identity.secret_key, identity.session_token
-                )
-                held = HeldCredentials(frozen, "endpoint-keys")
-            else:
-                held = await self._ambient(key)
+            held = await self._fetch(key, identity, region)
+        except ProxyError as error:
+            self._failed[key] = (time.monotonic() + FAILURE_HOLD_SECONDS, error)
+            raise
         finally:
             del self._opening[key]
         self._held[key] = held
         return held
+
+    async def _fetch(self, key: str, identity: Identity, region: str) -> HeldCredentials:
+        if identity.role_arn:
+            return await self._assume_role(key, identity, region)
+        if identity.has_keys:
+            frozen = ReadOnlyCredentials(
+                identity.access_key, identity.secret_key, identity.session_token
+            )
+            return HeldCredentials(frozen, "endpoint-keys")
+        return await self._ambient(key)
 
     async def _ambient(self, key: str) -> HeldCredentials:
         if self._ambient_session is None:

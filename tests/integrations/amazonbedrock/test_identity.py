@@ -289,3 +289,11 @@ async def test_a_keyless_endpoint_refuses_calls_once_default_credentials_are_off
     assert status == 400
     assert '[bedrock] credentials = "default"' in answer["error"]["reason"]
     assert len(await model_calls(emulator)) == 1  # only the first instance's probe
+
+
+async def test_a_refused_role_is_not_asked_again_at_once(proxy, sts):
+    body = completion(**KEYS, role_arn=CROSS_ACCOUNT_ROLE, external_id="not-the-id")
+    answers = [await put(proxy, f"untrusted-{n}", body) for n in range(5)]
+    assert {status for status, _ in answers} == {400}
+    assert len({answer["error"]["reason"] for _, answer in answers}) == 1
+    assert len(await sts_calls(sts)) == 1  # a broken role makes no storm against STS
