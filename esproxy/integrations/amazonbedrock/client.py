@@ -1,6 +1,7 @@
 """BedrockClients: cached bedrock-runtime clients and the three calls esproxy makes through them.
 
-botocore and aiohttp exceptions stop here: callers see only ProviderError and ProviderUnavailable.
+botocore and aiohttp exceptions stop here: callers see only ProviderError and ProviderUnavailable
+(and, for identities without working credentials, the errors of `credentials.py`).
 """
 
 from __future__ import annotations
