@@ -262,14 +262,23 @@ def run_emulator(args: argparse.Namespace) -> int:
         credential_lifetime_s=args.credential_lifetime,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_emulator(settings, listen, sts_listen))
+        asyncio.run(
+            serve_emulator(settings, listen, sts_listen, sts_optional=args.sts_listen is None)
+        )
     return 0
 
 
 async def serve_emulator(
-    settings: Any, listen: tuple[str, int], sts_listen: tuple[str, int]
+    settings: Any,
+    listen: tuple[str, int],
+    sts_listen: tuple[str, int],
+    *,
+    sts_optional: bool = False,
 ) -> None:
-    """Bedrock on one port and STS on another, one process, until SIGINT or SIGTERM."""
+    """Bedrock on one port and STS on another, one process, until SIGINT or SIGTERM.
+
+    When the STS port was not asked for and is taken, STS answers on the Bedrock port alone.
+    """
     import signal
 
     from esproxy.bedrock_emulator import create_emulator_app, create_sts_app
@@ -291,6 +300,14 @@ async def serve_emulator(
             try:
                 await web.TCPSite(runner, host, port).start()
             except OSError as error:
+                if name == "STS" and sts_optional:
+                    log.warning(
+                        "STS port %s:%d is taken (%s); STS answers on the Bedrock port only",
+                        host,
+                        port,
+                        error.strerror,
+                    )
+                    continue
                 raise SettingsError(f"cannot listen on {host}:{port}: {error.strerror}") from None
             log.info("%s listening on http://%s:%d", name, host, runner.addresses[-1][1])
         await stop.wait()
