@@ -173,7 +173,7 @@ class BedrockClients:
                 )
             else:
                 held = await self.credentials.held_for(identity, account.region)
-                session = self.credentials.session_for(held)
+                session = await self.credentials.session_for(held)
             client: BedrockRuntimeClient = await self._stack.enter_async_context(
                 session.create_client("bedrock-runtime", **options)
             )
