@@ -389,11 +389,14 @@ class BedrockCredentials:
             return metadata
 
         metadata = await fetch()
+        # Fixed at the first lifetime, for botocore and the keeper alike, so that both always
+        # agree on when a renewal is due.
+        advisory = lifetime.advisory()
         source = AioRefreshableCredentials.create_from_metadata(
             metadata,
             refresh_using=fetch,
             method="assume-role",
-            advisory_timeout=lifetime.advisory(),
+            advisory_timeout=advisory,
             mandatory_timeout=lifetime.mandatory(),
         )
         frozen = await source.get_frozen_credentials()
@@ -403,7 +406,7 @@ class BedrockCredentials:
             source,
             held,
             lambda: lifetime.expires_at,
-            lifetime.advisory,
+            lambda: advisory,
             self.stats,
         )
         return held
