@@ -91,19 +91,35 @@ class ServiceSchema(SettingsSchema):
 
     @validates_schema
     def check_role(self, data: Mapping[str, Any], **_: Any) -> None:
-        problems = [
-            message
-            for name, check, message in ROLE_CHECKS
-            if data.get(name) is not None and not check(data[name])
+        check_role_settings(data)
+
+
+class RoleSchema(SettingsSchema):
+    """The role settings alone, as `_update` may change them."""
+
+    role_arn = JavaString(SERVICE_SETTINGS)
+    external_id = JavaString(SERVICE_SETTINGS)
+    role_session_name = JavaString(SERVICE_SETTINGS)
+
+    @validates_schema
+    def check_role(self, data: Mapping[str, Any], **_: Any) -> None:
+        check_role_settings(data)
+
+
+def check_role_settings(data: Mapping[str, Any]) -> None:
+    problems = [
+        message
+        for name, check, message in ROLE_CHECKS
+        if data.get(name) is not None and not check(data[name])
+    ]
+    if data.get("role_arn") is None:
+        problems += [
+            f"[{SERVICE_SETTINGS}] setting [{name}] is only allowed together with [role_arn]"
+            for name in ("external_id", "role_session_name")
+            if data.get(name) is not None
         ]
-        if data.get("role_arn") is None:
-            problems += [
-                f"[{SERVICE_SETTINGS}] setting [{name}] is only allowed together with [role_arn]"
-                for name in ("external_id", "role_session_name")
-                if data.get(name) is not None
-            ]
-        if problems:
-            raise ValidationError(problems)
+    if problems:
+        raise ValidationError(problems)
 
 
 class EmbeddingServiceSchema(ServiceSchema):
@@ -167,6 +183,8 @@ TASK_SCHEMAS = {
     TaskType.COMPLETION: CompletionTaskSchema(),
 }
 SECRET_SCHEMA = SecretSchema()
+ROLE_SCHEMA = RoleSchema()
+ROLE_SETTINGS = ("role_arn", "external_id", "role_session_name")
 OPTIONAL_KEYS_SCHEMA = OptionalKeysSchema()
 SERVICE_ORDER = (
     "region",

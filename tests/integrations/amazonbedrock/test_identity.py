@@ -297,3 +297,28 @@ async def test_a_refused_role_is_not_asked_again_at_once(proxy, sts):
     assert {status for status, _ in answers} == {400}
     assert len({answer["error"]["reason"] for _, answer in answers}) == 1
     assert len(await sts_calls(sts)) == 1  # a broken role makes no storm against STS
+
+
+async def test_update_changes_the_role_under_a_probe(proxy, emulator, sts):
+    assert (await put(proxy, "moving", completion(**KEYS)))[0] == 200
+
+    async def update(service):
+        response = await proxy.put(
+            "/_inference/moving/_update",
+            data=json.dumps({"service_settings": service}),
+            headers=JSON_HEADERS,
+        )
+        return response.status, await response.json()
+
+    status, answer = await update({"role_arn": CROSS_ACCOUNT_ROLE, "external_id": "wrong"})
+    assert status == 400 and "STS answered [AccessDenied]" in answer["error"]["reason"]
+    shown = await (await proxy.get("/_inference/moving")).json()
+    assert "role_arn" not in shown["endpoints"][0]["service_settings"]
+    status, config = await update({"role_arn": CROSS_ACCOUNT_ROLE, "external_id": EXTERNAL_ID})
+    assert status == 200, config
+    assert config["service_settings"]["role_arn"] == CROSS_ACCOUNT_ROLE
+    assert config["service_settings"]["external_id"] == EXTERNAL_ID
+    assert (await infer(proxy, "moving"))[0] == 200
+    assert (await model_calls(emulator))[-1]["access_key"].startswith("ASIA")
+    status, answer = await update({"role_session_name": "x"})
+    assert status == 400 and "[role_session_name]" in answer["error"]["reason"]
