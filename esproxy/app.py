@@ -19,6 +19,7 @@ from esproxy.app_keys import (
     CIPHER,
     FORWARDER,
     INFERENCE_SERVICE,
+    READINESS,
     RESERVED_INDEX,
     SETTINGS,
     STORE,
@@ -32,6 +33,7 @@ from esproxy.integrations.amazonbedrock.credentials import BedrockCredentials, E
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.readiness import Readiness
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
 from esproxy.splice.backends import AppTarget, NodeTarget
@@ -43,7 +45,7 @@ from esproxy.storage.memory import InMemoryEndpointStore
 from esproxy.storage.sqlite import SqliteEndpointStore
 from esproxy.upstream import UpstreamForwarder
 from esproxy.upstream_session import create_upstream_session, tls_context
-from esproxy.web import handlers
+from esproxy.web import handlers, health
 from esproxy.web.authorization import authorization_middleware, open_authorization
 from esproxy.web.middlewares import error_middleware
 from esproxy.web.routes import add_routes
@@ -93,6 +95,8 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, authorization_middleware], client_max_size=0
     )
     app[SETTINGS] = settings
+    app[READINESS] = Readiness()
+    health.add_default_checks(app, app[READINESS])
     app.cleanup_ctx.extend(
         [
             open_upstream,
@@ -165,6 +169,12 @@ async def open_bedrock_clients(app: web.Application) -> AsyncIterator[None]:
         credentials=credentials,
     )
     app[BEDROCK_CLIENTS] = clients
+
+    async def credential_renewals() -> dict[str, object]:
+        return credentials.snapshot()
+
+    # Informational, like Bedrock: renewals that keep failing show here (and in the log).
+    app[READINESS].add("aws_credentials", credential_renewals, required=False)
     try:
         yield
     finally:
@@ -194,6 +204,7 @@ def build_cipher(settings: Settings) -> SecretCipher:
 async def open_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = build_store(app)
+    describe_store(settings)
     await store.open()
     app[BACKING_STORE] = store
     # Inference reads an endpoint on every call; the cache keeps that off the disk and the cluster.
@@ -202,6 +213,17 @@ async def open_store(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+def describe_store(settings: Settings) -> None:
+    """Where endpoints live, with the data dir resolved: a relative one depends on the cwd."""
+    backend = settings.storage_backend
+    if backend == "sqlite":
+        log.info("endpoint store: SQLite at [%s]", settings.storage.sqlite_path.resolve())
+    elif backend == "elasticsearch":
+        log.info("endpoint store: index [%s] in the cluster", settings.storage.index)
+    else:
+        log.info("endpoint store: in memory (lost at exit)")
 
 
 def build_store(app: web.Application) -> OpenableStore:

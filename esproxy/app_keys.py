@@ -7,6 +7,7 @@ from aiohttp import web
 from esproxy.authorization.base import Authorizer
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.readiness import Readiness
 from esproxy.reserved_index import ReservedIndex
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
@@ -25,6 +26,8 @@ INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
 # Who may call `_inference` (absent when `[auth] mode` is none), and the index no caller may name.
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 RESERVED_INDEX = web.AppKey("reserved_index", ReservedIndex)
+# The checks behind `/_esproxy/ready`; each room adds its own (esproxy/readiness.py).
+READINESS = web.AppKey("readiness", Readiness)
 
 # Per request: the Content-Type esproxy answers in, chosen from the request's media types.
 RESPONSE_TYPE = web.RequestKey("response_type", str)

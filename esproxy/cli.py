@@ -8,10 +8,10 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 from marshmallow import ValidationError
@@ -29,8 +29,36 @@ from esproxy.settings import (
 log = logging.getLogger("esproxy")
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes get one line and exit 2, as every admin command's bad usage does."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"invalid log level [{value}]: choose from {', '.join(LOG_LEVELS)}"
+        )
+    return value.upper()
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"),
+        metavar="{" + ",".join(LOG_LEVELS) + "}",
+        help="log verbosity, case-insensitive (env: ESPROXY_LOG_LEVEL; default: %(default)s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="esproxy", description=__doc__)
+    parser = Parser(prog="esproxy", description=__doc__)
     parser.add_argument("--version", action="version", version=f"esproxy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -46,21 +74,42 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--dev", action="store_true", default=None, help="local development: bundled emulator"
     )
-    serve.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
+    add_log_level(serve)
 
-    emulator = commands.add_parser("bedrock-emulator", help="run the bundled Bedrock emulator")
-    emulator.add_argument(
-        "--listen", default=os.environ.get("ESPROXY_EMULATOR_LISTEN", "127.0.0.1:9300")
+    emulator = commands.add_parser(
+        "bedrock-emulator",
+        help="run the bundled Bedrock emulator",
+        description="A stand-in for Amazon Bedrock Runtime (InvokeModel, Converse, "
+        "ConverseStream) with SigV4 checks, throttling and injectable faults; its control API "
+        "is under /_emulator/ (see README).",
     )
-    emulator.add_argument("--latency-ms", type=float, default=env_float("LATENCY_MS", 0.0))
     emulator.add_argument(
-        "--stream-delay-ms", type=float, default=env_float("STREAM_DELAY_MS", 0.0)
+        "--listen",
+        default=os.environ.get("ESPROXY_EMULATOR_LISTEN", "127.0.0.1:9300"),
+        metavar="HOST:PORT",
+        help="address to serve on; keep it on loopback: /_emulator/requests shows prompt bodies "
+        "and access key ids (env: ESPROXY_EMULATOR_LISTEN; default: %(default)s)",
+    )
+    emulator.add_argument(
+        "--latency-ms",
+        type=float,
+        default=env_float("LATENCY_MS", 0.0),
+        help="added delay before every answer, in milliseconds (env: ESPROXY_EMULATOR_LATENCY_MS;"
+        " default: %(default)s)",
+    )
+    emulator.add_argument(
+        "--stream-delay-ms",
+        type=float,
+        default=env_float("STREAM_DELAY_MS", 0.0),
+        help="delay between streamed events (ConverseStream), in milliseconds (env: "
+        "ESPROXY_EMULATOR_STREAM_DELAY_MS; default: %(default)s)",
     )
     emulator.add_argument(
         "--quota-per-minute",
         type=int,
         default=env_int("QUOTA_PER_MINUTE"),
-        help="requests per minute per access key before Bedrock-style throttling",
+        help="requests per minute per access key before Bedrock-style throttling (env: "
+        "ESPROXY_EMULATOR_QUOTA_PER_MINUTE; default: no quota)",
     )
     emulator.add_argument(
         "--key",
@@ -82,22 +131,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--web-identity-token",
         metavar="TOKEN",
         default=os.environ.get("ESPROXY_EMULATOR_WEB_IDENTITY_TOKEN"),
-        help="the one token STS AssumeRoleWithWebIdentity accepts",
+        help="the one token STS AssumeRoleWithWebIdentity accepts (env: "
+        "ESPROXY_EMULATOR_WEB_IDENTITY_TOKEN; default: none accepted)",
     )
     emulator.add_argument(
         "--credential-lifetime",
         type=positive_seconds,
         default=env_float("CREDENTIAL_LIFETIME", 3600.0),
         metavar="SECONDS",
-        help="how long temporary credentials issued by STS live (default 3600)",
+        help="how long temporary credentials issued by STS live (env: "
+        "ESPROXY_EMULATOR_CREDENTIAL_LIFETIME; default: %(default)s)",
     )
     emulator.add_argument(
         "--sts-listen",
         default=os.environ.get("ESPROXY_EMULATOR_STS_LISTEN"),
-        help="HOST:PORT for STS, for AWS_ENDPOINT_URL_STS (default: the --listen port + 1, "
-        "127.0.0.1:9301); STS also answers on the --listen port",
+        metavar="HOST:PORT",
+        help="address of STS, for AWS_ENDPOINT_URL_STS; STS also answers on --listen (env: "
+        "ESPROXY_EMULATOR_STS_LISTEN; default: the --listen port + 1, 127.0.0.1:9301)",
     )
-    emulator.add_argument("--log-level", default=os.environ.get("ESPROXY_LOG_LEVEL", "INFO"))
+    add_log_level(emulator)
 
     commands.add_parser("generate-key", help="print a new secrets key for [secrets] key")
 
@@ -117,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--upstream", action="append", help="cluster URL, as for serve")
     rotate.add_argument("--data-dir", help="data dir of the embedded store, as for serve")
     return parser
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    try:
+        return parse_listen(value)
+    except ValidationError as error:
+        raise SettingsError(f"--listen: {' '.join(map(str, error.messages))}") from None
 
 
 def key_pair(value: str) -> tuple[str, str]:
@@ -147,12 +206,19 @@ def positive_seconds(value: str) -> float:
 
 
 def env_float(name: str, default: float) -> float:
-    return float(os.environ.get(f"ESPROXY_EMULATOR_{name}", default))
+    value = os.environ.get(f"ESPROXY_EMULATOR_{name}")
+    try:
+        return default if value is None else float(value)
+    except ValueError:
+        raise SettingsError(f"ESPROXY_EMULATOR_{name}: not a number: [{value}]") from None
 
 
 def env_int(name: str) -> int | None:
     value = os.environ.get(f"ESPROXY_EMULATOR_{name}")
-    return int(value) if value else None
+    try:
+        return int(value) if value else None
+    except ValueError:
+        raise SettingsError(f"ESPROXY_EMULATOR_{name}: not an integer: [{value}]") from None
 
 
 def serve_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -176,24 +242,49 @@ def serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides=serve_overrides(args))
     if settings.server.dev:
         print(
-            "esproxy dev mode: bundled Bedrock emulator, any AWS credentials accepted, "
-            "no authentication — not for production",
+            "esproxy dev mode: bundled Bedrock emulator, any AWS credentials accepted "
+            "— not for production",
             file=sys.stderr,
         )
     if settings.server.workers > 1:
         from esproxy.workers import run_workers
 
-        return run_workers(settings.server.workers, partial(serve_one, settings, args.log_level))
+        asyncio.run(check_upstreams_of(settings))  # once, before any worker starts
+        return run_workers(settings.server.workers, partial(serve_worker, settings, args.log_level))
     serve_one(settings)
     return 0
 
 
-def serve_one(settings: Settings, log_level: str | None = None) -> None:
+def serve_worker(settings: Settings, log_level: str) -> None:
+    """A spawned worker: its startup mistakes are one line and exit 1, as in a single process."""
+    from esproxy.errors import ProxyError
+    from esproxy.startup_checks import StartupError
+
+    configure_logging(log_level)  # a spawned worker starts with logging unconfigured
+    try:
+        serve_one(settings, checked=True)
+    except (StartupError, ProxyError, SettingsError) as error:
+        print(f"esproxy: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def serve_one(settings: Settings, *, checked: bool = False) -> None:
     """One server process; with several workers, each shares the port through SO_REUSEPORT."""
-    if log_level is not None:  # a spawned worker starts with logging unconfigured
-        configure_logging(log_level)
+    run_until_stopped(serve_until_stopped(settings, checked=checked))
+
+
+async def check_upstreams_of(settings: Settings) -> None:
+    from esproxy.startup_checks import check_upstreams
+    from esproxy.upstream_session import tls_option
+
+    if settings.upstream.urls:
+        await check_upstreams(settings.upstream, await tls_option(settings.upstream))
+
+
+def run_until_stopped(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a server until SIGTERM or SIGINT, then let its cleanup close connections gracefully."""
     loop = new_event_loop()
-    main = loop.create_task(serve_until_stopped(settings))
+    main = loop.create_task(coroutine)
     try:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):
@@ -208,10 +299,12 @@ def serve_one(settings: Settings, log_level: str | None = None) -> None:
         raise main.exception()  # type: ignore[misc]
 
 
-async def serve_until_stopped(settings: Settings) -> None:
+async def serve_until_stopped(settings: Settings, *, checked: bool = False) -> None:
     from esproxy.app import create_app, create_runner
 
     server = settings.server
+    if not checked:
+        await check_upstreams_of(settings)
     runner = create_runner(
         create_app(settings),
         handle_signals=True,
@@ -225,11 +318,22 @@ async def serve_until_stopped(settings: Settings) -> None:
         site = web.TCPSite(
             runner, server.host, server.port, reuse_port=server.workers > 1, backlog=1024
         )
-        await site.start()
+        await start_site(site, server.host, server.port)
         log.info("esproxy %s listening on http://%s:%d", __version__, server.host, server.port)
         await asyncio.Event().wait()
     finally:
+        log.info("esproxy stopping: finishing requests in flight, then closing")
         await runner.cleanup()
+        log.info("esproxy stopped")
+
+
+async def start_site(site: web.TCPSite, host: str, port: int) -> None:
+    from esproxy.startup_checks import listen_failure
+
+    try:
+        await site.start()
+    except OSError as error:
+        raise listen_failure(host, port, error) from None
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -242,16 +346,16 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_emulator(args: argparse.Namespace) -> int:
-    from esproxy.bedrock_emulator import EmulatorSettings
+    from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 
-    try:
-        listen = parse_listen(args.listen)
-        if args.sts_listen is None:
-            sts_listen = (listen[0], listen[1] + 1 if 0 < listen[1] < 65535 else 0)
-        else:
-            sts_listen = parse_listen(args.sts_listen)
-    except ValidationError as error:
-        raise SettingsError(f"bedrock-emulator: {' '.join(map(str, error.messages))}") from None
+    host, port = listen_address(args.listen)
+    if args.sts_listen is None:
+        sts = (host, port + 1 if 0 < port < 65535 else 0)
+    else:
+        try:
+            sts = parse_listen(args.sts_listen)
+        except ValidationError as error:
+            raise SettingsError(f"--sts-listen: {' '.join(map(str, error.messages))}") from None
     settings = EmulatorSettings(
         latency_ms=args.latency_ms,
         stream_delay_ms=args.stream_delay_ms,
@@ -261,59 +365,47 @@ def run_emulator(args: argparse.Namespace) -> int:
         web_identity_token=args.web_identity_token,
         credential_lifetime_s=args.credential_lifetime,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            serve_emulator(settings, listen, sts_listen, sts_optional=args.sts_listen is None)
-        )
+    bedrock = create_emulator_app(settings)
+    run_until_stopped(
+        serve_emulator(bedrock, host, port, sts=sts, sts_optional=args.sts_listen is None)
+    )
     return 0
 
 
 async def serve_emulator(
-    settings: Any,
-    listen: tuple[str, int],
-    sts_listen: tuple[str, int],
+    app: web.Application,
+    host: str,
+    port: int,
     *,
+    sts: tuple[str, int] | None = None,
     sts_optional: bool = False,
 ) -> None:
-    """Bedrock on one port and STS on another, one process, until SIGINT or SIGTERM.
+    """Bedrock on `host:port`, and STS on `sts` as well; when the STS port was not asked for and
+    is taken, STS answers on the Bedrock port alone."""
+    from esproxy.bedrock_emulator import create_sts_app
+    from esproxy.startup_checks import StartupError
 
-    When the STS port was not asked for and is taken, STS answers on the Bedrock port alone.
-    """
-    import signal
-
-    from esproxy.bedrock_emulator import create_emulator_app, create_sts_app
-
-    bedrock = create_emulator_app(settings)
-    runners = [
-        web.AppRunner(bedrock, access_log=None),
-        web.AppRunner(create_sts_app(bedrock), access_log=None),
-    ]
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    sts_runner = web.AppRunner(create_sts_app(app), access_log=None)
+    await runner.setup()
+    await sts_runner.setup()
     try:
-        for runner, (host, port), name in zip(
-            runners, (listen, sts_listen), ("Bedrock emulator", "STS"), strict=True
-        ):
-            await runner.setup()
+        await start_site(web.TCPSite(runner, host, port), host, port)
+        log.info("Bedrock emulator listening on http://%s:%d", host, port)
+        if sts is not None:
             try:
-                await web.TCPSite(runner, host, port).start()
-            except OSError as error:
-                if name == "STS" and sts_optional:
-                    log.warning(
-                        "STS port %s:%d is taken (%s); STS answers on the Bedrock port only",
-                        host,
-                        port,
-                        error.strerror,
-                    )
-                    continue
-                raise SettingsError(f"cannot listen on {host}:{port}: {error.strerror}") from None
-            log.info("%s listening on http://%s:%d", name, host, runner.addresses[-1][1])
-        await stop.wait()
+                await start_site(web.TCPSite(sts_runner, *sts), *sts)
+            except StartupError as error:
+                if not sts_optional:
+                    raise
+                log.warning("%s; STS answers on the Bedrock port only", error)
+            else:
+                log.info("STS listening on http://%s:%d", sts[0], sts_runner.addresses[-1][1])
+        await asyncio.Event().wait()
     finally:
-        for runner in runners:
-            await runner.cleanup()
+        await sts_runner.cleanup()
+        await runner.cleanup()
+        log.info("Bedrock emulator stopped")
 
 
 def generate_key(_: argparse.Namespace) -> int:
@@ -334,11 +426,15 @@ def generate_api_key(_: argparse.Namespace) -> int:
 
 def hash_api_key(_: argparse.Namespace) -> int:
     from esproxy.authorization.api_keys import hash_api_key as digest
+    from esproxy.authorization.api_keys import weak_key_reason
 
     # From stdin, never argv: command lines end up in shell history and process lists.
     key = sys.stdin.readline().strip()
     if not key:
         print("esproxy: no API key on standard input", file=sys.stderr)
+        return 2
+    if (reason := weak_key_reason(key)) is not None:
+        print(f"esproxy: refusing the key: {reason}", file=sys.stderr)
         return 2
     print(digest(key))
     return 0
@@ -388,10 +484,30 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(getattr(args, "log_level", "INFO"))
+    from esproxy.errors import ProxyError
+    from esproxy.startup_checks import StartupError
+
+    try:
+        args = build_parser().parse_args(argv)
+        level = log_level(getattr(args, "log_level", "INFO"))  # the environment's default too
+    except (SettingsError, argparse.ArgumentTypeError) as error:
+        print(f"esproxy: {error}", file=sys.stderr)
+        return 2
+    configure_logging(level)
     try:
         return COMMANDS[args.command](args)
     except SettingsError as error:
         print(f"esproxy: {error}", file=sys.stderr)
         return 2
+    except (StartupError, ProxyError) as error:
+        print(f"esproxy: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        # A bug, or a fault nothing above words: one line, with the traceback at DEBUG.
+        log.debug("esproxy %s failed", args.command, exc_info=True)
+        print(
+            f"esproxy: {args.command} failed: {type(error).__name__}: {error} (run with "
+            "--log-level DEBUG for details)",
+            file=sys.stderr,
+        )
+        return 1

@@ -21,7 +21,7 @@ at the module that meets them; handlers never catch, and `web/middlewares.py` re
     ├── UpstreamUnavailable          502     exception: the cluster gave no answer
     │   ├── UpstreamTimeout          504
     │   └── AuthorizationUnavailable 503     the cluster could not be asked about a caller
-    ├── NoUpstream                   502     exception: no cluster is configured
+    ├── NoUpstream                   400     exception: no cluster is configured
     ├── StoreUnavailable             503     exception: the endpoint store cannot be reached
     └── SecretsUnreadable            500     exception: stored secrets cannot be decrypted
 
@@ -220,7 +220,9 @@ class AuthorizationUnavailable(UpstreamUnavailable):
 
 
 class NoUpstream(ProxyError):
-    status = 502
+    # 400 is final for every client and keeps the node alive: elastic-transport retries 502 and
+    # puts the node in timeout for any 5xx, 501 included.
+    status = 400
 
 
 class StoreUnavailable(ProxyError):

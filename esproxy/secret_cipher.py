@@ -209,7 +209,7 @@ def create_key_file(path: Path) -> None:
     logger.warning(
         "created secrets key file [%s]; back it up: stored endpoint secrets cannot be read "
         "without it",
-        path,
+        path.resolve(),
     )
 
 

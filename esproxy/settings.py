@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
+from yarl import URL
 
 DEFAULT_LISTEN = "127.0.0.1:9200"
 
@@ -103,6 +104,9 @@ class AuthSettings:
     cache_size: int = 10_000
     refresh_seconds: float = 60.0
     check_timeout: float = 10.0
+    # Upstream mode: a cluster that shows no security leaves `_inference` open only when this is
+    # set; otherwise `_inference` answers 503 there (esproxy never goes open by itself).
+    allow_unsecured_cluster: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,8 +179,44 @@ class UpstreamSchema(Schema):
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> UpstreamSettings:
         if "urls" in data:
-            data["urls"] = tuple(url.rstrip("/") for url in data["urls"])
+            urls, credentials = strip_userinfo(data["urls"])
+            data["urls"] = urls
+            if credentials is not None:
+                adopt_url_credentials(data, credentials)
         return UpstreamSettings(**data)
+
+
+def strip_userinfo(urls: list[str]) -> tuple[tuple[str, ...], tuple[str, str] | None]:
+    """The URLs without `user:password@`, and the one pair of credentials they carried.
+
+    Credentials never stay in a URL, where reprs, logs and error texts would show them. Errors
+    here never quote a URL, for the same reason.
+    """
+    stripped: list[str] = []
+    found: set[tuple[str, str]] = set()
+    for text in urls:
+        url = URL(text)
+        if url.user is not None or url.password is not None:
+            found.add((url.user or "", url.password or ""))
+            url = url.with_user(None)
+        stripped.append(str(url).rstrip("/"))
+    if len(found) > 1:
+        raise ValidationError(
+            "the URLs carry different credentials; give esproxy's one cluster user as "
+            "[upstream] username and password instead",
+            "urls",
+        )
+    return tuple(stripped), next(iter(found), None)
+
+
+def adopt_url_credentials(data: dict[str, Any], credentials: tuple[str, str]) -> None:
+    """`https://user:password@node` means username and password, unless those are set too."""
+    if data.get("username") is not None or data.get("api_key") is not None:
+        raise ValidationError(
+            "credentials in a URL and in [upstream] username or api_key: keep only one",
+            "urls",
+        )
+    data["username"], data["password"] = credentials
 
 
 class StorageSchema(Schema):
@@ -259,6 +299,7 @@ class AuthSchema(Schema):
     cache_size = fields.Integer(validate=positive())
     refresh_seconds = fields.Float(validate=positive())
     check_timeout = fields.Float(validate=positive())
+    allow_unsecured_cluster = fields.Boolean()
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> AuthSettings:
@@ -330,6 +371,20 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         if name in environ:
             found.setdefault(section, {})[key] = environ[name]
     return found
+
+
+# Read outside the settings schema: by load_settings and by the command line.
+OTHER_ENVIRONMENT = frozenset({"ESPROXY_CONFIG", "ESPROXY_LOG_LEVEL"})
+
+
+def environment_names() -> frozenset[str]:
+    """Every environment variable esproxy serve reads (docs/deploy is checked against it)."""
+    names = {
+        f"ESPROXY_{section}_{key}".upper()
+        for section, schema in SECTIONS.items()
+        for key in schema().fields
+    }
+    return frozenset(names | set(ENV_ALIASES) | OTHER_ENVIRONMENT)
 
 
 def merge(*layers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -47,6 +47,10 @@ SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 Headers = CIMultiDictProxy[str] | CIMultiDict[str]
 
 
+# Query parameters that shape an answer's rendering rather than its content.
+RENDERING_PARAMS = frozenset({"filter_path", "format", "pretty", "human"})
+
+
 class ForwardedResponse(web.StreamResponse):
     """Holds the status line and headers back until the first body bytes (or the end).
 
@@ -111,8 +115,14 @@ class UpstreamForwarder:
         """
         headers = end_to_end(request.headers, REQUEST_ONLY)
         headers.popall("Accept-Encoding", None)
+        # Plain JSON to merge: esproxy applies filter_path, format and pretty to the merged answer.
+        headers["Accept"] = "application/json"
+        url = request.rel_url
+        target = url.with_query(
+            [(k, v) for k, v in url.query.items() if k not in RENDERING_PARAMS]
+        ).raw_path_qs
         try:
-            node, upstream = await self.send(request.method, request.raw_path, headers, None)
+            node, upstream = await self.send(request.method, target, headers, None)
             async with upstream:
                 body = await upstream.read()
         except (UpstreamUnavailable, aiohttp.ClientError, OSError) as error:

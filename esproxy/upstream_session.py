@@ -10,7 +10,6 @@ import base64
 import ssl
 
 import aiohttp
-from yarl import URL
 
 from esproxy.settings import SettingsError, UpstreamSettings
 
@@ -71,7 +70,8 @@ def client_timeout(settings: UpstreamSettings) -> aiohttp.ClientTimeout:
 
 
 def own_authorization(upstream: UpstreamSettings) -> str | None:
-    """esproxy's own credentials: the API key, else a user and password, else any in the URL."""
+    """esproxy's own credentials: the API key, else a user and password (settings.py moves any
+    given in an upstream URL there)."""
     if upstream.api_key:
         key = upstream.api_key
         # An encoded key is base64 and has no colon; "id:key" is the unencoded pair.
@@ -80,7 +80,4 @@ def own_authorization(upstream: UpstreamSettings) -> str | None:
         return f"ApiKey {key}"
     if upstream.username is not None:
         return aiohttp.encode_basic_auth(upstream.username, upstream.password or "")
-    url = URL(upstream.urls[0])
-    if url.user is not None:
-        return aiohttp.encode_basic_auth(url.user, url.password or "")
     return None

@@ -80,6 +80,43 @@ def test_secrets_never_in_repr():
     assert "c2VjcmV0" not in repr(settings) and "hunter2" not in repr(settings)
 
 
+def test_credentials_in_upstream_urls_are_stripped_and_used(tmp_path):
+    config = tmp_path / "esproxy.toml"
+    config.write_text('[upstream]\nurls = ["https://esproxy:s3cr%40t@node-1:9200/"]\n')
+    settings = load_settings(
+        config, environ={"ESPROXY_UPSTREAM": "https://esproxy:s3cr%40t@node-1:9200/"}
+    )
+    assert settings.upstream.urls == ("https://node-1:9200",)
+    assert (settings.upstream.username, settings.upstream.password) == ("esproxy", "s3cr@t")
+    assert "s3cr" not in repr(settings) and "s3cr" not in str(settings)
+    from_file = load_settings(config, environ={})
+    assert from_file.upstream.urls == ("https://node-1:9200",)
+    assert "s3cr" not in repr(from_file)
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        (
+            {"ESPROXY_UPSTREAM": "http://a:pw-1@x:9200,http://a:pw-2@y:9200"},
+            "the URLs carry different credentials",
+        ),
+        (
+            {"ESPROXY_UPSTREAM": "http://a:pw-1@x:9200", "ESPROXY_UPSTREAM_USERNAME": "b"},
+            "credentials in a URL and in \\[upstream\\] username or api_key",
+        ),
+        (
+            {"ESPROXY_UPSTREAM": "http://a:pw-1@x:9200", "ESPROXY_UPSTREAM_API_KEY": "k"},
+            "keep only one",
+        ),
+    ],
+)
+def test_conflicting_url_credentials_are_refused_without_echoing_them(environ, problem):
+    with pytest.raises(SettingsError, match=problem) as caught:
+        load_settings(environ=environ)
+    assert "pw-" not in str(caught.value)
+
+
 def test_bedrock_identity_and_egress_settings(tmp_path):
     config = tmp_path / "esproxy.toml"
     config.write_text(

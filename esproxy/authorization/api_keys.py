@@ -28,6 +28,39 @@ def generate_api_key() -> str:
     return secrets.token_urlsafe(KEY_BYTES)
 
 
+MIN_KEY_BITS = 128
+_HEX = frozenset("0123456789abcdefABCDEF")
+_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
+
+
+def key_bits(key: str) -> int:
+    """An upper bound on a key's entropy from its length: 4 bits a hex character, 6 for base64.
+
+    A digest is only as strong as the key behind it, and a stored digest of a short key can be
+    reversed by trying keys; other characters count as base64 ones (people type them).
+    """
+    body = key.rstrip("=")
+    per_char = 4 if body and set(body) <= _HEX else 6
+    return len(body) * per_char
+
+
+def weak_key_reason(key: str) -> str | None:
+    """Why `key` is too weak to accept, or None."""
+    bits = key_bits(key)
+    if bits < MIN_KEY_BITS:
+        return (
+            f"the key holds at most {bits} bits of entropy by its length, under the "
+            f"{MIN_KEY_BITS} bits an API key needs (at least 32 hex or 22 base64 characters of "
+            "random data); make one with `esproxy generate-api-key`"
+        )
+    if len(set(key)) < 8:
+        return (
+            "the key repeats a few characters, so it is not random; make one with "
+            "`esproxy generate-api-key`"
+        )
+    return None
+
+
 def hash_api_key(key: str) -> str:
     """The digest `[auth] api_keys` lists for `key`."""
     return digest_of(key).hex()

@@ -1,15 +1,19 @@
 """ClusterAuthorizer (`[auth] mode = "upstream"`): the cluster judges each caller's credentials.
 
 It asks `_has_privileges` with the caller's own `Authorization`, passed as is, and caches the
-answer briefly. A cluster without a security API means open access, logged loudly; a cluster
-that cannot be asked means 503, never open.
+answer briefly. esproxy never goes open by itself: a cluster that shows no security at all leaves
+`_inference` open only when the operator set `[auth] allow_unsecured_cluster`, and answers 503
+otherwise; a cluster that authenticates callers without that API, or that cannot be asked, means
+503 always.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 
 CHECK_PATH = "/_security/user/_has_privileges"
 AUTHENTICATE_PATH = "/_security/_authenticate"
+# OpenSearch's security plugin: it answers here (200 to anonymous users, else 401) when present.
+OPENSEARCH_AUTHINFO_PATH = "/_plugins/_security/authinfo"
 RUN_AS_HEADER = "es-security-runas-user"
 # Parts of ES's error object that are not metadata, when a 401 is passed on.
 ERROR_FIELDS = frozenset({"root_cause", "type", "reason", "header", "caused_by", "stack_trace"})
@@ -46,12 +52,17 @@ ERROR_FIELDS = frozenset({"root_cause", "type", "reason", "header", "caused_by",
 # have no such route; ES 7 reads `_security` as an index; older ES says security is off.
 NO_ROUTE_TEXTS = ("no handler found", "Incorrect HTTP method")
 SECURITY_OFF_TEXTS = ("Security must be explicitly enabled", "Security is not enabled")
+# Answers that show a security layer at work.
+SECURED_STATUSES = (200, 401, 403)
 
 
 class Security(StrEnum):
     UNKNOWN = "unknown"  # not asked yet, or no answer so far: every caller is checked
     ENABLED = "enabled"
-    ABSENT = "absent"  # the cluster checks no credentials, so neither does esproxy
+    # Credentials are checked, but not through `_has_privileges` (OpenSearch's security plugin,
+    # or a cluster that refuses made-up credentials yet has no such route): esproxy cannot check.
+    UNCHECKABLE = "uncheckable"
+    ABSENT = "absent"  # no sign of security by any probe
 
 
 @dataclass(frozen=True)
@@ -66,56 +77,116 @@ class ClusterAuthorizer:
     """Borrows the forwarder to reach the cluster; `probe()` learns whether it has security."""
 
     def __init__(
-        self, forwarder: UpstreamForwarder, cache: DecisionCache, *, timeout: float
+        self,
+        forwarder: UpstreamForwarder,
+        cache: DecisionCache,
+        *,
+        timeout: float,
+        allow_unsecured: bool = False,
     ) -> None:
         self.forwarder = forwarder
         self.cache = cache
         self.timeout = timeout
+        self.allow_unsecured = allow_unsecured
         self.security = Security.UNKNOWN
+        self.node: str | None = None  # the node that gave the last verdict
+
+    @property
+    def is_open(self) -> bool:
+        """True when every caller is let through: only by the operator's explicit choice."""
+        return self.security is Security.ABSENT and self.allow_unsecured
+
+    def status(self) -> dict[str, Any]:
+        """For `/_esproxy/ready`: what esproxy knows of the cluster's security, and what follows."""
+        found: dict[str, Any] = {"mode": "upstream", "cluster_security": str(self.security)}
+        if self.is_open:
+            found["open"] = True
+            found["reason"] = (
+                "the cluster shows no security and [auth] allow_unsecured_cluster = true: "
+                "_inference is open to every caller"
+            )
+        elif self.security in (Security.ABSENT, Security.UNCHECKABLE):
+            found["ok"] = False
+            found["reason"] = self.refusal_reason()
+        return found
 
     async def probe(self) -> Security:
-        """Ask without credentials: only such an answer can show that security is absent.
+        """Ask without credentials, then with made-up ones, then OpenSearch's plugin route.
 
-        A caller's credentials cannot: a cluster with another security layer (OpenSearch's
-        plugin) authenticates them and then has no `_has_privileges` route either.
+        Only when none of them shows a security layer is security taken to be absent: a secured
+        cluster may answer an anonymous caller with "no handler found" (OpenSearch's plugin with
+        anonymous access). Any probe that fails leaves the verdict as it was: never open.
         """
         try:
             answer = await self.ask("GET", CHECK_PATH, None, check_body(INFER))
+            if not lacks_security(answer):
+                if answer.status in SECURED_STATUSES:
+                    self.note(Security.ENABLED, answer)
+                return self.security
+            sign = await self.find_other_security()
         except AuthorizationUnavailable as error:
             log.warning("cannot tell whether the cluster has security: %s", error.reason)
             return self.security
-        if lacks_security(answer):
+        if sign is not None:
+            self.note(Security.UNCHECKABLE, sign)
+        else:
             self.note(Security.ABSENT, answer)
-        elif answer.status in (200, 401, 403):
-            self.note(Security.ENABLED, answer)
         return self.security
 
+    async def find_other_security(self) -> Answer | None:
+        """An answer that shows credentials being checked without `_has_privileges`, if any."""
+        bogus = Credentials(authorization=made_up_basic())
+        refused = await self.ask("GET", CHECK_PATH, bogus, check_body(INFER))
+        if refused.status in (401, 403):
+            return refused
+        if not lacks_security(refused):
+            raise unusable(refused)  # neither a refusal nor "no such route": cannot be sure
+        plugin = await self.ask("GET", OPENSEARCH_AUTHINFO_PATH, None, None)
+        if plugin.status in SECURED_STATUSES:
+            return plugin
+        if plugin.status in (400, 404, 405):
+            return None
+        raise unusable(plugin)
+
     def note(self, security: Security, answer: Answer) -> None:
+        self.node = answer.node
         if security == self.security:
             return
         self.security = security
-        if security is Security.ABSENT:
+        if security is Security.ABSENT and self.allow_unsecured:
             log.warning(
-                "the cluster at [%s] has no security API (it answered %s with status [%d]), "
-                "so it checks no credentials: esproxy's _inference API is OPEN to every caller. "
-                'Enable security on the cluster, or set [auth] mode = "api_keys"',
+                "the cluster at [%s] shows no security (it answered %s with status [%d]) and "
+                "[auth] allow_unsecured_cluster = true: esproxy's _inference API is OPEN to "
+                "every caller",
                 answer.node,
                 CHECK_PATH,
                 answer.status,
             )
+        elif security in (Security.ABSENT, Security.UNCHECKABLE):
+            log.error("%s", self.refusal_reason())
         else:
             log.info(
                 "the cluster at [%s] has security: callers' privileges are checked", answer.node
             )
 
+    def refusal_reason(self) -> str:
+        node = self.node or "?"
+        if self.security is Security.UNCHECKABLE:
+            return uncheckable_reason(node)
+        return unsecured_reason(node)
+
     async def authorize(self, credentials: Credentials, privilege: Privilege, uri: str) -> None:
-        if self.security is Security.ABSENT:
+        if self.is_open:
             return
+        if self.security in (Security.ABSENT, Security.UNCHECKABLE):
+            # Known not to be checkable: answer at once, without a round of cluster calls per
+            # request; the refresh loop notices when the cluster changes.
+            raise AuthorizationUnavailable(self.refusal_reason())
         key = self.cache.key(credentials, privilege.name)
         decision = self.cache.get(key)
         if decision is None:
             decision = await self.decide(credentials, privilege, uri)
-            if decision is None:  # the cluster turned out to have no security
+            if decision is None:  # the cluster turned out to have no security, as allowed
                 return
             self.cache.put(key, decision)
         if decision.denial is not None:
@@ -126,13 +197,12 @@ class ClusterAuthorizer:
     ) -> Decision | None:
         answer = await self.ask("GET", CHECK_PATH, credentials, check_body(privilege))
         if lacks_security(answer):
-            if await self.probe() is Security.ABSENT:
+            await self.probe()
+            if self.is_open:
                 return None
-            raise AuthorizationUnavailable(
-                f"the cluster at [{answer.node}] authenticates callers but has no Elasticsearch "
-                f"{CHECK_PATH} API, so esproxy cannot check privileges; set [auth] mode = "
-                '"api_keys"'
-            )
+            if self.security is Security.ABSENT:
+                raise AuthorizationUnavailable(unsecured_reason(answer.node))
+            raise AuthorizationUnavailable(uncheckable_reason(answer.node))
         if answer.status == 401:
             raise authentication_failure(answer, uri)
         if answer.status == 403:
@@ -187,6 +257,29 @@ class ClusterAuthorizer:
         )
         challenges = tuple(response.headers.getall("WWW-Authenticate", ()))
         return Answer(node.url, response.status, parse_body(raw), challenges)
+
+
+def uncheckable_reason(node: str) -> str:
+    return (
+        f"the cluster at [{node}] authenticates callers but has no Elasticsearch {CHECK_PATH} "
+        "API, so esproxy cannot check privileges and its _inference API answers 503; set [auth] "
+        'mode = "api_keys"'
+    )
+
+
+def unsecured_reason(node: str) -> str:
+    return (
+        f"the cluster at [{node}] shows no security (no {CHECK_PATH} API), so esproxy cannot "
+        'check callers and its _inference API answers 503; set [auth] mode = "api_keys", or '
+        "[auth] allow_unsecured_cluster = true to leave it open"
+    )
+
+
+def made_up_basic() -> str:
+    """Credentials no cluster can know: only a cluster that checks credentials refuses them."""
+    user = "esproxy-probe-" + secrets.token_hex(8)
+    token = base64.b64encode(f"{user}:{secrets.token_urlsafe(24)}".encode()).decode()
+    return f"Basic {token}"
 
 
 def check_body(privilege: Privilege) -> bytes:

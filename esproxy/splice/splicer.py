@@ -53,14 +53,17 @@ class Splicer:
         self.drained = asyncio.Event()
 
     def route(self, head: RequestHead) -> int:
-        """UPSTREAM for plain forwarding; APP for what esproxy answers or aiohttp must judge."""
+        """UPSTREAM for plain forwarding; APP for what esproxy answers or aiohttp must judge;
+        HAND_OVER for what the app answers knowing the caller's address."""
         path = head.path
         if head.target[:1] != b"/" or _ODD_PATH.search(path) is not None:
             return APP
         if path.startswith(b"/_inference") and (len(path) == 11 or path[11:12] == b"/"):
             return APP
         if path.startswith(b"/_esproxy") and (len(path) == 9 or path[9:10] == b"/"):
-            return APP
+            # The whole connection, so that the app sees the caller's address: readiness details
+            # go to loopback callers when no one can be authenticated. Probes are rare.
+            return HAND_OVER
         if path.startswith(b"/_nodes") and is_nodes_info(
             head.method.decode(), head.target.decode("latin-1")
         ):

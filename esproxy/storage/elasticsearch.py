@@ -264,7 +264,9 @@ class ElasticsearchEndpointStore:
                 f"{describe_failure(error)}"
             ) from error
         elapsed_ms = (time.monotonic() - started) * 1000
-        log.info(
+        # DEBUG: statuses the store expects and handles (a 400 for an index that already exists)
+        # must not read like errors in an operator's log.
+        log.debug(
             "endpoint store: %s %s%s -> %d in %.1f ms", method, node, target, status, elapsed_ms
         )
         return Answer(node, method, target, status, parse_body(raw))

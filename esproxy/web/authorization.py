@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from esproxy.app_keys import AUTHORIZER, FORWARDER, RESERVED_INDEX, SETTINGS
+from esproxy.addresses import is_loopback
+from esproxy.app_keys import AUTHORIZER, FORWARDER, READINESS, RESERVED_INDEX, SETTINGS
 from esproxy.authorization import privileges
 from esproxy.authorization.api_keys import ApiKeyAuthorizer
 from esproxy.authorization.cluster import ClusterAuthorizer
@@ -88,9 +89,16 @@ def request_target(request: web.Request) -> str:
 
 def resolve_mode(settings: Settings) -> str:
     """`[auth] mode`, or its default: `upstream` with a cluster, else `api_keys` with keys listed,
-    else `none` in dev mode or on a loopback address; anything else must choose explicitly.
+    else `none` on a loopback address; anything else must choose explicitly. `--dev` changes no
+    default, and with endpoints in the cluster it needs an explicit mode.
     """
     auth = settings.auth
+    if settings.server.dev and settings.storage_backend == "elasticsearch" and auth.mode is None:
+        raise SettingsError(
+            "--dev with endpoints stored in the cluster needs [auth] mode set explicitly "
+            '(ESPROXY_AUTH_MODE=upstream, "api_keys" or "none"): dev mode accepts any AWS '
+            "credentials and must not quietly decide who may use a shared store"
+        )
     mode = auth.mode or default_mode(settings)
     if mode == "upstream" and not settings.upstream.urls:
         raise SettingsError('[auth] mode "upstream" needs a cluster: set [upstream] urls')
@@ -106,7 +114,7 @@ def default_mode(settings: Settings) -> str:
         return "upstream"
     if settings.auth.api_keys:
         return "api_keys"
-    if settings.server.dev or is_loopback(settings.server.host):
+    if is_loopback(settings.server.host):
         return "none"
     raise SettingsError(
         f"esproxy listens on [{settings.server.host}] with no cluster to check callers: set "
@@ -115,26 +123,24 @@ def default_mode(settings: Settings) -> str:
     )
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def open_authorization(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     mode = resolve_mode(settings)
     cluster: ClusterAuthorizer | None = None
     if mode == "api_keys":
         app[AUTHORIZER] = ApiKeyAuthorizer(settings.auth.api_keys)
+        app[READINESS].add("auth", fixed_status({"mode": "api_keys"}), required=False)
     elif mode == "upstream":
         cache = DecisionCache(settings.auth.cache_seconds, settings.auth.cache_size)
-        cluster = ClusterAuthorizer(app[FORWARDER], cache, timeout=settings.auth.check_timeout)
+        cluster = ClusterAuthorizer(
+            app[FORWARDER],
+            cache,
+            timeout=settings.auth.check_timeout,
+            allow_unsecured=settings.auth.allow_unsecured_cluster,
+        )
         await cluster.probe()
         app[AUTHORIZER] = cluster
+        app[READINESS].add("auth", cluster_status(cluster), required=False)
     else:
         log.warning(
             "[auth] mode is none: esproxy's _inference API is OPEN to anyone who can reach "
@@ -142,6 +148,8 @@ async def open_authorization(app: web.Application) -> AsyncIterator[None]:
             settings.server.host,
             settings.server.port,
         )
+        status = {"mode": "none", "open": True, "reason": '[auth] mode = "none"'}
+        app[READINESS].add("auth", fixed_status(status), required=False)
     reserved = await open_reserved_index(app)
     refresher = asyncio.create_task(refresh(app, cluster, reserved))
     try:
@@ -150,6 +158,20 @@ async def open_authorization(app: web.Application) -> AsyncIterator[None]:
         refresher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await refresher
+
+
+def fixed_status(status: dict[str, Any]) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def report() -> dict[str, Any]:
+        return status
+
+    return report
+
+
+def cluster_status(cluster: ClusterAuthorizer) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def status() -> dict[str, Any]:
+        return cluster.status()
+
+    return status
 
 
 async def open_reserved_index(app: web.Application) -> ReservedIndex | None:

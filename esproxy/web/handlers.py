@@ -15,6 +15,7 @@ from esproxy.inference.service import ALL_IDS
 from esproxy.web.cluster_info import cluster_info
 from esproxy.web.media_types import negotiate
 from esproxy.web.query_params import bool_param, check_params, timeout_param
+from esproxy.web.rendering import output_type, render
 from esproxy.web.request_bodies import decode_content, read_raw_body
 from esproxy.web.responses import float32_vectors, json_response
 from esproxy.web.server_sent_events import send_completion_deltas
@@ -26,12 +27,11 @@ def prepare(request: web.Request, *params: str) -> None:
         request.headers.get("Accept"), request.headers.get("Content-Type"), request.body_exists
     )
     check_params(request, params)
+    output_type(request)  # an unsupported `?format` is refused before any work
 
 
 def respond(request: web.Request, body: Any) -> web.Response:
-    return json_response(
-        body, content_type=request[RESPONSE_TYPE], pretty="pretty" in request.query
-    )
+    return render(request, body)
 
 
 def path_parts(request: web.Request) -> tuple[TaskType | None, str]:

@@ -1,64 +1,81 @@
 """Liveness and readiness under `/_esproxy/`, a prefix Elasticsearch never uses.
 
-Readiness needs the store and, in sidecar mode, the cluster; Bedrock reachability is reported but
-does not fail readiness, since forwarding still works while a Bedrock region is away.
+`/_esproxy/health` says only that the process serves. `/_esproxy/ready` runs the readiness checks
+(esproxy/readiness.py: the store, the cluster in sidecar mode, Bedrock, authorization, and whatever
+other rooms add), at most once a second. Unauthenticated callers (Kubernetes probes) get only the
+status; node URLs, the Bedrock host and error texts go to callers that `GET /_inference` would
+admit, or, when nothing checks callers or they cannot be checked now, to loopback ones.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any
 
 from aiohttp import web
 from yarl import URL
 
+from esproxy.addresses import is_loopback
 from esproxy.app_keys import (
+    AUTHORIZER,
     BACKING_STORE,
-    BEDROCK_CLIENTS,
     BEDROCK_ENDPOINT_URL,
     FORWARDER,
+    READINESS,
     SETTINGS,
 )
-from esproxy.errors import EndpointNotFound, ProxyError
-from esproxy.web.responses import json_response
+from esproxy.authorization.privileges import GET_ENDPOINTS, Credentials
+from esproxy.errors import AuthorizationUnavailable, EndpointNotFound, ProxyError
+from esproxy.readiness import Readiness
+from esproxy.web.rendering import render
 
-PROBE_SECONDS = 2.0
 PROBE_ID = "_esproxy_readiness_probe"
 
 
 async def live(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    return render(request, {"status": "ok"})
 
 
 async def ready(request: web.Request) -> web.Response:
-    app = request.app
-    checks: dict[str, Any] = {"store": await probe(check_store(app))}
-    if FORWARDER in app:
-        checks["upstream"] = await probe(app[FORWARDER].ping())
-    checks["bedrock"] = await probe(check_bedrock(app))
-    if BEDROCK_CLIENTS in app:
-        # Informational, like Bedrock: renewals that keep failing show here (and in the log).
-        checks["aws_credentials"] = app[BEDROCK_CLIENTS].credentials.snapshot()
-    needed = [name for name in ("store", "upstream") if name in checks]
-    is_ready = all(checks[name]["ok"] for name in needed)
-    body = {"status": "ready" if is_ready else "not_ready", "checks": checks}
-    return json_response(body, status=200 if is_ready else 503)
+    report = await request.app[READINESS].report()
+    body: dict[str, object] = {"status": "ready" if report.ready else "not_ready"}
+    if await may_see_details(request):
+        body["checks"] = report.checks
+    return render(request, body, status=200 if report.ready else 503)
 
 
-async def probe(check: Any) -> dict[str, Any]:
-    started = time.perf_counter()
+async def may_see_details(request: web.Request) -> bool:
+    authorizer = request.app.get(AUTHORIZER)
+    if authorizer is None or getattr(authorizer, "is_open", False):
+        return is_loopback(request.remote or "")
+    authorization = request.headers.get("Authorization")
+    if authorization is None:
+        return False  # probes send none: never a cluster call for them
+    credentials = Credentials(authorization, request.headers.get("es-security-runas-user"))
     try:
-        async with asyncio.timeout(PROBE_SECONDS):
-            detail = await check
-    except TimeoutError:
-        return {"ok": False, "error": f"no answer within {PROBE_SECONDS:.0f} s"}
-    except (ProxyError, OSError) as error:
-        return {"ok": False, "error": str(error)}
-    result: dict[str, Any] = {"ok": True, "took_ms": round((time.perf_counter() - started) * 1000)}
-    if detail:
-        result["target"] = detail
-    return result
+        await authorizer.authorize(credentials, GET_ENDPOINTS, request.raw_path)
+    except AuthorizationUnavailable:
+        # Callers cannot be checked now, and the report says why: the operator's own machine
+        # may read it.
+        return is_loopback(request.remote or "")
+    except ProxyError:
+        return False
+    return True
+
+
+def add_default_checks(app: web.Application, readiness: Readiness) -> None:
+    """The store and, in sidecar mode, the cluster decide readiness; Bedrock is reported only,
+    since forwarding still works while a Bedrock region is away."""
+
+    async def store() -> None:
+        await check_store(app)
+
+    async def bedrock() -> str:
+        return await check_bedrock(app)
+
+    readiness.add("store", store)
+    if app[SETTINGS].upstream.urls:
+        readiness.add("upstream", lambda: app[FORWARDER].ping())
+    readiness.add("bedrock", bedrock, required=False)
 
 
 async def check_store(app: web.Application) -> None:

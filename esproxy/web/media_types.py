@@ -12,6 +12,7 @@ from esproxy.errors import PlainError, ProxyError, StatusError
 
 SUPPORTED_VERSIONS = frozenset({7, 8, 9})
 JSON = "application/json"
+YAML = "application/yaml"
 _VENDOR = re.compile(r"application/vnd\.elasticsearch\+(json|x-ndjson)", re.IGNORECASE)
 _VERSION = re.compile(r"compatible-with\s*=\s*\"?(\d{1,3})\"?(?![\d])", re.IGNORECASE)
 _BODY_TYPES = frozenset({"application/json", "application/x-ndjson"})
@@ -53,6 +54,8 @@ def negotiate(accept: str | None, content_type: str | None, has_body: bool) -> s
             status=400,
         )
     version = next((v for v in versions if v is not None), None)
+    if version is None and accepted is not None and accepted.essence == YAML:
+        return YAML  # ES answers in the format the client accepts
     return JSON if version is None else vendor_json(version)
 
 

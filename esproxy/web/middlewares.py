@@ -7,10 +7,9 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from esproxy.app_keys import RESPONSE_TYPE, STREAMING
+from esproxy.app_keys import STREAMING
 from esproxy.errors import PlainError, ProxyError
-from esproxy.web.media_types import JSON
-from esproxy.web.responses import json_response
+from esproxy.web.rendering import render
 from esproxy.web.server_sent_events import send_error_stream
 
 log = logging.getLogger(__name__)
@@ -37,10 +36,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def render_error(request: web.Request, error: ProxyError) -> web.Response:
     if error.status >= 500:
         log.warning("%s %s -> %s %s", request.method, request.path, error.status, error.reason)
-    return json_response(
-        error.to_body(),
-        status=error.status,
-        content_type=request.get(RESPONSE_TYPE, JSON),
-        pretty="pretty" in request.query,
-        headers=error.headers,
-    )
+    return render(request, error.to_body(), status=error.status, headers=error.headers)

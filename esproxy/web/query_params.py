@@ -11,7 +11,7 @@ from esproxy.inference import schemas
 from esproxy.inference.java_text import lucene_similarity
 
 # Parameters every Elasticsearch REST route accepts.
-COMMON = frozenset({"pretty", "human", "error_trace", "filter_path"})
+COMMON = frozenset({"pretty", "human", "error_trace", "filter_path", "format"})
 
 
 def check_params(request: web.Request, allowed: Iterable[str]) -> None:

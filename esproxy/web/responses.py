@@ -15,6 +15,24 @@ PRODUCT_HEADERS = {"X-elastic-product": "Elasticsearch"}
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
+class OwnResponse(web.Response):
+    """A response without aiohttp's `Server` (it names the stack) and `Date` headers."""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        self._headers.popall("Server", None)
+        self._headers.popall("Date", None)
+
+
+class OwnStreamResponse(web.StreamResponse):
+    """The same for streamed answers (`_stream`'s server-sent events)."""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        self._headers.popall("Server", None)
+        self._headers.popall("Date", None)
+
+
 def encode_default(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return list(value)
@@ -61,4 +79,4 @@ def json_response(
 ) -> web.Response:
     data = to_json(body, pretty=pretty)
     all_headers = {**PRODUCT_HEADERS, "Content-Type": content_type, **(headers or {})}
-    return web.Response(status=status, body=data, headers=all_headers)
+    return OwnResponse(status=status, body=data, headers=all_headers)

@@ -1,4 +1,4 @@
-"""The whole HTTP surface in one place: the `_inference` routes, their fallback, then the rest.
+"""The whole HTTP surface in one place: `/_esproxy` and `_inference` routes, fallbacks, the rest.
 
 aiohttp tries routes sharing a path prefix in registration order, so the `_inference` fallback is
 registered after the real routes: a wrong method or unknown sub-path under `/_inference` gets
@@ -31,6 +31,9 @@ def add_routes(app: web.Application, other: Handler, root: Handler | None) -> No
     router = app.router
     router.add_get("/_esproxy/health", health.live)
     router.add_get("/_esproxy/ready", health.ready)
+    # The rest of `/_esproxy` is esproxy's too: a typo is answered here, never forwarded.
+    router.add_route("*", "/_esproxy", reject_own)
+    router.add_route("*", "/_esproxy/{tail:[\\s\\S]*}", reject_own)
     router.add_get("/_inference", handlers.get_endpoints)
     router.add_get("/_inference/_services", handlers.get_services)
     router.add_get("/_inference/_services/{task_type:[^/]+}", handlers.get_services)
@@ -61,6 +64,22 @@ async def reject_inference(request: web.Request) -> web.StreamResponse:
             f"allowed: [{', '.join(allowed)}]",
             status=405,
             headers={"Allow": ",".join(allowed)},
+        )
+    raise PlainError(
+        f"no handler found for uri [{request.path_qs}] and method [{request.method}]", status=400
+    )
+
+
+OWN_PATHS = frozenset({"/_esproxy/health", "/_esproxy/ready"})
+
+
+async def reject_own(request: web.Request) -> web.StreamResponse:
+    if request.path in OWN_PATHS:
+        raise PlainError(
+            f"Incorrect HTTP method for uri [{request.path_qs}] and method [{request.method}], "
+            "allowed: [GET]",
+            status=405,
+            headers={"Allow": "GET"},
         )
     raise PlainError(
         f"no handler found for uri [{request.path_qs}] and method [{request.method}]", status=400

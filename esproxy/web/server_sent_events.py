@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from esproxy.errors import ProxyError
-from esproxy.web.responses import PRODUCT_HEADERS, to_json
+from esproxy.web.responses import PRODUCT_HEADERS, OwnStreamResponse, to_json
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def error_event(error: ProxyError) -> bytes:
 
 def start_stream(status: int = 200) -> web.StreamResponse:
     headers = {**PRODUCT_HEADERS, "Content-Type": EVENT_STREAM, "Cache-Control": "no-cache"}
-    return web.StreamResponse(status=status, headers=headers)
+    return OwnStreamResponse(status=status, headers=headers)
 
 
 async def send_error_stream(request: web.Request, error: ProxyError) -> web.StreamResponse:

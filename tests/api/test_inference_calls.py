@@ -132,3 +132,15 @@ async def test_bad_inputs_get_es_messages(endpoints):
     assert (await response.json())["error"]["reason"] == (
         "Validation Failed: 1: Field [input] cannot be an empty array;"
     )
+
+
+async def test_a_body_nested_too_deep_gets_jacksons_exact_text(endpoints):
+    body = '{"input": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = await endpoints.post(COMPLETION, data=body, headers=JSON_HEADERS)
+    assert response.status == 400
+    reason = (
+        "Document nesting depth exceeds the maximum allowed (1000, from "
+        "`StreamReadConstraints.getMaxNestingDepth()`)"
+    )
+    cause = {"type": "x_content_parse_exception", "reason": reason}
+    assert await response.json() == {"error": {"root_cause": [cause], **cause}, "status": 400}

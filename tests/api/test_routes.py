@@ -117,9 +117,9 @@ async def test_root_answers_like_elasticsearch_without_upstream(proxy):
 
 async def test_other_paths_say_no_upstream_is_configured(proxy):
     response = await proxy.get("/my-index/_search")
-    assert response.status == 502
+    assert response.status == 400
     body = await response.json()
-    assert body["status"] == 502
+    assert body["status"] == 400
     assert "no upstream cluster is configured" in body["error"]["reason"]
     assert response.headers["X-Elastic-Product"] == "Elasticsearch"
 

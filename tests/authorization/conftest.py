@@ -6,6 +6,7 @@ has no `_has_privileges` API at all; every test that does not need one uses the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
 from esproxy.settings import Settings
+from tests.faulty_upstream import garbage
 from tests.sidecar.conftest import index_name, sidecar_settings  # noqa: F401
 
 CHALLENGES = ('Basic realm="security", charset="UTF-8"', 'Bearer realm="security"', "ApiKey")
@@ -36,9 +38,17 @@ SERVICE_KEY = "ApiKey " + base64.b64encode(b"key-1:k3y").decode()
 
 @dataclass
 class FakeCluster:
-    """Users and their cluster privileges; `security` is "on", "off" or "plugin" (OpenSearch's)."""
+    """Users and their cluster privileges, with the odd answers real clusters give.
+
+    `security`: "on"; "off"; "plugin" (OpenSearch's: 401 first, then no route); "anonymous"
+    (no route for anonymous callers, 401 for unknown credentials, no route for known ones);
+    "authinfo" (no `_security` route for anyone, but OpenSearch's authinfo answers anonymous
+    callers). `fault`, when set, is how the privilege check with credentials answers: "403",
+    "500", "timeout", "garbage" or "malformed".
+    """
 
     security: str = "on"
+    fault: str | None = None
     calls: list[tuple[str, str | None]] = field(default_factory=list)
     users: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {
@@ -75,9 +85,19 @@ class FakeCluster:
     async def handle(self, request: web.Request) -> web.Response:
         authorization = request.headers.get("Authorization")
         self.calls.append((request.path, authorization))
-        if not request.path.startswith("/_security/") or self.security == "off":
+        if request.path == "/_plugins/_security/authinfo" and self.security == "authinfo":
+            return web.json_response({"user_name": "opendistro_security_anonymous"})
+        if not request.path.startswith("/_security/") or self.security in ("off", "authinfo"):
             return no_handler(request)
+        if self.fault and authorization and request.path == CHECK:
+            return await self.misbehave(request)
         user = self.users.get(authorization or "")
+        if self.security == "anonymous":
+            return (
+                no_handler(request)
+                if user or not authorization
+                else unauthenticated(request, authorization)
+            )
         if self.security == "plugin" and user:
             return no_handler(request)  # authenticated by the plugin, then no such route
         if user is None:
@@ -96,6 +116,21 @@ class FakeCluster:
                 "application": {},
             }
         )
+
+    async def misbehave(self, request: web.Request) -> web.StreamResponse:
+        if self.fault == "403":
+            cause = {"type": "security_exception", "reason": "action [has_privileges] denied"}
+            body = {"error": {"root_cause": [cause], **cause}, "status": 403}
+            return web.json_response(body, status=403)
+        if self.fault == "500":
+            cause = {"type": "exception", "reason": "node is shutting down"}
+            body = {"error": {"root_cause": [cause], **cause}, "status": 500}
+            return web.json_response(body, status=500)
+        if self.fault == "timeout":
+            await asyncio.Event().wait()
+        if self.fault == "garbage":
+            return await garbage(request)
+        return web.Response(text='{"has_all_requested": "yes"', content_type="application/json")
 
 
 def no_handler(request: web.Request) -> web.Response:

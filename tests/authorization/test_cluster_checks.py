@@ -6,6 +6,9 @@ import json
 import logging
 import socket
 
+import pytest
+
+from esproxy.app_keys import SETTINGS
 from tests.authorization.conftest import ADMIN, ALICE, BOB_WRONG, CHALLENGES, SERVICE_KEY
 from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION
 
@@ -132,29 +135,129 @@ async def test_unreachable_cluster_is_503_never_open(start_proxy, settings_for, 
     assert "Connection refused" in body["error"]["reason"]
 
 
-async def test_a_cluster_without_security_leaves_inference_open_and_says_so(
+async def test_a_cluster_without_security_is_503_unless_the_operator_allows_it(
+    start_proxy, cluster_settings, fake_cluster, caplog
+):
+    cluster, _ = fake_cluster
+    cluster.security = "off"
+    with caplog.at_level(logging.ERROR, logger="esproxy.authorization.cluster"):
+        proxy = await start_proxy(cluster_settings())
+    assert "shows no security" in caplog.text
+    assert "allow_unsecured_cluster = true to leave it open" in caplog.text
+    cluster.calls.clear()
+    for response in (
+        await put_endpoint(proxy, "Basic bm9ib2R5Og=="),
+        await proxy.get("/_inference"),
+        await proxy.get("/_inference", headers={"Authorization": ADMIN}),
+    ):
+        assert response.status == 503
+        body = await response.json()
+        assert body["error"]["type"] == "exception"
+        assert "its _inference API answers 503" in body["error"]["reason"]
+    assert cluster.calls == []  # known uncheckable: no round of cluster calls per request
+    ready = await proxy.get("/_esproxy/ready", headers={"Authorization": ADMIN})
+    auth = (await ready.json())["checks"]["auth"]
+    assert auth["ok"] is False and auth["cluster_security"] == "absent"
+
+
+async def test_an_unsecured_cluster_is_open_only_when_the_operator_says_so(
     start_proxy, cluster_settings, fake_cluster, caplog
 ):
     cluster, _ = fake_cluster
     cluster.security = "off"
     with caplog.at_level(logging.WARNING, logger="esproxy.authorization.cluster"):
-        proxy = await start_proxy(cluster_settings())
-    assert "esproxy's _inference API is OPEN to every caller" in caplog.text
+        proxy = await start_proxy(cluster_settings(ESPROXY_AUTH_ALLOW_UNSECURED_CLUSTER="true"))
+    assert "allow_unsecured_cluster = true: esproxy's _inference API is OPEN" in caplog.text
     cluster.calls.clear()
     assert (await put_endpoint(proxy, "Basic bm9ib2R5Og==")).status == 200
     assert (await proxy.get("/_inference")).status == 200
     assert cluster.checks() == []  # nothing to ask: the cluster checks no one
+    auth = (await (await proxy.get("/_esproxy/ready")).json())["checks"]["auth"]
+    assert auth["open"] is True and "open to every caller" in auth["reason"]
 
 
-async def test_security_switched_off_later_is_noticed_by_the_first_check(
-    start_proxy, cluster_settings, fake_cluster, caplog
+async def test_security_switched_off_later_closes_inference(
+    start_proxy, cluster_settings, fake_cluster
 ):
     cluster, _ = fake_cluster
     proxy = await start_proxy(cluster_settings())
+    assert (await proxy.get("/_inference", headers={"Authorization": ALICE})).status == 200
+    cluster.security = "off"
+    response = await proxy.get("/_inference", headers={"Authorization": ADMIN})
+    assert response.status == 503
+    assert (await proxy.get("/_inference")).status == 503
+
+
+async def test_security_switched_off_later_opens_only_when_allowed(
+    start_proxy, cluster_settings, fake_cluster, caplog
+):
+    cluster, _ = fake_cluster
+    proxy = await start_proxy(cluster_settings(ESPROXY_AUTH_ALLOW_UNSECURED_CLUSTER="true"))
     cluster.security = "off"
     with caplog.at_level(logging.WARNING, logger="esproxy.authorization.cluster"):
         assert (await proxy.get("/_inference", headers={"Authorization": ALICE})).status == 200
     assert "OPEN to every caller" in caplog.text
+
+
+@pytest.mark.parametrize("allow", ["false", "true"])
+async def test_no_handler_for_anonymous_callers_is_not_taken_for_no_security(
+    start_proxy, cluster_settings, fake_cluster, allow
+):
+    """The review's reproduction: 400 "no handler found" to anonymous callers, 401 to bad ones."""
+    cluster, _ = fake_cluster
+    cluster.security = "anonymous"
+    proxy = await start_proxy(cluster_settings(ESPROXY_AUTH_ALLOW_UNSECURED_CLUSTER=allow))
+    created = await put_endpoint(proxy, ADMIN)
+    assert created.status == 503
+    assert "authenticates callers but has no Elasticsearch" in await created.text()
+    anonymous = await proxy.put(ENDPOINT, data=json.dumps(TITAN_COMPLETION), headers=JSON_HEADERS)
+    assert anonymous.status == 503
+    assert (await proxy.get(ENDPOINT)).status == 503
+    listed = await proxy.get("/_inference", headers={"Authorization": ADMIN})
+    assert listed.status == 503  # nothing was created on the way
+
+
+@pytest.mark.parametrize("allow", ["false", "true"])
+async def test_opensearch_security_seen_through_authinfo_is_never_open(
+    start_proxy, cluster_settings, fake_cluster, allow
+):
+    cluster, _ = fake_cluster
+    cluster.security = "authinfo"
+    proxy = await start_proxy(cluster_settings(ESPROXY_AUTH_ALLOW_UNSECURED_CLUSTER=allow))
+    assert ("/_plugins/_security/authinfo", None) in cluster.calls
+    response = await put_endpoint(proxy, ADMIN)
+    assert response.status == 503
+    assert "authenticates callers but has no Elasticsearch" in await response.text()
+    assert (await proxy.get("/_inference")).status == 503
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "reason"),
+    [
+        ("403", 403, "action [has_privileges] denied"),
+        ("500", 503, "answered the privilege check with status [500]"),
+        ("malformed", 503, "answered the privilege check with status [200]"),
+        ("garbage", 503, "cannot check the caller's privileges"),
+        ("timeout", 503, "did not answer [GET /_security/user/_has_privileges] within 0.5s"),
+    ],
+)
+async def test_an_unusable_privilege_answer_never_grants_access(
+    start_proxy, cluster_settings, fake_cluster, fault, status, reason
+):
+    cluster, _ = fake_cluster
+    proxy = await start_proxy(cluster_settings(ESPROXY_AUTH_CHECK_TIMEOUT="0.5"))
+    cluster.fault = fault
+    for request in (
+        put_endpoint(proxy, ADMIN),
+        proxy.get("/_inference", headers={"Authorization": ALICE}),
+    ):
+        response = await request
+        assert response.status == status
+        body = await response.json()
+        assert reason in body["error"]["reason"]
+    cluster.fault = None  # nothing was created while the check could not be made
+    listed = await proxy.get("/_inference", headers={"Authorization": ADMIN})
+    assert await listed.json() == {"endpoints": []}
 
 
 async def test_a_cluster_that_authenticates_without_has_privileges_is_503_not_open(
@@ -178,3 +281,21 @@ async def test_wrong_methods_are_answered_before_authentication(start_proxy, clu
 async def test_health_endpoints_stay_open(start_proxy, cluster_settings):
     proxy = await start_proxy(cluster_settings())
     assert (await proxy.get("/_esproxy/health")).status == 200
+
+
+async def test_sidecar_details_need_credentials_the_cluster_accepts(
+    start_proxy, cluster_settings, fake_cluster
+):
+    cluster, _ = fake_cluster
+    proxy = await start_proxy(cluster_settings())
+    cluster.calls.clear()
+    anonymous = await proxy.get("/_esproxy/ready")
+    assert await anonymous.json() == {"status": "ready"}
+    assert cluster.checks() == []  # probes without credentials cost no privilege check
+    assert await (
+        await proxy.get("/_esproxy/ready", headers={"Authorization": BOB_WRONG})
+    ).json() == {"status": "ready"}
+    for user in (ALICE, ADMIN):
+        body = await (await proxy.get("/_esproxy/ready", headers={"Authorization": user})).json()
+        assert body["checks"]["upstream"]["target"] == proxy.server.app[SETTINGS].upstream.urls[0]
+        assert body["checks"]["auth"]["cluster_security"] == "enabled"

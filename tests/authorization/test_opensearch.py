@@ -1,4 +1,4 @@
-"""Against the real OpenSearch node: no security API means open `_inference` (said loudly), and
+"""Against the real OpenSearch node: no security API means 503 on `_inference` unless allowed, and
 esproxy's own index cannot be reached through the proxy, while everything else forwards as before.
 """
 
@@ -37,12 +37,24 @@ async def sidecar(start_proxy, sidecar_settings):
     return await start_proxy(sidecar_settings())
 
 
-async def test_a_cluster_without_security_leaves_inference_open_and_logs_it(
+async def test_a_cluster_without_security_is_503_by_default(start_proxy, sidecar_settings, caplog):
+    with caplog.at_level(logging.WARNING, logger="esproxy.authorization.cluster"):
+        proxy = await start_proxy(sidecar_settings(ESPROXY_AUTH_ALLOW_UNSECURED_CLUSTER="false"))
+    assert "shows no security (no /_security/user/_has_privileges API)" in caplog.text
+    assert proxy.server.app[AUTHORIZER].security is Security.ABSENT
+    created = await proxy.put(ENDPOINT, data=json.dumps(TITAN_COMPLETION), headers=JSON_HEADERS)
+    assert created.status == 503, await created.text()
+    listed = await proxy.get(ENDPOINT, headers={"Authorization": "Basic eDp5"})
+    assert listed.status == 503
+    assert (await proxy.get("/_cluster/health")).status == 200  # forwarding is unaffected
+
+
+async def test_a_cluster_without_security_is_open_when_allowed_and_logs_it(
     start_proxy, sidecar_settings, caplog
 ):
     with caplog.at_level(logging.WARNING, logger="esproxy.authorization.cluster"):
         proxy = await start_proxy(sidecar_settings())
-    warning = "has no security API (it answered /_security/user/_has_privileges with status [400])"
+    warning = "shows no security (it answered /_security/user/_has_privileges with status [400])"
     assert warning in caplog.text
     assert "esproxy's _inference API is OPEN to every caller" in caplog.text
     assert proxy.server.app[AUTHORIZER].security is Security.ABSENT

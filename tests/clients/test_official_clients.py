@@ -273,9 +273,9 @@ def check_head(seen: Seen) -> None:
     else:
         assert seen.ok("head_missing") is False
         assert seen.steps["head_missing"]["status"] == 404
-        # No cluster to forward to: 502, which both clients retry before giving up.
-        error = seen.failed("indices_exists", 502)
-        assert error["class"] == ("ApiError" if seen.driver.python else "ResponseError")
+        # No cluster to forward to: 400, which no client retries or takes for a dead node.
+        error = seen.failed("indices_exists", 400)
+        assert error["class"] == ("BadRequestError" if seen.driver.python else "ResponseError")
 
 
 def check_inference(seen: Seen) -> None:

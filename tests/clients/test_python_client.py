@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp
 import pytest
-from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, NotFoundError
 
 from tests.user_examples import TITAN_COMPLETION, TITAN_EMBEDDINGS
 
@@ -114,3 +116,29 @@ async def test_bedrock_throttling_reaches_the_client_as_a_429_it_retries(client,
         calls = [c for c in (await listed.json())["requests"] if c["operation"] == "Converse"]
     # The PUT probe, four throttled attempts, then the client's retry.
     assert len(calls) == 6
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"request_timeout": 150, "retry_on_status": (502, 503, 504)}],
+    ids=["client-defaults", "readme-settings"],
+)
+async def test_standalone_non_inference_calls_fail_once_and_keep_the_node(proxy, options, caplog):
+    """Without a cluster, `indices.create` fails at once with 501, and the node stays alive."""
+    es = AsyncElasticsearch(str(proxy.make_url("/")), **options)
+    try:
+        with (
+            caplog.at_level(logging.DEBUG, logger="elastic_transport"),
+            pytest.raises(ApiError) as caught,
+        ):
+            await es.indices.create(index="my-index")
+        assert caught.value.meta.status == 400
+        assert "no upstream cluster is configured" in str(caught.value.message) + str(
+            caught.value.body
+        )
+        assert "Retrying" not in caplog.text
+        assert len(es.transport.node_pool._dead_nodes.queue) == 0
+        # The next call goes straight through: the node was never put in timeout.
+        assert (await es.inference.get())["endpoints"] == []
+    finally:
+        await es.close()

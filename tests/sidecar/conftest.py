@@ -25,13 +25,16 @@ def sidecar_settings(
     key = generate_key_text()
 
     def build(upstream: str | None = None, **environ: str) -> Settings:
-        return settings_for(
-            ESPROXY_UPSTREAM=upstream or opensearch_url,
-            ESPROXY_SECRETS_KEY=key,
-            ESPROXY_STORAGE_INDEX=index_name,
-            ESPROXY_STORAGE_CACHE_SECONDS="0.5",
-            **environ,
-        )
+        defaults = {
+            "ESPROXY_UPSTREAM": upstream or opensearch_url,
+            "ESPROXY_SECRETS_KEY": key,
+            "ESPROXY_STORAGE_INDEX": index_name,
+            "ESPROXY_STORAGE_CACHE_SECONDS": "0.5",
+            # The test node has no security plugin: esproxy opens `_inference` on it only when
+            # told to (tests/authorization/test_opensearch.py shows the 503 otherwise).
+            "ESPROXY_AUTH_ALLOW_UNSECURED_CLUSTER": "true",
+        }
+        return settings_for(**{**defaults, **environ})
 
     return build
 
