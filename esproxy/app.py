@@ -33,6 +33,8 @@ from esproxy.integrations.amazonbedrock.credentials import BedrockCredentials, E
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.observability import component as observability
+from esproxy.observability.web import ACCESS_LOG_KEY, METRICS_KEY
 from esproxy.readiness import Readiness
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
@@ -79,7 +81,7 @@ async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer
     settings = app[SETTINGS].upstream
     tls = await tls_context(settings)
     targets = {node.url: NodeTarget(node.url, node.host, tls) for node in forwarder.pool.nodes}
-    return Splicer(
+    splicer = Splicer(
         nodes=forwarder.pool,  # shared with the app's forwarder: one view of which nodes are dead
         targets=targets,
         app=AppTarget(app_server),
@@ -88,6 +90,10 @@ async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer
         read_timeout=settings.read_timeout,
         reserved=app.get(RESERVED_INDEX),
     )
+    splicer.recorder = forwarder.recorder
+    if app[SETTINGS].log.forwarded:
+        splicer.access = app.get(ACCESS_LOG_KEY)
+    return splicer
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -95,11 +101,13 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, authorization_middleware], client_max_size=0
     )
     app[SETTINGS] = settings
+    observability.install(app, settings)
     app[READINESS] = Readiness()
     health.add_default_checks(app, app[READINESS])
     app.cleanup_ctx.extend(
         [
             open_upstream,
+            observability.open_observability,
             open_authorization,
             start_dev_emulator,
             open_bedrock_clients,
@@ -252,5 +260,10 @@ async def build_service(app: web.Application) -> AsyncIterator[None]:
     limiters = RateLimiters(
         queue_capacity=bedrock.queue_capacity, max_concurrent_calls=bedrock.max_concurrent_calls
     )
-    app[INFERENCE_SERVICE] = InferenceService(app[STORE], registry, app[CIPHER], limiters)
+    metrics = app.get(METRICS_KEY)
+    if metrics is not None:
+        metrics.gauges.queue_depths = limiters.depths
+    app[INFERENCE_SERVICE] = InferenceService(
+        app[STORE], registry, app[CIPHER], limiters, telemetry=metrics
+    )
     yield

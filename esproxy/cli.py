@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 
 from esproxy import __version__
 from esproxy.key_rotation import RotationReport
+from esproxy.observability.log_format import use_log_format
 from esproxy.settings import (
     DEFAULT_LISTEN,
     Settings,
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dev", action="store_true", default=None, help="local development: bundled emulator"
     )
     add_log_level(serve)
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), help="access and own log lines ([log] format)"
+    )
 
     emulator = commands.add_parser(
         "bedrock-emulator",
@@ -235,11 +239,13 @@ def serve_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     put("upstream", "urls", args.upstream)
     put("storage", "data_dir", args.data_dir)
     put("bedrock", "endpoint_url", getattr(args, "bedrock_endpoint_url", None))
+    put("log", "format", getattr(args, "log_format", None))
     return overrides
 
 
 def serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides=serve_overrides(args))
+    use_log_format(settings.log.format)
     if settings.server.dev:
         print(
             "esproxy dev mode: bundled Bedrock emulator, any AWS credentials accepted "
@@ -261,6 +267,7 @@ def serve_worker(settings: Settings, log_level: str) -> None:
     from esproxy.startup_checks import StartupError
 
     configure_logging(log_level)  # a spawned worker starts with logging unconfigured
+    use_log_format(settings.log.format)
     try:
         serve_one(settings, checked=True)
     except (StartupError, ProxyError, SettingsError) as error:

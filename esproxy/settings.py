@@ -118,6 +118,26 @@ class EmulatorKnobs:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    """The access log (esproxy/observability/access_log.py)."""
+
+    format: str = "text"  # "text" or "json"; also the format of esproxy's own log lines
+    access: bool = True
+    access_file: str = "-"  # "-" is standard output
+    forwarded: bool = True  # also log requests forwarded to the cluster (the hot path)
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """`/_esproxy/metrics` and the price table behind the estimated Bedrock cost."""
+
+    enabled: bool = True
+    listen: tuple[str, int] | None = None  # also served, without auth, on this address
+    # Model id -> (input, output) US dollars per 1,000 tokens; merged over the built-in table.
+    prices: tuple[tuple[str, float, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
@@ -126,6 +146,8 @@ class Settings:
     bedrock: BedrockSettings = BedrockSettings()
     emulator: EmulatorKnobs = EmulatorKnobs()
     auth: AuthSettings = AuthSettings()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @property
     def storage_backend(self) -> str:
@@ -317,6 +339,39 @@ class EmulatorSchema(Schema):
         return EmulatorKnobs(**data)
 
 
+class LogSchema(Schema):
+    format = fields.String(validate=validate.OneOf(["text", "json"]))
+    access = fields.Boolean()
+    access_file = fields.String(validate=validate.Length(min=1))
+    forwarded = fields.Boolean()
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> LogSettings:
+        return LogSettings(**data)
+
+
+class PriceSchema(Schema):
+    input_per_1k_tokens = fields.Float(validate=validate.Range(min=0), load_default=0.0)
+    output_per_1k_tokens = fields.Float(validate=validate.Range(min=0), load_default=0.0)
+
+
+class MetricsSchema(Schema):
+    enabled = fields.Boolean()
+    listen = fields.String(allow_none=True, validate=check_listen)
+    prices = fields.Dict(keys=fields.String(), values=fields.Nested(PriceSchema))
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> MetricsSettings:
+        if data.get("listen") is not None:
+            data["listen"] = parse_listen(data["listen"])
+        if "prices" in data:
+            data["prices"] = tuple(
+                (model, price["input_per_1k_tokens"], price["output_per_1k_tokens"])
+                for model, price in data["prices"].items()
+            )
+        return MetricsSettings(**data)
+
+
 class SettingsSchema(Schema):
     server = fields.Nested(ServerSchema)
     upstream = fields.Nested(UpstreamSchema)
@@ -325,6 +380,8 @@ class SettingsSchema(Schema):
     bedrock = fields.Nested(BedrockSchema)
     emulator = fields.Nested(EmulatorSchema)
     auth = fields.Nested(AuthSchema)
+    log = fields.Nested(LogSchema)
+    metrics = fields.Nested(MetricsSchema)
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> Settings:
@@ -339,6 +396,8 @@ SECTIONS: dict[str, type[Schema]] = {
     "bedrock": BedrockSchema,
     "emulator": EmulatorSchema,
     "auth": AuthSchema,
+    "log": LogSchema,
+    "metrics": MetricsSchema,
 }
 
 

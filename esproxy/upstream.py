@@ -22,6 +22,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from esproxy.errors import UpstreamTimeout, UpstreamUnavailable
+from esproxy.observability import events
+from esproxy.observability.events import ForwardRecorder, NoForwardRecording
 from esproxy.settings import UpstreamSettings
 from esproxy.upstream_nodes import (
     NodePool,
@@ -71,10 +73,12 @@ class UpstreamForwarder:
         self.timeout = client_timeout(settings)
         self.connect_timeout = settings.connect_timeout
         self.read_timeout = settings.read_timeout
+        self.recorder: ForwardRecorder = NoForwardRecording()
 
     async def forward(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
         """`body` is for a request whose body esproxy already read (still content-encoded)."""
         started = time.perf_counter()
+        events.forwarded()
         path = request.raw_path
         if path[:1] != "/":  # an absolute-form target: only its path and query go upstream
             path = request.rel_url.raw_path_qs
@@ -85,12 +89,20 @@ class UpstreamForwarder:
         data: bytes | AsyncIterator[bytes] | None = body
         if body is None and request.body_exists:
             data = paced(request.content, self.read_timeout)
-        node, upstream = await self.send(request.method, path, headers, data)
+        try:
+            node, upstream = await self.send(request.method, path, headers, data)
+        except UpstreamUnavailable as error:
+            self.recorder.forwarded(error.status, request.content.total_bytes, 0)
+            raise
         async with upstream:
             if nodes_info:
                 response = await self.relay_nodes_info(request, node, upstream)
             else:
                 response = await self.relay(request, node, upstream)
+        bytes_in = len(body) if body is not None else request.content.total_bytes
+        # A rewritten node-info answer is a plain Response, sent after this returns.
+        bytes_out = response.body_length or response.content_length or 0
+        self.recorder.forwarded(upstream.status, bytes_in, bytes_out)
         log.debug(
             "%s %s -> %d in %.2f ms from %s",
             request.method,
@@ -162,10 +174,12 @@ class UpstreamForwarder:
                 # Nothing reached this node, and the body is still unread: another node may take it.
                 pool.mark_dead(node)
                 if attempt == len(pool):
+                    self.recorder.upstream_error(failure_reason(error))
                     raise self.translate(node, error) from None
                 log.debug("retrying on another node: %s", self.translate(node, error).reason)
                 continue
             except (aiohttp.ClientError, OSError) as error:
+                self.recorder.upstream_error(failure_reason(error))
                 raise self.translate(node, error) from None
             if node.failures:
                 pool.mark_alive(node)
@@ -205,6 +219,7 @@ class UpstreamForwarder:
         error: BaseException,
     ) -> None:
         """Cut the client's connection: the status line is out, so an error body cannot follow."""
+        self.recorder.upstream_error(failure_reason(error))
         log.warning(
             "%s %s: %s; closing the client connection mid-response",
             request.method,
@@ -228,6 +243,7 @@ class UpstreamForwarder:
         try:
             body = await upstream.read()
         except (aiohttp.ClientError, OSError) as error:
+            self.recorder.upstream_error(failure_reason(error))
             raise self.translate(node, error) from None
         address = publish_address(request.url)
         rewritten = rewrite_http_addresses(body, address, pretty="pretty" in request.query)
@@ -257,6 +273,19 @@ class UpstreamForwarder:
         if isinstance(error, OSError):
             return broke_off(where, error)
         return UpstreamUnavailable(f"{where} failed: {str(error) or type(error).__name__}")
+
+
+def failure_reason(error: BaseException) -> str:
+    """An aiohttp client failure as `esproxy_upstream_errors_total{reason}` names it."""
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return events.CONNECT_TIMEOUT
+    if isinstance(error, TimeoutError):
+        return events.READ_TIMEOUT
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return events.CONNECT
+    if isinstance(error, aiohttp.ClientResponseError):
+        return events.INVALID_ANSWER
+    return events.CLOSED
 
 
 # The reasons a node's failure is given, the same on the aiohttp path and the spliced one.

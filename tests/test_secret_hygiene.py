@@ -151,6 +151,7 @@ class Run:
     objects: list[Any] = field(default_factory=list)
     data_dir: Path | None = None
     files_while_open: dict[str, bytes] = field(default_factory=dict)
+    access_log: bytes = b""
 
 
 @pytest.fixture
@@ -303,15 +304,27 @@ async def start(aiohttp_client: Any, settings: Any, errors: list[BaseException])
 async def run(aiohttp_client, settings_for, emulator, caplog, tmp_path) -> Run:
     debug_everywhere(caplog)
     result = Run(data_dir=tmp_path / "data")
-    client = await start(aiohttp_client, settings_for(result.data_dir), result.errors)
+    access_log = tmp_path / "access.log"
+    settings = settings_for(
+        result.data_dir, ESPROXY_LOG_FORMAT="json", ESPROXY_LOG_ACCESS_FILE=str(access_log)
+    )
+    client = await start(aiohttp_client, settings, result.errors)
     scenario = Scenario(client, emulator, result)
     await scenario.play()
+    # A caller's credentials in the Authorization header and in the query string.
+    headers = {**JSON_HEADERS, "Authorization": f"ApiKey {SECRET_KEY}"}
+    async with client.post(
+        f"/_inference/chat?api_key={quote_plus(SECRET_KEY)}", json={"input": "x"}, headers=headers
+    ) as response:
+        assert response.status == 400  # an unknown parameter, as in ES
+        assert not leaks(await response.read())
     await scenario.keep_objects(client.server.app)
     # Read while the server runs, so that SQLite's -wal file is still there to be read.
     result.files_while_open = read_files(result.data_dir)
     await scenario.delete_all()
-    await client.close()
+    await client.close()  # flushes the access log
     result.records = list(caplog.records)
+    result.access_log = access_log.read_bytes()
     return result
 
 
@@ -374,6 +387,13 @@ def test_objects_never_show_keys_in_repr_or_str(run):
     for thing in run.objects:
         assert not leaks(repr(thing)), repr(thing)
         assert not leaks(str(thing)), str(thing)
+
+
+def test_access_log_never_carries_keys(run):
+    lines = run.access_log.splitlines()
+    assert len(lines) > 40
+    assert all(json.loads(line)["method"] for line in lines)
+    assert not leaks(run.access_log)
 
 
 def test_stored_files_never_carry_keys(run):

@@ -61,12 +61,17 @@ async def clear_sts_requests(request: web.Request) -> web.Response:
     return web.json_response(log.to_json())
 
 
+async def show_usage(request: web.Request) -> web.Response:
+    return web.json_response(request.app[EMULATOR_STATE].usage.to_json())
+
+
 def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/_emulator/faults", add_faults)
     app.router.add_get("/_emulator/faults", list_faults)
     app.router.add_delete("/_emulator/faults", clear_faults)
     app.router.add_get("/_emulator/requests", list_requests)
     app.router.add_delete("/_emulator/requests", clear_requests)
+    app.router.add_get("/_emulator/usage", show_usage)
     # STS calls, kept apart so that the model-call log reads as before.
     app.router.add_get("/_emulator/sts-requests", list_sts_requests)
     app.router.add_delete("/_emulator/sts-requests", clear_sts_requests)

@@ -12,12 +12,14 @@ from esproxy.bedrock_emulator.completions import Completion, complete
 from esproxy.bedrock_emulator.conversations import read_conversation
 from esproxy.bedrock_emulator.embedding_models import invoke_embedding
 from esproxy.bedrock_emulator.model_ids import require_chat_model, require_embedding_model
+from esproxy.bedrock_emulator.state import EMULATOR_STATE
 
 
 async def invoke_model(request: web.Request, call: ModelCall) -> web.StreamResponse:
     family = require_embedding_model(call.model)
     # Hashing and serialising up to 96 vectors takes milliseconds: keep it off the event loop.
     result = await asyncio.to_thread(invoke_embedding, family, call.body)
+    request.app[EMULATOR_STATE].usage.record(call.model.model_id, result.input_tokens, 0)
     return web.Response(
         body=result.body,
         headers={
@@ -31,6 +33,8 @@ async def invoke_model(request: web.Request, call: ModelCall) -> web.StreamRespo
 
 async def converse(request: web.Request, call: ModelCall) -> web.StreamResponse:
     completion = answer_conversation(call)
+    usage = request.app[EMULATOR_STATE].usage
+    usage.record(call.model.model_id, completion.input_tokens, completion.output_tokens)
     body = {
         "output": {"message": {"role": "assistant", "content": [{"text": completion.text}]}},
         "stopReason": completion.stop_reason,

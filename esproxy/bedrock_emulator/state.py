@@ -11,6 +11,7 @@ from esproxy.bedrock_emulator.identities import IdentityBook
 from esproxy.bedrock_emulator.quotas import QuotaBook
 from esproxy.bedrock_emulator.request_log import RequestLog
 from esproxy.bedrock_emulator.settings import EmulatorSettings
+from esproxy.bedrock_emulator.usage import UsageBook
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class EmulatorState:
     faults: FaultBook
     quotas: QuotaBook
     requests: RequestLog
+    usage: UsageBook
     identities: IdentityBook
     sts_requests: RequestLog
 
@@ -29,6 +31,7 @@ class EmulatorState:
             faults=FaultBook(),
             quotas=QuotaBook(settings.quota_per_minute),
             requests=RequestLog(settings.max_recorded_requests),
+            usage=UsageBook(),
             identities=IdentityBook(
                 settings.keys,
                 settings.roles,

@@ -48,6 +48,9 @@ async def converse_stream(request: web.Request, call: ModelCall) -> web.StreamRe
                 await wait_for_disconnect(request)
                 return response
             await response.write(frame)
+        if call.fault is None or call.fault.after_events is None:  # the metadata event went out
+            usage = request.app[EMULATOR_STATE].usage
+            usage.record(call.model.model_id, completion.input_tokens, completion.output_tokens)
         await response.write_eof()
     except ConnectionError:
         pass  # the client stopped reading; nothing more to send

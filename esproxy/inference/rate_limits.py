@@ -5,6 +5,7 @@ on concurrent calls across all keys, and the caller's deadline published for ret
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from contextvars import ContextVar
@@ -14,6 +15,7 @@ from types import TracebackType
 from aiolimiter import AsyncLimiter
 
 from esproxy.errors import QueueFull
+from esproxy.observability import events
 
 # ES's `xpack.inference.http.request_executor.queue_capacity` default.
 DEFAULT_QUEUE_CAPACITY = 2000
@@ -49,12 +51,15 @@ def limiter_for_rate(requests_per_minute: int, minute: float = 60.0) -> AsyncLim
 class KeyQueue:
     """One key's limiter, and how many callers wait for a slot under that key."""
 
-    __slots__ = ("limiter", "requests_per_minute", "waiting")
+    __slots__ = ("inference_id", "limiter", "requests_per_minute", "waiting")
 
-    def __init__(self, requests_per_minute: int, limiter: AsyncLimiter) -> None:
+    def __init__(
+        self, requests_per_minute: int, limiter: AsyncLimiter, inference_id: str | None = None
+    ) -> None:
         self.requests_per_minute = requests_per_minute
         self.limiter = limiter
         self.waiting = 0
+        self.inference_id = inference_id
 
 
 class RateLimiters:
@@ -91,6 +96,20 @@ class RateLimiters:
         queue = self._queues.get(key)
         return 0 if queue is None else queue.waiting
 
+    def depths(self) -> dict[str, int]:
+        """Callers waiting, by inference id, for the keys that have any (read by metrics)."""
+        depths: dict[str, int] = {}
+        for queue in self._queues.values():
+            if queue.waiting and queue.inference_id is not None:
+                depths[queue.inference_id] = depths.get(queue.inference_id, 0) + queue.waiting
+        return depths
+
+    def rate(self, key: str) -> int | None:
+        """The rate a key's calls are paced at now, in requests per minute; None before its first
+        call."""
+        queue = self._queues.get(key)
+        return None if queue is None else queue.requests_per_minute
+
     def slot(self, limit: RateLimit) -> AbstractAsyncContextManager[None]:
         """One provider call's slot, held for the call; the caller's deadline bounds the wait."""
         return Slot(self, limit)
@@ -104,6 +123,7 @@ class RateLimiters:
                 f"because the request service [{limit.key}] queue is full"
             )
         queue.waiting += 1
+        started = time.perf_counter()
         try:
             # Rate first: a caller holding a global permit while it waits for a slow key's rate
             # would keep calls for other keys waiting.
@@ -111,6 +131,7 @@ class RateLimiters:
             await self._calls.acquire()
         finally:
             queue.waiting -= 1
+        events.rate_limit_waited(time.perf_counter() - started)
 
     def release(self) -> None:
         self._calls.release()
@@ -119,7 +140,9 @@ class RateLimiters:
         queue = self._queues.get(limit.key)
         if queue is None:
             queue = self._queues[limit.key] = KeyQueue(
-                limit.requests_per_minute, limiter_for_rate(limit.requests_per_minute, self._minute)
+                limit.requests_per_minute,
+                limiter_for_rate(limit.requests_per_minute, self._minute),
+                limit.inference_id,
             )
         elif queue.requests_per_minute != limit.requests_per_minute:
             # Waiters keep the old limiter; the count stays with the key.

@@ -36,6 +36,8 @@ from esproxy.inference.timeouts import (
 )
 from esproxy.integrations.base import CallSlot, Integration
 from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.observability import events
+from esproxy.observability.events import NoTelemetry, Telemetry
 from esproxy.secret_cipher import SecretCipher
 from esproxy.storage.base import EndpointRecord, EndpointStore
 
@@ -53,11 +55,13 @@ class InferenceService:
         registry: IntegrationRegistry,
         cipher: SecretCipher,
         limiters: RateLimiters,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
         self._cipher = cipher
         self._limiters = limiters
+        self._telemetry: Telemetry = NoTelemetry() if telemetry is None else telemetry
         self._parsed = ParsedEndpoints()
 
     async def put_endpoint(
@@ -75,10 +79,15 @@ class InferenceService:
         # ES checks for an existing id only after its probe call; checking first saves that call.
         await self._ensure_absent(inference_id)
         seconds = default_timeout(TaskType.TEXT_EMBEDDING) if time_limit is None else time_limit
-        endpoint = await self._within(
-            seconds, integration.validate(endpoint, self._slots(integration, endpoint))
-        )
-        await self._store.create(self._seal(endpoint))
+        self._observe(endpoint.config)  # the probe's calls count under the new id...
+        try:
+            endpoint = await self._within(
+                seconds, integration.validate(endpoint, self._slots(integration, endpoint))
+            )
+            await self._store.create(self._seal(endpoint))
+        except BaseException:
+            self._telemetry.forget(inference_id)  # ...which keeps no series unless stored
+            raise
         return endpoint.config
 
     async def update_endpoint(
@@ -101,6 +110,7 @@ class InferenceService:
         if updated == current:
             return current.config  # nothing changed, so no probe call, as in ES
         seconds = DEFAULT_TIMEOUT_SECONDS if time_limit is None else time_limit
+        self._observe(updated.config)
         slots = self._slots(integration, updated)
         updated = await self._within(seconds, integration.validate(updated, slots))
         # Through the cache, so this instance's next call already uses the new keys and rate.
@@ -132,6 +142,7 @@ class InferenceService:
             return {"acknowledged": False, "pipelines": [], "indexes": []}
         await self._store.delete(inference_id)
         self._parsed.forget(inference_id)
+        self._telemetry.forget(inference_id)
         # Rate limits read only the public config, so no secrets are decrypted to drop the limiter.
         limit = self._registry.get(config.service).rate_limit(StoredEndpoint(config, secrets={}))
         self._limiters.forget(limit.key)
@@ -144,6 +155,7 @@ class InferenceService:
         raw_body: bytes,
         time_limit: float | None = None,
     ) -> InferenceResult:
+        events.inference_started(inference_id)
         call = await self._prepare_call(path_task_type, inference_id, raw_body, time_limit)
         work = call.integration.infer(call.endpoint, call.request, call.slots)
         return await self._within(call.seconds, work)
@@ -157,6 +169,7 @@ class InferenceService:
     ) -> AsyncGenerator[str, None]:
         """Deltas of a streamed completion. The deadline covers the wait for the first delta;
         after that, a stream runs as long as the provider keeps sending."""
+        events.inference_started(inference_id)
         call = await self._prepare_call(path_task_type, inference_id, raw_body, time_limit)
         task_type = call.endpoint.config.task_type
         if task_type not in call.integration.streaming_task_types:
@@ -185,6 +198,7 @@ class InferenceService:
         request = schemas.load_inference_request(path_task_type or TaskType.ANY, body)
         endpoint = await self.load_endpoint(inference_id)
         task_type = endpoint.config.task_type
+        self._observe(endpoint.config)
         if path_task_type not in (None, TaskType.ANY, task_type):
             raise BadRequest(
                 f"Incompatible task_type, the requested type [{path_task_type}] does not match "
@@ -214,14 +228,29 @@ class InferenceService:
         try:
             record = await self._store.get(inference_id)
         except EndpointNotFound:
-            # Deleted, perhaps by another instance: its decrypted secrets need not stay.
+            # Deleted, perhaps by another instance: its decrypted secrets need not stay, nor its
+            # series.
             self._parsed.forget(inference_id)
+            self._telemetry.forget(inference_id)
             raise
         endpoint = self._parsed.get(inference_id, record)
         if endpoint is None:
             endpoint = self._parse(inference_id, record)
             self._parsed.put(inference_id, record, endpoint)
         return endpoint
+
+    def effective_rate(self, config: EndpointConfig) -> int:
+        """Requests per minute the endpoint's Bedrock calls are paced at now."""
+        limit = self._registry.get(config.service).rate_limit(StoredEndpoint(config, secrets={}))
+        return self._limiters.rate(limit.key) or limit.requests_per_minute
+
+    def _observe(self, config: EndpointConfig) -> None:
+        """Report what follows in this request under the endpoint's own series."""
+        model = str(config.service_settings.get("model", ""))
+        task_type = str(config.task_type)
+        events.endpoint_found(
+            self._telemetry.endpoint(config.inference_id, task_type, model), task_type
+        )
 
     def _parse(self, inference_id: str, record: EndpointRecord) -> StoredEndpoint:
         endpoint = StoredEndpoint(

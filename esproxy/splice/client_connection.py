@@ -7,6 +7,7 @@ import logging
 from urllib.parse import parse_qsl
 
 from esproxy.errors import PlainError, ProxyError, UpstreamUnavailable
+from esproxy.observability import events
 from esproxy.splice.backends import Backend, take_idle
 from esproxy.splice.chunks import ChunkedScanner
 from esproxy.splice.heads import (
@@ -56,6 +57,8 @@ class ClientConnection(asyncio.Protocol):
         self.answer_left = 0
         self.scanner: ChunkedScanner | None = None
         self.close_after = False
+        self.forwarding = False  # the exchange in flight goes to a node, not to the app
+        self.request_bytes = self.answer_bytes = 0
         self.paused = 0
         self.backend_paused = False
         self.activity = self.started = self.loop.time()
@@ -152,6 +155,9 @@ class ClientConnection(asyncio.Protocol):
         self.close_after = head.close or self.splicer.closing
         self.retried = False
         self.started = self.activity
+        self.forwarding = route != APP
+        self.request_bytes = end + 4 + head.content_length
+        self.answer_bytes = 0
         splicer = self.splicer
         if self.timer is None or splicer.read_timeout < splicer.keepalive_seconds:
             self.arm_timer(splicer.read_timeout)
@@ -232,7 +238,8 @@ class ClientConnection(asyncio.Protocol):
             self.attach(backend, self.request.for_upstream(target.prefix, target.host_header))
             return
         assert error is not None
-        self.fail(self.splicer.connect_error(node, error))
+        reason = events.CONNECT_TIMEOUT if isinstance(error, TimeoutError) else events.CONNECT
+        self.fail(self.splicer.connect_error(node, error), reason)
 
     def attach(self, backend: Backend, head: bytes, rest: bytes = b"") -> None:
         """Send the head, and the body bytes already here: from `rest`, else from `buffer`."""
@@ -262,6 +269,7 @@ class ClientConnection(asyncio.Protocol):
 
     def backend_data(self, data: bytes) -> None:
         self.activity = self.loop.time()
+        self.answer_bytes += len(data)
         prefix = b""
         end = 0
         if self.answer is None:
@@ -299,12 +307,13 @@ class ClientConnection(asyncio.Protocol):
             if answer.chunked:
                 self.scanner = ChunkedScanner()
             prefix, data = answer.head, data[end + 4 :]
+            self.answer_bytes += len(prefix) - end - 4  # the head as the client gets it
         if self.scanner is not None:
             try:
                 end = self.scanner.feed(data)
             except InvalidResponse as error:
                 self.transport.write(prefix)
-                self.abort(self.describe_answer_error(error))
+                self.abort(self.describe_answer_error(error), events.INVALID_ANSWER)
                 return
             if end < 0:
                 self.transport.write(prefix + data if prefix else data)
@@ -330,7 +339,7 @@ class ClientConnection(asyncio.Protocol):
             if answer.content_length < 0 and not answer.chunked:
                 self.finish(0)  # the close ends a body framed by it
             else:
-                self.abort(self.describe_lost(exc, "sent an incomplete body"))
+                self.abort(self.describe_lost(exc, "sent an incomplete body"), events.CLOSED)
             return
         request = self.request
         if request is None or self.closed:
@@ -350,7 +359,7 @@ class ClientConnection(asyncio.Protocol):
         if self.answer_head:
             self.fail_answer(InvalidResponse("the connection closed inside the answer's head"))
             return
-        self.fail(self.describe_lost(exc, "closed the connection before answering"))
+        self.fail(self.describe_lost(exc, "closed the connection before answering"), events.CLOSED)
 
     def describe_lost(self, exc: Exception | None, what: str) -> UpstreamUnavailable:
         if isinstance(exc, OSError):
@@ -376,6 +385,8 @@ class ClientConnection(asyncio.Protocol):
                 backend.discard()
             else:
                 backend.release()
+        if self.forwarding:
+            self.record(answer.status, self.answer_bytes - extra)
         if log.isEnabledFor(logging.DEBUG) and self.node is not None:
             log.debug(
                 "%s %s -> %d in %.2f ms from %s",
@@ -405,8 +416,27 @@ class ClientConnection(asyncio.Protocol):
 
     # -- failures -----------------------------------------------------------------------------
 
-    def fail(self, error: ProxyError) -> None:
-        """Answer with an ES error; nothing of the backend's answer has reached the client."""
+    def record(self, status: int, bytes_out: int) -> None:
+        """Count and log the forwarded exchange in flight, as the client got it."""
+        splicer, request = self.splicer, self.request
+        splicer.recorder.forwarded(status, self.request_bytes, bytes_out)
+        access = splicer.access
+        if access is not None and request is not None:
+            access.forwarded(
+                request.method,
+                request.path,
+                status,
+                self.loop.time() - self.started,
+                self.request_bytes,
+                bytes_out,
+                request.rest,
+            )
+
+    def fail(self, error: ProxyError, reason: str | None = None) -> None:
+        """Answer with an ES error; nothing of the backend's answer has reached the client.
+
+        `reason`: why the node failed, for `esproxy_upstream_errors_total`; None when it did not.
+        """
         request = self.request
         if request is None or self.closed:
             return
@@ -420,7 +450,12 @@ class ClientConnection(asyncio.Protocol):
         pretty = b"pretty" in request.target and wants_pretty(request.target)
         body = to_json(error.to_body(), pretty=pretty)
         close = self.close_after or self.body_left > 0
-        self.transport.write(error_head(error.status, len(body), close=close) + body)
+        head = error_head(error.status, len(body), close=close)
+        self.transport.write(head + body)
+        if self.forwarding:
+            if reason is not None:
+                self.splicer.recorder.upstream_error(reason)
+            self.record(error.status, len(head) + len(body))
         log.warning(
             "%s %s -> %s %s",
             request.method.decode(),
@@ -432,11 +467,15 @@ class ClientConnection(asyncio.Protocol):
         self.end_exchange()
 
     def fail_answer(self, error: InvalidResponse) -> None:
-        self.fail(self.describe_answer_error(error))
+        self.fail(self.describe_answer_error(error), events.INVALID_ANSWER)
 
-    def abort(self, error: ProxyError) -> None:
+    def abort(self, error: ProxyError, reason: str) -> None:
         """Cut the client's connection: the status line is out, so an error body cannot follow."""
         request = self.request
+        if request is not None and self.forwarding:
+            self.splicer.recorder.upstream_error(reason)
+            answer = self.answer
+            self.record(error.status if answer is None else answer.status, self.answer_bytes)
         if request is not None:
             log.warning(
                 "%s %s: %s; closing the client connection mid-response",
@@ -483,14 +522,14 @@ class ClientConnection(asyncio.Protocol):
     def time_out(self) -> None:
         seconds = self.splicer.read_timeout
         if self.answer is not None:
-            self.abort(fell_silent(self.where(), seconds))
+            self.abort(fell_silent(self.where(), seconds), events.READ_TIMEOUT)
         elif self.backend is None:
             return  # still connecting: the connect timeout decides
         elif self.body_left:
             self.close_after = True
             self.fail(PlainError(f"the client sent no body bytes for {seconds:g}s", status=408))
         else:
-            self.fail(fell_silent(self.where(), seconds))
+            self.fail(fell_silent(self.where(), seconds), events.READ_TIMEOUT)
 
 
 def wants_pretty(target: bytes) -> bool:

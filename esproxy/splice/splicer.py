@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl
 from multidict import MultiDict
 
 from esproxy.errors import UpstreamUnavailable
+from esproxy.observability.access_log import AccessLog
+from esproxy.observability.events import ForwardRecorder, NoForwardRecording
 from esproxy.reserved_index import ReservedIndex
 from esproxy.splice.backends import AppTarget, NodeTarget, close_idle
 from esproxy.splice.heads import RequestHead
@@ -48,6 +50,9 @@ class Splicer:
         self.read_timeout = read_timeout
         self.keepalive_seconds = KEEPALIVE_SECONDS
         self.reserved = reserved
+        # Observability, set by app.py: forwarded exchanges are counted and logged here.
+        self.recorder: ForwardRecorder = NoForwardRecording()
+        self.access: AccessLog | None = None
         self.clients: set[ClientConnection] = set()
         self.closing = False
         self.drained = asyncio.Event()

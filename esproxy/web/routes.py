@@ -70,7 +70,9 @@ async def reject_inference(request: web.Request) -> web.StreamResponse:
     )
 
 
-OWN_PATHS = frozenset({"/_esproxy/health", "/_esproxy/ready"})
+OWN_PATHS = frozenset(
+    {"/_esproxy/health", "/_esproxy/ready", "/_esproxy/metrics", "/_esproxy/endpoints"}
+)
 
 
 async def reject_own(request: web.Request) -> web.StreamResponse:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import lib
+import observability
 
 SEARCH_RESPONSE = json.dumps(
     {
@@ -82,6 +83,13 @@ def main() -> int:
     logs = lib.tmpdir("forwarding-logs")
     memory = {"ESPROXY_STORAGE_BACKEND": "memory"}
     upstream = upstream_nginx()
+    if "--only-observability" in sys.argv:
+        only = {"machine": lib.machine(), "duration_s": duration}
+        only["observability"] = observability.forwarding_case(
+            upstream, QUERY, duration, logs, memory
+        )
+        lib.write_json("forwarding-observability", only)
+        return 0
     contenders: dict[str, str] = {"direct": upstream}
     procs: dict[str, Any] = {"direct": None}
     contenders["nginx"], procs["nginx"] = lib.nginx_proxy("nginx-proxy", upstream)
@@ -164,6 +172,7 @@ def main() -> int:
     lib.stop(esp1)
     lib.stop(esp2)
 
+    costs = observability.forwarding_case(upstream, QUERY, duration, logs, memory)
     scaling = scaling_case(duration, logs)
     opensearch = None if "--no-opensearch" in sys.argv else opensearch_case(duration, logs)
     result = {
@@ -185,6 +194,7 @@ def main() -> int:
         "esproxy_vmhwm_kib": hwm["esproxy"],
         "scaling": scaling,
         "opensearch": opensearch,
+        "observability": costs,
     }
     result["summary"] = summarize(result)
     lib.write_json("forwarding", result)

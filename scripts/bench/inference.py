@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import lib
+import observability
 
 TEXTS = [f"passage {i}: the sky above the port was the color of television" for i in range(96)]
 QUESTION = "What is Elastic? Answer in one sentence."
@@ -84,7 +85,11 @@ def litellm_requests() -> dict[str, tuple[str, str]]:
 
 
 def start_esproxy(
-    emulator: str, logs: Path, name: str = "esproxy", experiment: dict[str, str] | None = None
+    emulator: str,
+    logs: Path,
+    name: str = "esproxy",
+    experiment: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[str, Any]:
     url, proc = lib.esproxy(
         name,
@@ -92,7 +97,8 @@ def start_esproxy(
         emulator,
         log_dir=logs,
         experiment=experiment,
-        env={"AWS_ENDPOINT_URL_STS": emulator},  # the emulator also answers STS on its port
+        # The emulator also answers STS on its port: the role endpoint's AssumeRole goes there.
+        env={"AWS_ENDPOINT_URL_STS": emulator, **(env or {})},
     )
     for task, inference_id, provider, model in ESPROXY_ENDPOINTS.values():
         role = {"role_arn": ROLE} if inference_id.endswith("-role") else {}
@@ -250,6 +256,11 @@ def main() -> int:
         ROLE,
         log_dir=logs,
     )
+    if "--only-observability" in sys.argv:
+        result = {"machine": lib.machine(), "duration_s": duration}
+        result["observability"] = observability_case(emulator, duration, logs)
+        lib.write_json("inference-observability", result)
+        return 0
     esproxy_url, esproxy_proc = start_esproxy(emulator, logs)
     targets: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
         "esproxy": (esproxy_url, esproxy_requests(), None)
@@ -324,10 +335,24 @@ def main() -> int:
         "role_call_path": ab,
     }
     result["summary"] = summarize(result)
+    lib.stop(esproxy_proc)
+    result["observability"] = observability_case(emulator, duration, logs)
     lib.write_json("inference", result)
     lib.publish("inference", report, result)
     plot(result)
     return 0
+
+
+def observability_case(emulator: str, duration: float, logs: Path) -> dict[str, Any]:
+    """Metrics and the JSON access log on vs off, on one short completion at a time."""
+    path, body = esproxy_requests()["completion"]
+    return observability.inference_case(
+        lambda name, env: start_esproxy(emulator, logs, name, env=env),
+        path,
+        body,
+        duration,
+        logs,
+    )
 
 
 def summarize(res: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,7 @@ def headers_of(meta: Any) -> dict[str, Any]:
         "status": meta.status,
         "product": meta.headers.get("x-elastic-product"),
         "content_type": meta.headers.get("content-type"),
+        "opaque_id": meta.headers.get("x-opaque-id"),
     }
 
 
@@ -160,6 +161,15 @@ def main(url: str) -> dict[str, Any]:
         "infer_wrong_task_type",
         lambda: inference.text_embedding(inference_id="chat", input="x"),
     )
+    # The client's own request-id option, on an answer and on an error.
+    traced = es.options(opaque_id="trace-ok-1").inference
+    run(steps, "completion_opaque_id", lambda: traced.completion(inference_id="chat", input="x"))
+    traced = es.options(opaque_id="trace-error-2").inference
+    run(
+        steps,
+        "error_opaque_id",
+        lambda: traced.text_embedding(inference_id="chat", input="x"),
+    )
 
     # elasticsearch-py has no streaming method; users call the route and get the SSE text whole.
     # A fresh client again, so the SSE answer is the one that gets product-checked.
@@ -239,6 +249,8 @@ def main(url: str) -> dict[str, Any]:
     run(steps, "sniff_on_start", sniffed_nodes)
     # Not an inference call: esproxy forwards it, and a HEAD 404 must stay a 404 (False).
     run(steps, "indices_exists", lambda: es.indices.exists(index="no-such-index"))
+    forwarded = es.options(opaque_id="trace-forward-3").indices
+    run(steps, "forwarded_opaque_id", lambda: forwarded.exists(index="no-such-index"))
     return {"client": f"elasticsearch-py {elasticsearch.__versionstr__}", "steps": steps}
 
 

@@ -41,6 +41,7 @@ CLUSTER_STEPS = {
     "delete_missing",
     "completion_missing",
     "indices_exists",
+    "forwarded_opaque_id",
 }
 
 
@@ -269,6 +270,7 @@ def check_head(seen: Seen) -> None:
             "status": 404,  # forwarded, and the 404 stays a 404
             "product": None,
             "content_type": "application/json; charset=UTF-8",
+            "opaque_id": None,
         }
     else:
         assert seen.ok("head_missing") is False
@@ -284,6 +286,16 @@ def check_inference(seen: Seen) -> None:
     [completion] = seen.ok("completion")["completion"]
     assert completion["result"].startswith("Emulated amazon reply to: what is elastic.")
     assert seen.ok("gzip_text_embedding") == {"text_embedding": [{"embedding": 1024}] * 2}
+
+
+def check_opaque_id(seen: Seen) -> None:
+    """The client's `opaque_id` / `opaqueId` option comes back unchanged, as from Elasticsearch."""
+    seen.ok("completion_opaque_id")
+    assert seen.steps["completion_opaque_id"]["opaque_id"] == "trace-ok-1"
+    seen.failed("error_opaque_id", 400)
+    assert seen.steps["error_opaque_id"]["opaque_id"] == "trace-error-2"
+    forwarded = seen.steps["forwarded_opaque_id"]
+    assert forwarded["opaque_id"] == "trace-forward-3", forwarded
 
 
 def check_streaming(seen: Seen) -> None:
@@ -329,7 +341,7 @@ def check_compat_media_types(seen: Seen) -> None:
     ours = f"application/vnd.elasticsearch+json;compatible-with={seen.driver.major}"
     # Not negotiated: compat7 asks for 7; Python's raw HEADs send no Accept; the standalone
     # indices_exists is the no-upstream error, answered before any negotiation.
-    skipped = {"compat7", "indices_exists"}
+    skipped = {"compat7", "indices_exists", "forwarded_opaque_id"}
     if seen.driver.python:
         skipped |= {"head_endpoint", "head_missing"}
     for name, step in seen.steps.items():
@@ -382,6 +394,7 @@ CHECKS = [
     check_get,
     check_head,
     check_inference,
+    check_opaque_id,
     check_streaming,
     check_update,
     check_compat_media_types,

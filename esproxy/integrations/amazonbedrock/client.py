@@ -27,8 +27,10 @@ from botocore.parsers import ResponseParserError  # type: ignore[import-untyped,
 from types_aiobotocore_bedrock_runtime import BedrockRuntimeClient
 
 from esproxy.errors import ProviderError, ProviderUnavailable, ProxyError, snake_case
-from esproxy.integrations.amazonbedrock import log_redaction
+from esproxy.inference.rate_limits import current_deadline
+from esproxy.integrations.amazonbedrock import log_redaction, usage
 from esproxy.integrations.amazonbedrock.credentials import BedrockCredentials, Egress, Identity
+from esproxy.observability import events
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +198,7 @@ class BedrockClients:
         self, account: Account, model: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:
         """InvokeModel with a model-native JSON body; returns the parsed JSON answer."""
-        async with self._call("InvokeModel", model, INVOKE_MODEL, account):
+        async with self._call("InvokeModel", model, INVOKE_MODEL, account) as call:
             client = await self.client_for(account)
             response = await client.invoke_model(
                 modelId=model,
@@ -204,16 +206,22 @@ class BedrockClients:
                 contentType="application/json",
                 accept="application/json",
             )
+            call.request_id = usage.request_id_of(response)
             async with response["body"] as stream:
                 raw = await stream.read()
-        return parse_json(raw)
+        answer = parse_json(raw)
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        events.bedrock_tokens(*usage.invoke_model_usage(headers, answer))
+        return answer
 
     async def converse(
         self, account: Account, model: str, request: Mapping[str, Any]
     ) -> dict[str, Any]:
-        async with self._call("Converse", model, CONVERSE, account):
+        async with self._call("Converse", model, CONVERSE, account) as call:
             client = await self.client_for(account)
             response = await client.converse(modelId=model, **request)
+            call.request_id = usage.request_id_of(response)
+        events.bedrock_tokens(*usage.converse_usage(response.get("usage")))
         return dict(response)
 
     async def converse_stream(
@@ -223,6 +231,7 @@ class BedrockClients:
         async with self._call("ConverseStream", model, CONVERSE, account) as call:
             client = await self.client_for(account)
             response = await client.converse_stream(modelId=model, **request)
+            call.request_id = usage.request_id_of(response)
             stream = response["stream"]
             call.failure = STREAMING
             try:
@@ -230,6 +239,8 @@ class BedrockClients:
                     text = event.get("contentBlockDelta", {}).get("delta", {}).get("text")
                     if text is not None:
                         yield text
+                    elif "metadata" in event:
+                        events.bedrock_tokens(*usage.converse_usage(event["metadata"].get("usage")))
             finally:
                 # Frees the connection when the consumer stops reading early.
                 stream.close()
@@ -241,35 +252,45 @@ class BedrockClients:
         call = Call(failure)
         started = time.monotonic()
         status: int | str = 200
+        outcome: str | None = events.OK
         try:
             yield call
         except ClientError as error:
             translated = with_rotation_hint(provider_error(error, call.failure.answered), account)
-            status = translated.status
+            status, outcome = translated.status, usage.outcome_of(translated)
+            call.request_id = translated.request_id
             raise translated from error
         except ProxyError as error:  # no credentials: credentials.py said why
-            status = error.status
+            status, outcome = error.status, usage.outcome_of(error)
             raise
         except ParamValidationError as error:
             # Caught by botocore before sending; Bedrock would answer it with a 400.
-            status = 400
+            status, outcome = 400, events.CLIENT_ERROR
             raise answered_error(
                 call.failure.answered, "ValidationException", str(error), None, {}
             ) from error
         except NO_ANSWER as error:
             status = "no answer"
-            raise ProviderUnavailable(
+            unavailable = ProviderUnavailable(
                 call.failure.unanswered,
                 caused_by={"type": snake_case(type(error).__name__), "reason": str(error)},
-            ) from error
+            )
+            outcome = usage.outcome_of(unavailable)
+            raise unavailable from error
         except GeneratorExit:
             status = "closed by caller"
             raise
         except BaseException:
             status = "cancelled"
+            # Cancelled by the caller's deadline: a timeout. Otherwise the caller went away, and
+            # the call has no outcome to count.
+            outcome = events.TIMEOUT if deadline_passed() else None
             raise
         finally:
-            elapsed_ms = (time.monotonic() - started) * 1000
+            elapsed = time.monotonic() - started
+            if outcome is not None:
+                events.bedrock_call(operation, outcome, elapsed, call.request_id)
+            elapsed_ms = elapsed * 1000
             log.info(
                 "bedrock %s model=%s status=%s duration_ms=%.0f",
                 operation,
@@ -284,6 +305,12 @@ class Call:
     """One Bedrock call in flight; a stream switches `failure` once its events start."""
 
     failure: Failure
+    request_id: str | None = None
+
+
+def deadline_passed() -> bool:
+    deadline = current_deadline()
+    return deadline is not None and asyncio.get_running_loop().time() >= deadline
 
 
 def provider_error(error: ClientError, reason: str) -> ProviderError:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from esproxy.errors import ProviderError, ProviderUnavailable, ProxyError
 from esproxy.inference.rate_limits import current_deadline
 from esproxy.integrations.base import SlotSource
+from esproxy.observability import events
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class RetryPolicy:
             self.max_retries,
             delay * 1000,
         )
+        events.bedrock_retry(operation)
         return delay
 
 

@@ -56,7 +56,8 @@ function headersOf (statusCode, headers = {}) {
   return {
     status: statusCode,
     product: headers['x-elastic-product'] ?? null,
-    content_type: headers['content-type'] ?? null
+    content_type: headers['content-type'] ?? null,
+    opaque_id: headers['x-opaque-id'] ?? null
   }
 }
 
@@ -134,6 +135,11 @@ await run('completion', () =>
   inference.completion({ inference_id: 'chat', input: 'What is Elastic?' }, META))
 await run('infer_wrong_task_type', () =>
   inference.textEmbedding({ inference_id: 'chat', input: 'x' }, META))
+// The client's own request-id option, on an answer and on an error.
+await run('completion_opaque_id', () => inference.completion(
+  { inference_id: 'chat', input: 'x' }, { ...META, opaqueId: 'trace-ok-1' }))
+await run('error_opaque_id', () => inference.textEmbedding(
+  { inference_id: 'chat', input: 'x' }, { ...META, opaqueId: 'trace-error-2' }))
 
 // Buffered, streamCompletion resolves to the SSE text; with asStream, to the body as it arrives,
 // and without any status check (an error comes back as a stream too).
@@ -183,5 +189,7 @@ await run('sniff_on_start', async () => {
 })
 // Not an inference call: esproxy forwards it, and a HEAD 404 must stay a 404 (false).
 await run('indices_exists', () => es.indices.exists({ index: 'no-such-index' }, META))
+await run('forwarded_opaque_id', () => es.indices.exists(
+  { index: 'no-such-index' }, { ...META, opaqueId: 'trace-forward-3' }))
 
 console.log(JSON.stringify({ client: `@elastic/elasticsearch ${version}`, steps }, null, 1))
