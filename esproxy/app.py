@@ -183,6 +183,9 @@ async def open_bedrock_clients(app: web.Application) -> AsyncIterator[None]:
 
     # Informational, like Bedrock: renewals that keep failing show here (and in the log).
     app[READINESS].add("aws_credentials", credential_renewals, required=False)
+    metrics = app.get(METRICS_KEY)
+    if metrics is not None:
+        metrics.gauges.aws_credentials = credentials.snapshot
     try:
         yield
     finally:

@@ -238,3 +238,13 @@ async def test_readiness_reports_credentials_and_probes_the_proxy(
     assert credentials["ok"] is True and credentials["mode"] == "endpoint"
     assert credentials["identities"] == 2 and credentials["renewing"] == 1  # keys, and the role
     assert ROLE not in json.dumps(body) and BASE_KEY not in json.dumps(body)
+
+
+async def test_metrics_count_identities_and_renewals(start_proxy, settings_for):
+    proxy = await start_proxy(settings_for())
+    assert (await put(proxy, "role", completion(**KEYS, role_arn=ROLE)))[0] == 200
+    text = await (await proxy.get("/_esproxy/metrics")).text()
+    assert "esproxy_aws_credentials_identities 2.0" in text
+    assert "esproxy_aws_credential_renewals_total 0.0" in text
+    assert "esproxy_aws_credentials_failing 0.0" in text
+    assert BASE_KEY not in text and ROLE not in text
