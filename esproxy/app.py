@@ -16,6 +16,7 @@ from esproxy.app_keys import (
     BACKING_STORE,
     BEDROCK_CLIENTS,
     BEDROCK_ENDPOINT_URL,
+    CHAT_SERVICE,
     CIPHER,
     FORWARDER,
     INFERENCE_SERVICE,
@@ -25,6 +26,7 @@ from esproxy.app_keys import (
     STORE,
 )
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
+from esproxy.inference.chat_service import ChatService
 from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
@@ -269,4 +271,5 @@ async def build_service(app: web.Application) -> AsyncIterator[None]:
     app[INFERENCE_SERVICE] = InferenceService(
         app[STORE], registry, app[CIPHER], limiters, telemetry=metrics
     )
+    app[CHAT_SERVICE] = ChatService(app[INFERENCE_SERVICE])
     yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from esproxy.authorization.base import Authorizer
+from esproxy.inference.chat_service import ChatService
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.readiness import Readiness
@@ -23,6 +24,7 @@ STORE = web.AppKey("store", EndpointStore)
 # The store behind the cache, for health checks that must reach the backend itself.
 BACKING_STORE = web.AppKey("backing_store", EndpointStore)
 INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
+CHAT_SERVICE = web.AppKey("chat_service", ChatService)
 # Who may call `_inference` (absent when `[auth] mode` is none), and the index no caller may name.
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 RESERVED_INDEX = web.AppKey("reserved_index", ReservedIndex)

@@ -32,6 +32,7 @@ for "no handler found" and "Incorrect HTTP method" answers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 
@@ -231,6 +232,18 @@ class StoreUnavailable(ProxyError):
 
 class SecretsUnreadable(ProxyError):
     status = 500
+
+
+def unified_error_body(error: ProxyError) -> dict[str, Any]:
+    """ES's unified chat error shape (`UnifiedChatCompletionException`): the status's name as
+    `code`, the reason as `message`, the ES error type as `type`."""
+    return {
+        "error": {
+            "code": HTTPStatus(error.status).name.lower(),
+            "message": error.reason,
+            "type": error.error_type,
+        }
+    }
 
 
 def render_validation(messages: Sequence[str]) -> str:

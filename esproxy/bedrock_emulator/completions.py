@@ -11,6 +11,7 @@ from typing import Final
 from esproxy.bedrock_emulator.conversations import Conversation
 from esproxy.bedrock_emulator.model_ids import ModelRef
 from esproxy.bedrock_emulator.tokens import count_tokens, cut_to_tokens, words
+from esproxy.bedrock_emulator.tool_use import ToolUse, choose_tool_use
 
 VOCABULARY: Final = (
     *("search", "relevance", "vectors", "index", "shards", "query", "cluster", "mapping"),
@@ -28,6 +29,7 @@ class Completion:
     stop_reason: str
     input_tokens: int
     output_tokens: int
+    tool_use: ToolUse | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -46,17 +48,36 @@ class Completion:
 
 
 def complete(model: ModelRef, conversation: Conversation) -> Completion:
+    prompt = conversation.prompt
+    input_tokens = count_tokens(prompt) + sum(
+        count_tokens(f"{tool.name} {tool.description} {tool.schema}")
+        for tool in (conversation.tool_config.tools if conversation.tool_config else ())
+    )
+    tool_use = choose_tool_use(
+        conversation.tool_config, conversation.question, f"{model.base_id}\n{prompt}"
+    )
+    if tool_use is not None:
+        return Completion(
+            text="",
+            stop_reason="tool_use",
+            input_tokens=input_tokens,
+            output_tokens=count_tokens(tool_use.input_json),
+            tool_use=tool_use,
+        )
     text, stop_reason = apply_limits(compose_reply(model, conversation), conversation)
     return Completion(
         text=text,
         stop_reason=stop_reason,
-        input_tokens=count_tokens(conversation.prompt),
+        input_tokens=input_tokens,
         output_tokens=count_tokens(text),
     )
 
 
 def compose_reply(model: ModelRef, conversation: Conversation) -> str:
     """Echo the start of the last user turn, then words picked by a digest of the whole prompt."""
+    if conversation.tool_results:
+        used = " | ".join(conversation.tool_results)
+        return f"Emulated {model.provider} reply from the tool result: {used}."
     seed = hashlib.sha256(f"{model.base_id}\n{conversation.prompt}".encode()).digest()
     picked = [VOCABULARY[byte % len(VOCABULARY)] for byte in seed[1 : 9 + seed[0] % 16]]
     echoed = " ".join(words(conversation.last_user_text)[:ECHO_WORDS]) or "nothing"

@@ -61,11 +61,16 @@ async def clear_sts_requests(request: web.Request) -> web.Response:
     return web.json_response(log.to_json())
 
 
+async def stream_counts(request: web.Request) -> web.Response:
+    return web.json_response(request.app[EMULATOR_STATE].streams.to_json())
+
+
 async def show_usage(request: web.Request) -> web.Response:
     return web.json_response(request.app[EMULATOR_STATE].usage.to_json())
 
 
 def add_control_routes(app: web.Application) -> None:
+    app.router.add_get("/_emulator/streams", stream_counts)
     app.router.add_post("/_emulator/faults", add_faults)
     app.router.add_get("/_emulator/faults", list_faults)
     app.router.add_delete("/_emulator/faults", clear_faults)

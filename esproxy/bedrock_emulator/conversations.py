@@ -11,6 +11,7 @@ from typing import Final
 
 from esproxy.bedrock_emulator.errors import constraint_error, malformed_input, validation_error
 from esproxy.bedrock_emulator.model_ids import ModelRef
+from esproxy.bedrock_emulator.tool_use import ToolConfig, check_tool_turns, read_tool_config
 
 ROLES: Final = ("user", "assistant")
 MAX_STOP_SEQUENCES: Final = 2500
@@ -35,10 +36,20 @@ class Conversation:
     turns: tuple[tuple[str, str], ...]
     max_tokens: int | None
     stop_sequences: tuple[str, ...]
+    tool_config: ToolConfig | None = None
+    # The last turn's tool results (texts), when it is a user turn holding any.
+    tool_results: tuple[str, ...] = ()
 
     @property
     def prompt(self) -> str:
         return "\n".join([*self.system, *(text for _, text in self.turns)])
+
+    @property
+    def question(self) -> str | None:
+        """The user's own words when the conversation ends on them (not on tool results)."""
+        if not self.turns or self.turns[-1][0] != "user" or self.tool_results:
+            return None
+        return self.turns[-1][1]
 
     @property
     def last_user_text(self) -> str:
@@ -50,9 +61,22 @@ def read_conversation(model: ModelRef, raw_body: bytes) -> Conversation:
     config = as_object(request.get("inferenceConfig", {}))
     check_constraints(request, config)
     check_additional_fields(model, as_object(request.get("additionalModelRequestFields", {})))
-    turns = read_turns(as_list(request.get("messages", [])))
+    messages = as_list(request.get("messages", []))
+    turns = read_turns(messages)
+    tool_config = read_tool_config(model, request.get("toolConfig"))
+    check_tool_turns([as_object(message) for message in messages], tool_config)
+    last = as_list(as_object(messages[-1]).get("content", []))
+    results = tuple(
+        block_text(as_object(block["toolResult"]).get("content", []))
+        if isinstance(block, dict) and isinstance(block.get("toolResult"), dict)
+        else ""
+        for block in last
+        if isinstance(block, dict) and "toolResult" in block
+    )
     max_tokens = config.get("maxTokens")
     return Conversation(
+        tool_config=tool_config,
+        tool_results=results if turns[-1][0] == "user" else (),
         system=tuple(block_text(as_object(block)) for block in as_list(request.get("system", []))),
         turns=turns,
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
@@ -158,14 +182,25 @@ def read_turns(messages: list[object]) -> tuple[tuple[str, str], ...]:
                 f"The content field in the Message object at messages.{index} is empty. Add a "
                 "ContentBlock object to the content field and try again."
             )
+        for position, block in enumerate(content):
+            text = as_object(block).get("text")
+            if isinstance(text, str) and not text.strip():
+                raise validation_error(
+                    f"The text field in the ContentBlock object at messages.{index}.content."
+                    f"{position} is blank. Add text to the text field, and try again."
+                )
         turns.append((role, "\n".join(block_text(as_object(block)) for block in content)))
     if not turns:
         raise validation_error(MUST_START_WITH_USER)
     return tuple(turns)
 
 
-def block_text(block: dict[str, object]) -> str:
+def block_text(block: object) -> str:
     """The text a content block contributes to the prompt; media blocks contribute nothing."""
+    if isinstance(block, list):  # a toolResult's own content blocks
+        return "\n".join(block_text(item) for item in block)
+    if not isinstance(block, dict):
+        return ""
     if isinstance(block.get("text"), str):
         return str(block["text"])
     if isinstance(block.get("toolUse"), dict) or isinstance(block.get("toolResult"), dict):

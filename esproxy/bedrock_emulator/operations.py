@@ -35,8 +35,14 @@ async def converse(request: web.Request, call: ModelCall) -> web.StreamResponse:
     completion = answer_conversation(call)
     usage = request.app[EMULATOR_STATE].usage
     usage.record(call.model.model_id, completion.input_tokens, completion.output_tokens)
+    content: list[dict[str, object]] = [{"text": completion.text}]
+    if completion.tool_use is not None:
+        use = completion.tool_use
+        content = [
+            {"toolUse": {"toolUseId": use.tool_use_id, "name": use.name, "input": use.input}}
+        ]
     body = {
-        "output": {"message": {"role": "assistant", "content": [{"text": completion.text}]}},
+        "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": completion.stop_reason,
         "usage": completion.usage(),
         "metrics": {"latencyMs": call.elapsed_ms()},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 from aiohttp import web
 
@@ -14,6 +14,18 @@ from esproxy.bedrock_emulator.settings import EmulatorSettings
 from esproxy.bedrock_emulator.usage import UsageBook
 
 
+@dataclass
+class StreamCounts:
+    """ConverseStream answers: open now, finished, and ended early because the client left."""
+
+    open: int = 0
+    finished: int = 0
+    abandoned: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class EmulatorState:
     settings: EmulatorSettings
@@ -23,6 +35,7 @@ class EmulatorState:
     usage: UsageBook
     identities: IdentityBook
     sts_requests: RequestLog
+    streams: StreamCounts = field(default_factory=StreamCounts)
 
     @classmethod
     def from_settings(cls, settings: EmulatorSettings) -> EmulatorState:

@@ -40,6 +40,9 @@ async def converse_stream(request: web.Request, call: ModelCall) -> web.StreamRe
         headers={"Content-Type": EVENT_STREAM, "x-amzn-RequestId": call.request_id}
     )
     await response.prepare(request)
+    counts = request.app[EMULATOR_STATE].streams
+    counts.open += 1
+    finished = False
     try:
         for index, frame in enumerate(stream_frames(completion, call)):
             if index:
@@ -52,8 +55,15 @@ async def converse_stream(request: web.Request, call: ModelCall) -> web.StreamRe
             usage = request.app[EMULATOR_STATE].usage
             usage.record(call.model.model_id, completion.input_tokens, completion.output_tokens)
         await response.write_eof()
+        finished = True
     except ConnectionError:
         pass  # the client stopped reading; nothing more to send
+    finally:
+        counts.open -= 1
+        if finished:
+            counts.finished += 1
+        else:
+            counts.abandoned += 1
     return response
 
 
@@ -81,6 +91,13 @@ def event_frames(completion: Completion, call: ModelCall) -> Iterator[bytes]:
     metadata latency covers the whole stream. Text blocks get no contentBlockStart, as on Bedrock.
     """
     yield encode_event("messageStart", {"role": "assistant"})
+    if completion.tool_use is not None:
+        use = completion.tool_use
+        start = {"toolUse": {"toolUseId": use.tool_use_id, "name": use.name}}
+        yield encode_event("contentBlockStart", {"contentBlockIndex": 0, "start": start})
+        for piece in use.input_pieces():
+            delta = {"toolUse": {"input": piece}}
+            yield encode_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": delta})
     for piece in completion.deltas():
         yield encode_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
     yield encode_event("contentBlockStop", {"contentBlockIndex": 0})

@@ -173,7 +173,9 @@ class InferenceService:
         call = await self._prepare_call(path_task_type, inference_id, raw_body, time_limit)
         task_type = call.endpoint.config.task_type
         if task_type not in call.integration.streaming_task_types:
-            supported = ",".join(sorted(call.integration.streaming_task_types))
+            # In ES's task type order: `[completion,chat_completion]`.
+            streaming = call.integration.streaming_task_types
+            supported = ",".join(task for task in TaskType if task in streaming)
             raise StatusError(
                 f"Streaming is not allowed for service [{call.integration.name}] and task "
                 f"[{task_type}]. Supported tasks: [{supported}]",
@@ -211,6 +213,18 @@ class InferenceService:
         seconds = default_timeout(task_type) if given is None else given
         slots = self._slots(integration, endpoint)
         return PreparedCall(integration, endpoint, request, slots, seconds)
+
+    def integration_for(
+        self, endpoint: StoredEndpoint
+    ) -> tuple[Integration, Callable[[], CallSlot]]:
+        """The endpoint's integration and its rate-limit slots, for rooms beside this one (chat);
+        what follows in the request is observed under the endpoint's own series."""
+        self._observe(endpoint.config)
+        integration = self._registry.get(endpoint.config.service)
+        return integration, self._slots(integration, endpoint)
+
+    async def within(self, seconds: float, work: Awaitable[T]) -> T:
+        return await self._within(seconds, work)
 
     def serves(self, service: object) -> bool:
         """Whether `service` names one of esproxy's integrations (others belong to the cluster)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from esproxy.inference.models import (
     InferenceRequest,
@@ -13,6 +13,7 @@ from esproxy.inference.models import (
     TaskType,
 )
 from esproxy.inference.rate_limits import RateLimit
+from esproxy.inference.unified_chat import ChatRequest
 
 CallSlot = AbstractAsyncContextManager[None]
 """Entered around every single provider call: a rate-limit slot (and later, a concurrency slot)."""
@@ -69,3 +70,20 @@ class Integration(Protocol):
     ) -> AsyncGenerator[str, None]:
         """Text deltas of a completion as the provider sends them; closing it stops the call."""
         ...
+
+
+@runtime_checkable
+class ChatIntegration(Protocol):
+    """An integration that also answers Elasticsearch's unified chat API (`chat_completion`).
+
+    Both methods map the request before any call, so bad input fails at once; `chat_stream`
+    yields `chat.completion.chunk` objects and closing it stops the provider's stream.
+    """
+
+    async def chat(
+        self, endpoint: StoredEndpoint, request: ChatRequest, slot: SlotSource
+    ) -> dict[str, Any]: ...
+
+    def chat_stream(
+        self, endpoint: StoredEndpoint, request: ChatRequest, slot: SlotSource
+    ) -> AsyncGenerator[dict[str, Any], None]: ...

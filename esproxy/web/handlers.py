@@ -12,6 +12,7 @@ from esproxy.app_keys import FORWARDER, INFERENCE_SERVICE, RESPONSE_TYPE, SETTIN
 from esproxy.errors import BodyParseError, NoUpstream
 from esproxy.inference.models import TaskType, TextEmbeddingResult
 from esproxy.inference.service import ALL_IDS
+from esproxy.web import chat_handlers
 from esproxy.web.cluster_info import cluster_info
 from esproxy.web.media_types import negotiate
 from esproxy.web.query_params import bool_param, check_params, timeout_param
@@ -165,6 +166,8 @@ async def infer(request: web.Request) -> web.StreamResponse:
     if foreign := await forward_foreign(request, inference_id):
         return foreign
     body = await required_body(request)
+    if await chat_handlers.serves_chat(request, task_type, inference_id):
+        return await chat_handlers.chat_completion(request, task_type, inference_id, body)
     service = request.app[INFERENCE_SERVICE]
     result = await service.infer(task_type, inference_id, body, timeout_param(request))
     if isinstance(result, TextEmbeddingResult):
@@ -180,6 +183,8 @@ async def stream_completion(request: web.Request) -> web.StreamResponse:
     if foreign := await forward_foreign(request, inference_id):
         return foreign
     body = await required_body(request)
+    if await chat_handlers.serves_chat(request, task_type, inference_id):
+        return await chat_handlers.stream_chat_completion(request, task_type, inference_id, body)
     service = request.app[INFERENCE_SERVICE]
     deltas = await service.stream(task_type, inference_id, body, timeout_param(request))
     async with aclosing(deltas):

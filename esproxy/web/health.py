@@ -19,6 +19,7 @@ from esproxy.app_keys import (
     AUTHORIZER,
     BACKING_STORE,
     BEDROCK_ENDPOINT_URL,
+    CHAT_SERVICE,
     FORWARDER,
     READINESS,
     SETTINGS,
@@ -40,6 +41,8 @@ async def ready(request: web.Request) -> web.Response:
     body: dict[str, object] = {"status": "ready" if report.ready else "not_ready"}
     if await may_see_details(request):
         body["checks"] = report.checks
+        if CHAT_SERVICE in request.app:
+            body["chat"] = request.app[CHAT_SERVICE].stats_json()
     return render(request, body, status=200 if report.ready else 503)
 
 

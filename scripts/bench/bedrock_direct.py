@@ -2,9 +2,10 @@
 
 Runs under the project's .venv (same aiobotocore as esproxy, same client settings: one attempt,
 64 pooled connections). Each request does what esproxy does for one `_inference` call: 16 Titan
-InvokeModel calls at once, one Cohere InvokeModel with 96 texts, or one Converse; answers are read
-and parsed. Prints one JSON line: requests, rps, errors, latency percentiles in ms, and the CPU
-this process spent per request.
+InvokeModel calls at once, one Cohere InvokeModel with 96 texts, one Converse, or one
+ConverseStream read to its end (`chat_stream`, which also times the first text delta); answers
+are read and parsed. Prints one JSON line: requests, rps, errors, latency percentiles in ms (and
+`first_delta_ms` for streams), and the CPU this process spent per request.
     python bedrock_direct.py URL WORKLOAD CONCURRENCY SECONDS
 """
 
@@ -23,6 +24,7 @@ from aiobotocore.session import AioSession
 
 TEXTS = [f"passage {i}: the sky above the port was the color of television" for i in range(96)]
 QUESTION = "What is Elastic? Answer in one sentence."
+CHAT_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -85,13 +87,30 @@ async def main(url: str, workload: str, concurrency: int, seconds: float) -> Non
                 inferenceConfig={"maxTokens": 64},
             )
 
+        first_deltas: list[float] = []
+
+        async def chat_stream() -> None:
+            started = time.perf_counter()
+            response = await client.converse_stream(
+                modelId=CHAT_MODEL,
+                messages=[{"role": "user", "content": [{"text": QUESTION}]}],
+                inferenceConfig={"maxTokens": 64},
+            )
+            first = True
+            async for event in response["stream"]:
+                if first and "contentBlockDelta" in event:
+                    first_deltas.append((time.perf_counter() - started) * 1000)
+                    first = False
+
         call: Callable[[], Awaitable[None]] = {
             "titan16": titan16,
             "cohere96": cohere96,
             "completion": completion,
+            "chat_stream": chat_stream,
         }[workload]
         for _ in range(3):  # warm up: connections, botocore's loaders
             await call()
+        first_deltas.clear()
         latencies: list[float] = []
         errors = 0
         stop_at = time.perf_counter() + seconds
@@ -120,6 +139,7 @@ async def main(url: str, workload: str, concurrency: int, seconds: float) -> Non
                 "connections": concurrency,
                 "duration_s": elapsed,
                 "cpu_ms_per_request": cpu * 1000 / len(latencies) if latencies else None,
+                **({"first_delta_ms": percentiles(first_deltas)} if first_deltas else {}),
             }
         )
     )

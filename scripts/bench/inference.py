@@ -4,13 +4,18 @@ The emulator answers after a fixed 20 ms (`--latency-ms 20`) and runs on core 0 
 generator; the contender gets core 1: the direct aiobotocore driver (scripts/bench/
 bedrock_direct.py), esproxy, or LiteLLM's proxy (1 worker). esproxy and LiteLLM are loaded with
 wrk. Workloads: 16-input Titan v2 embeddings (16 InvokeModel calls), 96-input Cohere embeddings
-(one call), short completions (one Converse call), and the same completions on an endpoint that
-assumes a role through the emulator's STS (esproxy only: its p50 against the key endpoint's is
-the cost of roles on the call path); at 1, 16 and 64 concurrent requests.
-Then an A/B of the call path alone (scripts/bench/role_call_path.py): thousands of sequential
-Converse calls through esproxy's BedrockClients, alternating a key and a role endpoint in blocks.
+(one call), short completions (one Converse call), and a streamed chat (`chat_stream`: esproxy's
+`_inference/chat_completion/{id}/_stream`, LiteLLM's streamed `/v1/chat/completions`, direct
+ConverseStream); at 1, 16 and 64 concurrent requests. For the streamed chat, the time to the first
+content delta is also measured at concurrency 1 (scripts/bench/stream_driver.py for the proxies).
+`--workloads chat_stream` (comma-separated) runs a subset and records it as inference-<names>.
+`completion-role` is the completion workload on an endpoint that assumes a role through the
+emulator's STS (esproxy only; direct signs with keys): its p50 against the key endpoint's is the
+cost of roles on the call path. With it, an A/B of the call path alone follows
+(scripts/bench/role_call_path.py): sequential Converse calls through esproxy's BedrockClients,
+alternating a key and a role endpoint in blocks.
 Experiment (off by default, see esproxy_experiment.py): --static-ua adds esproxy without
-botocore's per-call User-Agent rebuild. `--workloads a,b` runs only those workloads.
+botocore's per-call User-Agent rebuild.
 """
 
 # ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
@@ -30,8 +35,10 @@ import observability
 TEXTS = [f"passage {i}: the sky above the port was the color of television" for i in range(96)]
 QUESTION = "What is Elastic? Answer in one sentence."
 CONCURRENCY = [1, 16, 64]
-WORKLOADS = ["titan16", "cohere96", "completion", "completion-role"]
+WORKLOADS = ["titan16", "cohere96", "completion", "completion-role", "chat_stream"]
 ROLE = "arn:aws:iam::123456789012:role/bench"
+CHAT_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+CHAT_MESSAGES = [{"role": "user", "content": QUESTION}]
 KEYS = {"access_key": "AKIDBENCH", "secret_key": "bench-secret"}
 LITELLM_KEY = "sk-bench-" + secrets.token_hex(16)  # LiteLLM refuses to start without one
 LITELLM_AUTH = f"Authorization: Bearer {LITELLM_KEY}"
@@ -52,6 +59,7 @@ ESPROXY_ENDPOINTS = {
         "amazontitan",
         "amazon.titan-text-premier-v1:0",
     ),
+    "chat_stream": ("chat_completion", "bench-chat", "anthropic", CHAT_MODEL),
 }
 
 
@@ -63,6 +71,10 @@ def esproxy_requests() -> dict[str, tuple[str, str]]:
         "completion-role": (
             "/_inference/completion/bench-completion-role",
             json.dumps({"input": QUESTION}),
+        ),
+        "chat_stream": (
+            "/_inference/chat_completion/bench-chat/_stream",
+            json.dumps({"messages": CHAT_MESSAGES, "max_completion_tokens": 64}),
         ),
     }
 
@@ -79,6 +91,12 @@ def litellm_requests() -> dict[str, tuple[str, str]]:
                     "max_tokens": 64,
                     "messages": [{"role": "user", "content": QUESTION}],
                 }
+            ),
+        ),
+        "chat_stream": (
+            "/v1/chat/completions",
+            json.dumps(
+                {"model": "chat", "max_tokens": 64, "stream": True, "messages": CHAT_MESSAGES}
             ),
         ),
     }
@@ -137,6 +155,7 @@ def start_litellm(emulator: str, logs: Path) -> tuple[str, Any] | None:
         ("titan", "bedrock/amazon.titan-embed-text-v2:0"),
         ("cohere", "bedrock/cohere.embed-english-v3"),
         ("completion", "bedrock/converse/amazon.titan-text-premier-v1:0"),
+        ("chat", f"bedrock/converse/{CHAT_MODEL}"),
     ]
     config = logs / "litellm.yaml"
     # JSON is YAML: no YAML library needed here.
@@ -202,6 +221,54 @@ def direct(emulator: str, workload: str, conc: int, duration: float) -> dict[str
     return result
 
 
+def stream_driver(url: str, body: str, header: str | None, conc: int, duration: float) -> Any:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            lib.LOAD_CPU,
+            lib.PROJECT_PY,
+            str(lib.BENCH / "stream_driver.py"),
+            url,
+            body,
+            header or "",
+            str(conc),
+            str(duration),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 120,
+        cwd=lib.BENCH,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"stream_driver failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def first_deltas(
+    emulator: str, targets: dict[str, Any], duration: float
+) -> dict[str, dict[str, Any]]:
+    """Time to the first content delta of a streamed chat, one request at a time."""
+    found: dict[str, dict[str, Any]] = {}
+    for round_ in range(2):  # alternate the order, as the throughput runs do
+        names = ["direct", *targets]
+        for name in names if round_ == 0 else reversed(names):
+            if name == "direct":
+                r = direct(emulator, "chat_stream", 1, duration / 2)
+            else:
+                url, requests, header = targets[name]
+                path, body = requests["chat_stream"]
+                r = stream_driver(url + path, body, header, 1, duration / 2)
+            samples = found.setdefault(name, {"p50s": []})
+            samples["p50s"].append(r["first_delta_ms"]["p50"])
+            samples["last"] = r
+    for name, samples in found.items():
+        p50s = samples.pop("p50s")
+        samples["first_delta_p50_ms"] = sum(p50s) / len(p50s)
+        print(f"  chat_stream first delta c=1 {name:<8} p50 {samples['first_delta_p50_ms']:.2f} ms")
+    return found
+
+
 def role_call_path(emulator: str, per_block: int, blocks: int) -> dict[str, Any]:
     out = subprocess.run(
         [
@@ -224,13 +291,6 @@ def role_call_path(emulator: str, per_block: int, blocks: int) -> dict[str, Any]
     return result
 
 
-def chosen_workloads() -> list[str]:
-    for i, arg in enumerate(sys.argv):
-        if arg == "--workloads" and i + 1 < len(sys.argv):
-            return [w for w in sys.argv[i + 1].split(",") if w in WORKLOADS]
-    return WORKLOADS
-
-
 def check(url: str, path: str, body: str, header: str | None) -> None:
     name, _, value = (header or "").partition(": ")
     status, answer = lib.http(
@@ -241,7 +301,11 @@ def check(url: str, path: str, body: str, header: str | None) -> None:
 
 
 def main() -> int:
-    lib.banner("inference")
+    workloads = WORKLOADS
+    if "--workloads" in sys.argv:
+        workloads = sys.argv[sys.argv.index("--workloads") + 1].split(",")
+    result_name = "inference" if workloads == WORKLOADS else "inference-" + "-".join(workloads)
+    lib.banner(result_name)
     duration = 3.0 if lib.quick() else 10.0
     logs = lib.tmpdir("inference-logs")
     emulator, _ = lib.emulator(
@@ -276,11 +340,11 @@ def main() -> int:
         targets["litellm"] = (litellm[0], litellm_requests(), LITELLM_AUTH)
         procs["litellm"] = litellm[1]
     for url, requests, header in targets.values():
-        for path, body in requests.values():
-            check(url, path, body, header)
+        for workload in workloads:
+            if workload in requests:
+                check(url, *requests[workload], header)
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    workloads = chosen_workloads()
     for workload in workloads:
         results[workload] = {}
         for url, requests, header in targets.values():  # warm up
@@ -318,13 +382,6 @@ def main() -> int:
                     flush=True,
                 )
 
-    ab = role_call_path(emulator, 50 if lib.quick() else 100, 10 if lib.quick() else 30)
-    print(
-        f"  call path A/B ({ab['calls_each']} calls each): key p50 {ab['key_p50_ms']:.3f} ms, "
-        f"role p50 {ab['role_p50_ms']:.3f} ms, role adds {ab['role_added_p50_ms']:+.3f} ms p50 "
-        f"and {ab['role_added_cpu_ms_per_call']:+.3f} ms CPU per call",
-        flush=True,
-    )
     result = {
         "machine": lib.machine(),
         "duration_s": duration,
@@ -332,14 +389,25 @@ def main() -> int:
         "concurrency": CONCURRENCY,
         "workloads": workloads,
         "results": results,
-        "role_call_path": ab,
     }
+    if "chat_stream" in workloads:
+        result["chat_stream_first_delta"] = first_deltas(emulator, targets, duration)
+    if "completion-role" in workloads:
+        ab = role_call_path(emulator, 50 if lib.quick() else 100, 10 if lib.quick() else 30)
+        print(
+            f"  call path A/B ({ab['calls_each']} calls each): key p50 {ab['key_p50_ms']:.3f} ms, "
+            f"role p50 {ab['role_p50_ms']:.3f} ms, role adds {ab['role_added_p50_ms']:+.3f} ms "
+            f"p50 and {ab['role_added_cpu_ms_per_call']:+.3f} ms CPU per call",
+            flush=True,
+        )
+        result["role_call_path"] = ab
     result["summary"] = summarize(result)
     lib.stop(esproxy_proc)
-    result["observability"] = observability_case(emulator, duration, logs)
-    lib.write_json("inference", result)
-    lib.publish("inference", report, result)
-    plot(result)
+    if workloads == WORKLOADS:  # the observability case belongs to the full run
+        result["observability"] = observability_case(emulator, duration, logs)
+    lib.write_json(result_name, result)
+    lib.publish(result_name, report, result)
+    plot(result, result_name)
     return 0
 
 
@@ -365,26 +433,13 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
             if "litellm" in runs:
                 vs_litellm[f"{w}@{c}"] = lib.ratio(runs["esproxy"]["rps"], runs["litellm"]["rps"])
     at1 = [v for k, v in added.items() if k.endswith("@1")] or [0.0]
-    # What a role endpoint adds over a key endpoint, both through esproxy in the same run.
-    role_added = {
-        c: runs["esproxy"]["latency_ms"]["p50"]
-        - res["results"]["completion"][c]["esproxy"]["latency_ms"]["p50"]
-        for c, runs in res["results"].get("completion-role", {}).items()
-        if "completion" in res["results"]
-    }
-    role_cpu = {
-        c: (runs["esproxy"].get("cpu_ms_per_request") or 0.0)
-        - (res["results"]["completion"][c]["esproxy"].get("cpu_ms_per_request") or 0.0)
-        for c, runs in res["results"].get("completion-role", {}).items()
-        if "completion" in res["results"]
-    }
     peak_ratio = {
         w: lib.ratio(
             max(r["esproxy"]["rps"] for r in by_c.values()),
             max(r["litellm"]["rps"] for r in by_c.values()),
         )
         for w, by_c in res["results"].items()
-        if "litellm" in by_c["1"] and "litellm" in by_c["16"]
+        if "litellm" in by_c["1"]
     }
     # esproxy's own CPU per request: what it spends beyond the aiobotocore work the direct driver
     # also does (at 16 concurrent requests; robust to other load on the machine).
@@ -394,21 +449,49 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
         if by_c["16"]["esproxy"].get("cpu_ms_per_request")
         and by_c["16"]["direct"].get("cpu_ms_per_request")
     }
+    targets = {
+        "<= 1 ms p50 added over direct (concurrency 1)": max(at1) <= 1.0,
+        ">= 3x LiteLLM throughput (peak, every workload)": bool(peak_ratio)
+        and min(peak_ratio.values()) >= 3.0,
+    }
+    role: dict[str, Any] = {}
+    if "completion-role" in res["results"] and "completion" in res["results"]:
+        # What a role endpoint adds over a key endpoint, both through esproxy in the same run.
+        keyed = res["results"]["completion"]
+        for c, runs in res["results"]["completion-role"].items():
+            role[f"added_p50_ms@{c}"] = (
+                runs["esproxy"]["latency_ms"]["p50"] - keyed[c]["esproxy"]["latency_ms"]["p50"]
+            )
+            role[f"added_cpu_ms_per_request@{c}"] = (
+                runs["esproxy"].get("cpu_ms_per_request") or 0.0
+            ) - (keyed[c]["esproxy"].get("cpu_ms_per_request") or 0.0)
+    if "role_call_path" in res:
+        targets["<= 0.1 ms p50 added by a role endpoint over a key endpoint (call path A/B)"] = (
+            res["role_call_path"]["role_added_p50_ms"] <= 0.1
+        )
+    chat: dict[str, Any] = {}
+    if "chat_stream_first_delta" in res:
+        deltas = res["chat_stream_first_delta"]
+        chat["added_first_delta_p50_ms"] = (
+            deltas["esproxy"]["first_delta_p50_ms"] - deltas["direct"]["first_delta_p50_ms"]
+        )
+        targets["<= 1 ms added to the first delta of a streamed chat (concurrency 1)"] = (
+            chat["added_first_delta_p50_ms"] <= 1.0
+        )
+        at64 = res["results"]["chat_stream"]["64"]
+        if "litellm" in at64:
+            chat["vs_litellm_rps_at_64"] = lib.ratio(at64["esproxy"]["rps"], at64["litellm"]["rps"])
+            targets[">= 3x LiteLLM streamed chat throughput at 64 concurrent"] = (
+                chat["vs_litellm_rps_at_64"] >= 3.0
+            )
     return {
+        "chat_stream": chat,
+        "role": role,
         "esproxy_added_p50_ms": added,
         "esproxy_extra_cpu_ms_per_request": extra_cpu,
         "esproxy_vs_litellm_rps": vs_litellm,
         "esproxy_vs_litellm_peak_rps": peak_ratio,
-        "role_added_p50_ms": role_added,
-        "role_added_cpu_ms_per_request": role_cpu,
-        "targets": {
-            "<= 0.1 ms p50 added by a role endpoint over a key endpoint (call path A/B)": (
-                res["role_call_path"]["role_added_p50_ms"] <= 0.1
-            ),
-            "<= 1 ms p50 added over direct (concurrency 1)": max(at1) <= 1.0,
-            ">= 3x LiteLLM throughput (peak, every workload)": bool(peak_ratio)
-            and min(peak_ratio.values()) >= 3.0,
-        },
+        "targets": targets,
     }
 
 
@@ -458,34 +541,39 @@ def report(res: dict[str, Any]) -> None:
             f"{w} {v:.2f} ms" for w, v in res["summary"]["esproxy_extra_cpu_ms_per_request"].items()
         )
     )
-    print(
-        "role endpoint p50 minus key endpoint p50: "
-        + ", ".join(f"c={c} {v:+.3f} ms" for c, v in res["summary"]["role_added_p50_ms"].items())
-        + "; its CPU per request: "
-        + ", ".join(
-            f"c={c} {v:+.3f} ms" for c, v in res["summary"]["role_added_cpu_ms_per_request"].items()
+    if "chat_stream_first_delta" in res:
+        print("\nstreamed chat, time to the first content delta at concurrency 1 (p50):")
+        for who, r in res["chat_stream_first_delta"].items():
+            print(f"  {who:<8} {r['first_delta_p50_ms']:.2f} ms")
+    role = res["summary"].get("role") or {}
+    if role:
+        print(
+            "role endpoint minus key endpoint, through esproxy: "
+            + ", ".join(f"{name} {value:+.3f}" for name, value in role.items())
         )
-    )
-    ab = res["role_call_path"]
-    print(
-        f"call path A/B, {ab['calls_each']} sequential Converse calls each through BedrockClients: "
-        f"key p50 {ab['key_p50_ms']:.3f} ms, role p50 {ab['role_p50_ms']:.3f} ms "
-        f"({ab['role_added_p50_ms']:+.3f} ms); CPU per call key {ab['key_cpu_ms_per_call']:.3f} "
-        f"ms, role {ab['role_cpu_ms_per_call']:.3f} ms ({ab['role_added_cpu_ms_per_call']:+.3f} ms)"
-    )
+    if "role_call_path" in res:
+        ab = res["role_call_path"]
+        print(
+            f"call path A/B, {ab['calls_each']} sequential Converse calls each through "
+            f"BedrockClients: key p50 {ab['key_p50_ms']:.3f} ms, role p50 {ab['role_p50_ms']:.3f} "
+            f"ms ({ab['role_added_p50_ms']:+.3f} ms); CPU per call key "
+            f"{ab['key_cpu_ms_per_call']:.3f} ms, role {ab['role_cpu_ms_per_call']:.3f} ms "
+            f"({ab['role_added_cpu_ms_per_call']:+.3f} ms)"
+        )
     for target, ok in res["summary"]["targets"].items():
         print(f"  {'MET ' if ok else 'MISS'} {target}")
 
 
-def plot(res: dict[str, Any]) -> None:
+def plot(res: dict[str, Any], name: str = "inference") -> None:
     plt = lib.pyplot()
     workloads = list(res["results"])
-    fig, axes = plt.subplots(1, len(workloads), figsize=(4.2 * len(workloads), 3.8))
+    fig, axes = plt.subplots(1, len(workloads), figsize=(4.2 * len(workloads), 3.8), squeeze=False)
+    axes = axes[0]
     conc = res["concurrency"]
     for ax, w in zip(axes, workloads, strict=True):
         by_c = res["results"][w]
-        for name in by_c[str(conc[0])]:
-            ax.plot(conc, [by_c[str(c)][name]["rps"] for c in conc], marker="o", label=name)
+        for who in by_c[str(conc[0])]:
+            ax.plot(conc, [by_c[str(c)][who]["rps"] for c in conc], marker="o", label=who)
         ax.set_xscale("log", base=2)
         ax.set_xticks(conc, [str(c) for c in conc])
         ax.set_title(w)
@@ -495,7 +583,7 @@ def plot(res: dict[str, Any]) -> None:
     axes[0].legend()
     fig.suptitle("inference throughput (emulator latency 20 ms)")
     fig.tight_layout()
-    fig.savefig(lib.RESULTS / "inference.png", dpi=110)
+    fig.savefig(lib.RESULTS / f"{name}.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -197,6 +197,11 @@ def assert_config(config: Any, where: str) -> None:
 def assert_success(method: str, target: str, document: Any, where: str) -> None:
     """The 2xx shape each route has."""
     segments = target.split("?")[0].strip("/").split("/")
+    query = target.partition("?")[2]
+    if "filter_path=" in query and segments[-1] != "_stream":
+        # ES's response filtering may leave any part of the shape out, even all of it.
+        assert isinstance(document, dict | list), where
+        return
     if segments[-1] == "_stream":
         assert document and document[-1] == ("message", "[DONE]"), where
         assert all("completion" in data for _, data in document[:-1]), where

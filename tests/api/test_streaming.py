@@ -84,7 +84,7 @@ async def test_stream_on_text_embedding_is_es_405_as_an_event(endpoints):
     assert error["status"] == 405
     assert error["error"]["reason"] == (
         "Streaming is not allowed for service [amazonbedrock] and task [text_embedding]. "
-        "Supported tasks: [completion]"
+        "Supported tasks: [completion,chat_completion]"
     )
 
 

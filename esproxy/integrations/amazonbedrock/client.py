@@ -245,6 +245,24 @@ class BedrockClients:
                 # Frees the connection when the consumer stops reading early.
                 stream.close()
 
+    async def converse_stream_events(
+        self, account: Account, model: str, request: Mapping[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Every event of a ConverseStream answer, for unified chat (tool use, stop, usage)."""
+        async with self._call("ConverseStream", model, CONVERSE, account) as call:
+            client = await self.client_for(account)
+            response = await client.converse_stream(modelId=model, **request)
+            call.request_id = usage.request_id_of(response)
+            stream = response["stream"]
+            call.failure = STREAMING
+            try:
+                async for event in stream:
+                    if "metadata" in event:
+                        events.bedrock_tokens(*usage.converse_usage(event["metadata"].get("usage")))
+                    yield dict(event)
+            finally:
+                stream.close()
+
     @asynccontextmanager
     async def _call(
         self, operation: str, model: str, failure: Failure, account: Account

@@ -6,7 +6,9 @@ Settings parsing lives in `settings`, bodies in `bodies` and the calls themselve
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 from esproxy.errors import BadRequest, ProxyError
@@ -19,7 +21,8 @@ from esproxy.inference.models import (
     TextEmbeddingResult,
 )
 from esproxy.inference.rate_limits import RateLimit
-from esproxy.integrations.amazonbedrock import bodies, settings, updates
+from esproxy.inference.unified_chat import ChatRequest, Message
+from esproxy.integrations.amazonbedrock import bodies, chat, settings, updates
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.credentials import CredentialsUnavailable
 from esproxy.integrations.amazonbedrock.model_providers import ModelProvider, embedding_batch_size
@@ -38,6 +41,9 @@ TYPED_ENDPOINTS = 1024  # as many as the service's endpoint cache holds
 
 # ES's probe: one input, sent as an ingest would send it (Cohere: search_document).
 PROBE = InferenceRequest(inputs=["how big"], input_type="internal_ingest")
+# ES's chat_completion probe: one user message, as its ChatCompletionModelValidator sends it.
+CHAT_PROBE = ChatRequest(messages=(Message(role="user", content="how big"),))
+NO_REQUEST = InferenceRequest(inputs=())
 PROBE_FAILED = (
     "Could not complete inference endpoint creation as validation call to service threw an "
     "exception."
@@ -46,8 +52,8 @@ PROBE_FAILED = (
 
 class AmazonBedrockIntegration:
     name = "amazonbedrock"
-    task_types = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION})
-    streaming_task_types = frozenset({TaskType.COMPLETION})
+    task_types = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION, TaskType.CHAT_COMPLETION})
+    streaming_task_types = frozenset({TaskType.COMPLETION, TaskType.CHAT_COMPLETION})
 
     def __init__(
         self, clients: BedrockClients, retries: RetryPolicy | None = None, *, keyless: bool = False
@@ -93,6 +99,12 @@ class AmazonBedrockIntegration:
     async def validate(self, endpoint: StoredEndpoint, slot: SlotSource) -> StoredEndpoint:
         """ES's PUT probe; embeddings learn their dimensions (and default similarity) from it."""
         try:
+            if endpoint.config.task_type is TaskType.CHAT_COMPLETION:
+                # ES's probe here is a streamed unified call; read it to its end.
+                async with aclosing(self.chat_stream(endpoint, CHAT_PROBE, slot)) as chunks:
+                    async for _ in chunks:
+                        pass
+                return endpoint
             result = await self.infer(endpoint, PROBE, slot)
         except CredentialsUnavailable:
             raise  # a role that cannot be assumed: its reason names STS's code
@@ -129,6 +141,40 @@ class AmazonBedrockIntegration:
             slot,
             lambda: self._clients.converse_stream(bedrock, bedrock.model, converse),
         )
+
+    async def chat(
+        self, endpoint: StoredEndpoint, request: ChatRequest, slot: SlotSource
+    ) -> dict[str, Any]:
+        """One `chat.completion` object for a unified chat request (Converse)."""
+        bedrock = self._read(endpoint, NO_REQUEST)
+        converse = chat.converse_chat_request(
+            request, provider=bedrock.provider, model=bedrock.model, defaults=chat_defaults(bedrock)
+        )
+        response = await self._retries.call(
+            "Converse",
+            bedrock.model,
+            slot,
+            lambda: self._clients.converse(bedrock, bedrock.model, converse),
+        )
+        return chat.chat_completion(response, completion_id=completion_id(), model=bedrock.model)
+
+    def chat_stream(
+        self, endpoint: StoredEndpoint, request: ChatRequest, slot: SlotSource
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """`chat.completion.chunk` objects for a unified chat request (ConverseStream). The
+        request is mapped before the generator is returned, so bad input fails at once."""
+        bedrock = self._read(endpoint, NO_REQUEST)
+        converse = chat.converse_chat_request(
+            request, provider=bedrock.provider, model=bedrock.model, defaults=chat_defaults(bedrock)
+        )
+        translator = chat.ChunkTranslator(completion_id(), bedrock.model)
+        events = self._retries.stream(
+            "ConverseStream",
+            bedrock.model,
+            slot,
+            lambda: self._clients.converse_stream_events(bedrock, bedrock.model, converse),
+        )
+        return translate_events(events, translator)
 
     def _read(self, endpoint: StoredEndpoint, request: InferenceRequest) -> BedrockEndpoint:
         known = self._typed.get(endpoint.inference_id)
@@ -207,6 +253,31 @@ def converse_request(bedrock: BedrockEndpoint, inputs: Sequence[str]) -> dict[st
         top_p=task.top_p,
         top_k=task.top_k,
     )
+
+
+def chat_defaults(bedrock: BedrockEndpoint) -> chat.ChatDefaults:
+    task = bedrock.task_settings
+    if not isinstance(task, CompletionTaskSettings):
+        raise BadRequest(f"[{bedrock.inference_id}] is not a [chat_completion] endpoint")
+    return chat.ChatDefaults(
+        temperature=task.temperature,
+        top_p=task.top_p,
+        top_k=task.top_k,
+        max_new_tokens=task.max_new_tokens,
+    )
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+async def translate_events(
+    events: AsyncGenerator[dict[str, Any], None], translator: chat.ChunkTranslator
+) -> AsyncGenerator[dict[str, Any], None]:
+    async with aclosing(events):
+        async for event in events:
+            for chunk in translator.chunks(event):
+                yield chunk
 
 
 async def run_in_order(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:

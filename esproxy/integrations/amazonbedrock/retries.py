@@ -92,8 +92,8 @@ class RetryPolicy:
         operation: str,
         model: str,
         slot: SlotSource,
-        open_stream: Callable[[], AsyncGenerator[str, None]],
-    ) -> AsyncGenerator[str, None]:
+        open_stream: Callable[[], AsyncGenerator[T, None]],
+    ) -> AsyncGenerator[T, None]:
         """The deltas of `open_stream()`, reopened after transient failures before its first delta.
 
         The slot is held for the whole stream. Once a delta went out, the caller has part of an

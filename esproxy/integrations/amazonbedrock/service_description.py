@@ -13,7 +13,7 @@ from esproxy.inference.models import TaskType
 from esproxy.integrations.amazonbedrock.settings import DISPLAY_NAME, SERVICE
 
 # ES lists chat_completion here since it added Bedrock chat completion (PR #139411; 9.4 by the
-# spec), although esproxy itself answers only the first two.
+# spec); esproxy serves all three (chat_completion through `integrations/amazonbedrock/chat.py`).
 SERVICE_TASK_TYPES = (TaskType.TEXT_EMBEDDING, TaskType.COMPLETION, TaskType.CHAT_COMPLETION)
 RATE_LIMIT_DESCRIPTION = (
     "By default, the amazonbedrock service sets the number of requests allowed per minute to 240."

@@ -49,7 +49,7 @@ SERVICE = "amazonbedrock"
 RATE_LIMIT_SERVICE = "amazon_bedrock"
 DISPLAY_NAME = "Amazon Bedrock"
 DEFAULT_REQUESTS_PER_MINUTE = 240
-TASK_TYPES = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION})
+TASK_TYPES = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION, TaskType.CHAT_COMPLETION})
 SECRET_KEYS = frozenset({"access_key", "secret_key", "session_token"})
 KEY_PAIR = ("access_key", "secret_key")
 # Bad values of these get extractOptionalEnum's text, which the reference infers but no test shows.
@@ -176,11 +176,14 @@ class OptionalKeysSchema(SecretSchema):
 SERVICE_SCHEMAS = {
     TaskType.TEXT_EMBEDDING: EmbeddingServiceSchema(),
     TaskType.COMPLETION: ServiceSchema(),
+    # ES reads chat_completion endpoints with the completion settings classes.
+    TaskType.CHAT_COMPLETION: ServiceSchema(),
 }
 REQUEST_SERVICE_SCHEMAS = {**SERVICE_SCHEMAS, TaskType.TEXT_EMBEDDING: EmbeddingRequestSchema()}
 TASK_SCHEMAS = {
     TaskType.TEXT_EMBEDDING: EmbeddingTaskSchema(),
     TaskType.COMPLETION: CompletionTaskSchema(),
+    TaskType.CHAT_COMPLETION: CompletionTaskSchema(),
 }
 SECRET_SCHEMA = SecretSchema()
 ROLE_SCHEMA = RoleSchema()
@@ -427,7 +430,7 @@ def load_stored(endpoint: StoredEndpoint) -> tuple[dict[str, Any], ...]:
 
 
 def typed_task_settings(task_type: TaskType, task: Mapping[str, Any]) -> TaskSettings:
-    if task_type is TaskType.COMPLETION:
+    if task_type in (TaskType.COMPLETION, TaskType.CHAT_COMPLETION):
         return CompletionTaskSettings(**task)
     return EmbeddingTaskSettings(**task)
 

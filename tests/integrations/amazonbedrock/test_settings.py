@@ -387,10 +387,10 @@ def test_the_first_fault_es_would_report_wins(task_type, body, error_type, reaso
             "cannot be converted to a [Map]",
         ),
         (
-            TaskType.CHAT_COMPLETION,
+            TaskType.RERANK,
             {"service_settings": service()},
             "status_exception",
-            "The [amazonbedrock] service does not support task type [chat_completion]",
+            "The [amazonbedrock] service does not support task type [rerank]",
         ),
     ],
 )
