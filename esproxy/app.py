@@ -16,6 +16,7 @@ from esproxy.app_keys import (
     BACKING_STORE,
     BEDROCK_CLIENTS,
     BEDROCK_ENDPOINT_URL,
+    BRIDGE_KEYS,
     CHAT_SERVICE,
     CIPHER,
     FORWARDER,
@@ -37,6 +38,8 @@ from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
 from esproxy.observability import component as observability
 from esproxy.observability.web import ACCESS_LOG_KEY, METRICS_KEY
+from esproxy.openai_bridge.keys import BridgeKeys
+from esproxy.openai_bridge.routes import add_bridge_routes
 from esproxy.readiness import Readiness
 from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
 from esproxy.settings import Settings, SettingsError
@@ -114,10 +117,13 @@ def create_app(settings: Settings) -> web.Application:
             start_dev_emulator,
             open_bedrock_clients,
             open_cipher,
+            open_bridge_keys,
             open_store,
             build_service,
         ]
     )
+    if settings.bridge.enabled:
+        add_bridge_routes(app)
     if settings.upstream.urls:
         add_routes(app, handlers.forward, root=None)
     else:
@@ -212,6 +218,21 @@ def build_cipher(settings: Settings) -> SecretCipher:
             "ESPROXY_SECRETS_KEY or [secrets] key (generate one with `esproxy generate-key`)"
         )
     return SecretCipher(load_or_create_key_file(settings.storage.key_file), others)
+
+
+async def open_bridge_keys(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[BRIDGE_KEYS] = build_bridge_keys(settings, app[CIPHER])
+    yield
+
+
+def build_bridge_keys(settings: Settings, cipher: SecretCipher) -> BridgeKeys:
+    """Bridge keys follow the secrets keys: minted with the primary, accepted under old ones."""
+    previous = [
+        parse_key(t, source="[secrets] previous_keys") for t in settings.secrets.previous_keys
+    ]
+    materials = [cipher.primary.material, *(key.material for key in previous)]
+    return BridgeKeys(materials, revoked=settings.bridge.revoked)
 
 
 async def open_store(app: web.Application) -> AsyncIterator[None]:

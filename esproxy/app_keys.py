@@ -8,6 +8,7 @@ from esproxy.authorization.base import Authorizer
 from esproxy.inference.chat_service import ChatService
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.openai_bridge.keys import BridgeKeys
 from esproxy.readiness import Readiness
 from esproxy.reserved_index import ReservedIndex
 from esproxy.secret_cipher import SecretCipher
@@ -28,6 +29,8 @@ CHAT_SERVICE = web.AppKey("chat_service", ChatService)
 # Who may call `_inference` (absent when `[auth] mode` is none), and the index no caller may name.
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 RESERVED_INDEX = web.AppKey("reserved_index", ReservedIndex)
+# What opens the OpenAI-compatible routes to the cluster's own `openai` endpoints.
+BRIDGE_KEYS = web.AppKey("bridge_keys", BridgeKeys)
 # The checks behind `/_esproxy/ready`; each room adds its own (esproxy/readiness.py).
 READINESS = web.AppKey("readiness", Readiness)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -17,8 +18,10 @@ from aiohttp import web
 from marshmallow import ValidationError
 
 from esproxy import __version__
+from esproxy.errors import ProxyError
 from esproxy.key_rotation import RotationReport
 from esproxy.observability.log_format import use_log_format
+from esproxy.openai_bridge.recipe import EsEndpoint
 from esproxy.settings import (
     DEFAULT_LISTEN,
     Settings,
@@ -172,6 +175,35 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--config", type=Path, help="TOML settings file (env: ESPROXY_CONFIG)")
     rotate.add_argument("--upstream", action="append", help="cluster URL, as for serve")
     rotate.add_argument("--data-dir", help="data dir of the embedded store, as for serve")
+
+    bridge = commands.add_parser(
+        "bridge", help="connect the cluster's own openai endpoints to esproxy's endpoints"
+    )
+    bridge_commands = bridge.add_subparsers(dest="bridge_command", required=True)
+    create = bridge_commands.add_parser(
+        "create",
+        help="print (or --apply) the cluster-side openai endpoint that calls an esproxy endpoint",
+    )
+    create.add_argument("inference_id", help="the esproxy endpoint to open to the cluster")
+    create.add_argument(
+        "--es-endpoint", required=True, help="name of the endpoint to create in the cluster"
+    )
+    create.add_argument(
+        "--url",
+        help="esproxy as the cluster reaches it (default: [bridge] url, else http://LISTEN)",
+    )
+    create.add_argument(
+        "--apply", action="store_true", help="send the PUT through esproxy to the cluster"
+    )
+    create.add_argument(
+        "--authorization",
+        default=os.environ.get("ESPROXY_BRIDGE_AUTHORIZATION"),
+        help="Authorization header for --apply, e.g. 'ApiKey ...' "
+        "(env: ESPROXY_BRIDGE_AUTHORIZATION)",
+    )
+    create.add_argument("--config", type=Path, help="TOML settings file (env: ESPROXY_CONFIG)")
+    create.add_argument("--upstream", action="append", help="cluster URL, as for serve")
+    create.add_argument("--data-dir", help="data dir of the embedded store, as for serve")
     return parser
 
 
@@ -474,6 +506,46 @@ async def rotate_with_app(settings: Settings) -> RotationReport:
         await runner.cleanup()
 
 
+def bridge_create(args: argparse.Namespace) -> int:
+    from esproxy.openai_bridge import recipe
+
+    settings = load_settings(args.config, overrides=serve_overrides(args))
+    base_url = args.url or settings.bridge.url
+    if base_url is None:
+        base_url = f"http://{settings.server.host}:{settings.server.port}"
+    try:
+        endpoint = asyncio.run(bridge_endpoint(settings, args, base_url))
+        if not args.apply:
+            print(f"PUT {endpoint.path}")
+            print(json.dumps(endpoint.body, indent=2))
+            return 0
+        answer = asyncio.run(recipe.apply(endpoint, base_url, args.authorization))
+    except ProxyError as error:
+        print(f"esproxy: {error.reason}", file=sys.stderr)
+        return 1
+    print(f"created {endpoint.path} in the cluster: {json.dumps(answer)}")
+    return 0
+
+
+async def bridge_endpoint(
+    settings: Settings, args: argparse.Namespace, base_url: str
+) -> EsEndpoint:
+    """Read the esproxy endpoint and mint its bridge key with the app's own components."""
+    from esproxy.app import create_app
+    from esproxy.app_keys import BRIDGE_KEYS, INFERENCE_SERVICE
+    from esproxy.openai_bridge.recipe import es_endpoint
+
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        [config] = await app[INFERENCE_SERVICE].get_endpoints(None, args.inference_id)
+        key = app[BRIDGE_KEYS].mint(config.inference_id)
+        return es_endpoint(config, args.es_endpoint, base_url, key)
+    finally:
+        await runner.cleanup()
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
@@ -487,6 +559,7 @@ COMMANDS = {
     "rotate-secrets-key": rotate_secrets_key,
     "generate-api-key": generate_api_key,
     "hash-api-key": hash_api_key,
+    "bridge": bridge_create,
 }
 
 

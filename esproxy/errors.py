@@ -259,3 +259,11 @@ def snake_case(name: str) -> str:
             out.append("_")
         out.append(char.lower())
     return "".join(out)
+
+
+class BridgeRequestError(BadRequest):
+    """A malformed request to the OpenAI-compatible routes; `param` names the field, as there."""
+
+    def __init__(self, reason: str, *, param: str | None = None, status: int | None = None) -> None:
+        super().__init__(reason, status=status)
+        self.param = param

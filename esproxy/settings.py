@@ -118,6 +118,15 @@ class EmulatorKnobs:
 
 
 @dataclass(frozen=True)
+class BridgeSettings:
+    """The OpenAI-compatible routes (esproxy/openai_bridge/)."""
+
+    enabled: bool = True
+    revoked: tuple[str, ...] = ()  # nonces of bridge keys that no longer open anything
+    url: str | None = None  # esproxy as the cluster reaches it, for `esproxy bridge create`
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """The access log (esproxy/observability/access_log.py)."""
 
@@ -146,6 +155,7 @@ class Settings:
     bedrock: BedrockSettings = BedrockSettings()
     emulator: EmulatorKnobs = EmulatorKnobs()
     auth: AuthSettings = AuthSettings()
+    bridge: BridgeSettings = BridgeSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
 
@@ -339,6 +349,18 @@ class EmulatorSchema(Schema):
         return EmulatorKnobs(**data)
 
 
+class BridgeSchema(Schema):
+    enabled = fields.Boolean()
+    revoked = CommaList(fields.String(validate=validate.Length(min=1)))
+    url = fields.Url(require_tld=False, schemes={"http", "https"})
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> BridgeSettings:
+        if "revoked" in data:
+            data["revoked"] = tuple(data["revoked"])
+        return BridgeSettings(**data)
+
+
 class LogSchema(Schema):
     format = fields.String(validate=validate.OneOf(["text", "json"]))
     access = fields.Boolean()
@@ -380,6 +402,7 @@ class SettingsSchema(Schema):
     bedrock = fields.Nested(BedrockSchema)
     emulator = fields.Nested(EmulatorSchema)
     auth = fields.Nested(AuthSchema)
+    bridge = fields.Nested(BridgeSchema)
     log = fields.Nested(LogSchema)
     metrics = fields.Nested(MetricsSchema)
 
@@ -396,6 +419,7 @@ SECTIONS: dict[str, type[Schema]] = {
     "bedrock": BedrockSchema,
     "emulator": EmulatorSchema,
     "auth": AuthSchema,
+    "bridge": BridgeSchema,
     "log": LogSchema,
     "metrics": MetricsSchema,
 }

@@ -109,6 +109,8 @@ class RequestRecord:
         "forwarded",
         "inference",
         "inference_id",
+        "input_tokens",
+        "output_tokens",
         "rate_limit_wait",
         "retries",
         "task_type",
@@ -123,6 +125,9 @@ class RequestRecord:
         self.bedrock_request_ids: list[str] = []
         self.retries = 0
         self.rate_limit_wait = 0.0
+        # Bedrock's own counts, summed over the request's calls (the OpenAI routes report them).
+        self.input_tokens = 0
+        self.output_tokens = 0
 
 
 _current: ContextVar[RequestRecord | None] = ContextVar("esproxy_request_record", default=None)
@@ -184,4 +189,6 @@ def bedrock_retry(operation: str) -> None:
 def bedrock_tokens(input_tokens: int, output_tokens: int) -> None:
     record = _current.get()
     if record is not None:
+        record.input_tokens += input_tokens
+        record.output_tokens += output_tokens
         record.endpoint.bedrock_tokens(input_tokens, output_tokens)

@@ -330,6 +330,12 @@ class Metrics:
         self.inference = InferenceSeries(self.registry)
         self.forward = ForwardSeries()
         self.registry.register(self.forward)
+        self.routes = Counter(
+            "esproxy_http_requests",
+            "Requests esproxy answered itself (not forwarded), by route pattern and HTTP status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
         self.gauges = CallbackGauges()
         self.gauges.known_ids = lambda: list(self._endpoints)
         self.registry.register(self.gauges)
@@ -377,6 +383,10 @@ class Metrics:
                 self.inference, OTHER, task_type, "", self.prices
             )
         other.request_done(task_type, str(status), seconds)
+
+    def route_answered(self, route: str, status: int) -> None:
+        """One of esproxy's own routes answered; `route` is its pattern, so labels stay few."""
+        self.routes.labels(route, str(status)).inc()
 
     # -- scraping ----------------------------------------------------------------------------
 

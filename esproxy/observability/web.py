@@ -41,11 +41,20 @@ async def observe_requests(request: web.Request, handler: Handler) -> web.Stream
         seconds = time.perf_counter() - started
         app = request.app
         metrics = app.get(METRICS_KEY)
-        if metrics is not None and record.inference:
-            metrics.inference_done(record, status, seconds)
+        if metrics is not None:
+            if record.inference:
+                metrics.inference_done(record, status, seconds)
+            if not record.forwarded:
+                metrics.route_answered(route_pattern(request), status)
         access = app.get(ACCESS_LOG_KEY)
         if access is not None:
             log_request(access, request, response, record, status, seconds)
+
+
+def route_pattern(request: web.Request) -> str:
+    """The pattern of the route that answered (`/_inference/{first}`), never the raw path."""
+    resource = request.match_info.route.resource
+    return "unmatched" if resource is None else resource.canonical
 
 
 def log_request(

@@ -14,6 +14,8 @@ emulator's STS (esproxy only; direct signs with keys): its p50 against the key e
 cost of roles on the call path. With it, an A/B of the call path alone follows
 (scripts/bench/role_call_path.py): sequential Converse calls through esproxy's BedrockClients,
 alternating a key and a role endpoint in blocks.
+`esproxy-openai` is the same esproxy process through its OpenAI-compatible routes (`--no-bridge`
+leaves it out).
 Experiment (off by default, see esproxy_experiment.py): --static-ua adds esproxy without
 botocore's per-call User-Agent rebuild.
 """
@@ -75,6 +77,28 @@ def esproxy_requests() -> dict[str, tuple[str, str]]:
         "chat_stream": (
             "/_inference/chat_completion/bench-chat/_stream",
             json.dumps({"messages": CHAT_MESSAGES, "max_completion_tokens": 64}),
+        ),
+    }
+
+
+def bridge_requests() -> dict[str, tuple[str, str]]:
+    """The same calls through esproxy's OpenAI-compatible routes (esproxy/openai_bridge/)."""
+    v1 = "/_esproxy/openai/v1"
+    chat = {"model": "bench-completion", "messages": [{"role": "user", "content": QUESTION}]}
+    return {
+        "titan16": (f"{v1}/embeddings", json.dumps({"model": "bench-titan", "input": TEXTS[:16]})),
+        "cohere96": (f"{v1}/embeddings", json.dumps({"model": "bench-cohere", "input": TEXTS})),
+        "completion": (f"{v1}/chat/completions", json.dumps(chat)),
+        "chat_stream": (
+            f"{v1}/chat/completions",
+            json.dumps(
+                {
+                    "model": "bench-chat",
+                    "messages": CHAT_MESSAGES,
+                    "max_completion_tokens": 64,
+                    "stream": True,
+                }
+            ),
         ),
     }
 
@@ -330,6 +354,9 @@ def main() -> int:
         "esproxy": (esproxy_url, esproxy_requests(), None)
     }
     procs = {"esproxy": esproxy_proc}
+    if "--no-bridge" not in sys.argv:  # the same process, through the OpenAI-compatible routes
+        targets["esproxy-openai"] = (esproxy_url, bridge_requests(), None)
+        procs["esproxy-openai"] = esproxy_proc
     if "--static-ua" in sys.argv:  # experiment: botocore's per-call User-Agent rebuild removed
         url, procs["esproxy+static-ua"] = start_esproxy(
             emulator, logs, "esproxy-static-ua", {"BENCH_EXP_STATIC_UA": "1"}
@@ -433,6 +460,14 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
             if "litellm" in runs:
                 vs_litellm[f"{w}@{c}"] = lib.ratio(runs["esproxy"]["rps"], runs["litellm"]["rps"])
     at1 = [v for k, v in added.items() if k.endswith("@1")] or [0.0]
+    bridge_added = {
+        f"{w}@{c}": runs["esproxy-openai"]["latency_ms"]["p50"]
+        - runs["esproxy"]["latency_ms"]["p50"]
+        for w, by_c in res["results"].items()
+        for c, runs in by_c.items()
+        if "esproxy-openai" in runs
+    }
+    bridge_at1 = [v for k, v in bridge_added.items() if k.endswith("@1")]
     peak_ratio = {
         w: lib.ratio(
             max(r["esproxy"]["rps"] for r in by_c.values()),
@@ -454,6 +489,10 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
         ">= 3x LiteLLM throughput (peak, every workload)": bool(peak_ratio)
         and min(peak_ratio.values()) >= 3.0,
     }
+    if bridge_at1:
+        targets["<= 0.2 ms p50 added by the OpenAI bridge over _inference (concurrency 1)"] = (
+            max(bridge_at1) <= 0.2
+        )
     role: dict[str, Any] = {}
     if "completion-role" in res["results"] and "completion" in res["results"]:
         # What a role endpoint adds over a key endpoint, both through esproxy in the same run.
@@ -491,6 +530,7 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
         "esproxy_extra_cpu_ms_per_request": extra_cpu,
         "esproxy_vs_litellm_rps": vs_litellm,
         "esproxy_vs_litellm_peak_rps": peak_ratio,
+        "bridge_added_p50_ms": bridge_added,
         "targets": targets,
     }
 
