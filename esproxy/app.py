@@ -6,6 +6,7 @@ Each resource is one cleanup context, set up in start order and torn down in rev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,6 +26,7 @@ from esproxy.app_keys import (
     RESERVED_INDEX,
     SETTINGS,
     STORE,
+    STORE_HEALTH,
 )
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 from esproxy.inference.chat_service import ChatService
@@ -41,7 +43,13 @@ from esproxy.observability.web import ACCESS_LOG_KEY, METRICS_KEY
 from esproxy.openai_bridge.keys import BridgeKeys
 from esproxy.openai_bridge.routes import add_bridge_routes
 from esproxy.readiness import Readiness
-from esproxy.secret_cipher import SecretCipher, load_or_create_key_file, parse_key
+from esproxy.secret_cipher import (
+    SecretCipher,
+    SecretKey,
+    load_or_create_key_file_keys,
+    parse_key,
+    read_key_file_keys,
+)
 from esproxy.settings import Settings, SettingsError
 from esproxy.splice.backends import AppTarget, NodeTarget
 from esproxy.splice.server import SplicingRunner
@@ -49,7 +57,9 @@ from esproxy.splice.splicer import Splicer
 from esproxy.storage.cache import CachedEndpointStore
 from esproxy.storage.elasticsearch import ElasticsearchEndpointStore
 from esproxy.storage.memory import InMemoryEndpointStore
+from esproxy.storage.opening import OpeningStore
 from esproxy.storage.sqlite import SqliteEndpointStore
+from esproxy.store_health import StoreHealth
 from esproxy.upstream import UpstreamForwarder
 from esproxy.upstream_session import create_upstream_session, tls_context
 from esproxy.web import handlers, health
@@ -206,18 +216,64 @@ async def open_cipher(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-def build_cipher(settings: Settings) -> SecretCipher:
-    others = [
-        parse_key(t, source="[secrets] previous_keys") for t in settings.secrets.previous_keys
-    ]
+def build_cipher(settings: Settings, *, create_key_file: bool = True) -> SecretCipher:
+    others = previous_keys(settings)
     if settings.secrets.key:
-        return SecretCipher(parse_key(settings.secrets.key), others)
+        # A key file left beside the store still opens what it sealed (e.g. mid-rotation).
+        key_file = settings.storage.key_file
+        file_keys = read_key_file_keys(key_file) if key_file.exists() else []
+        return SecretCipher(parse_key(settings.secrets.key), [*others, *file_keys])
     if settings.storage_backend == "elasticsearch" and not settings.server.dev:
         raise SettingsError(
             "a secrets key is required when endpoints are stored in the cluster: set "
             "ESPROXY_SECRETS_KEY or [secrets] key (generate one with `esproxy generate-key`)"
         )
-    return SecretCipher(load_or_create_key_file(settings.storage.key_file), others)
+    key_file = settings.storage.key_file
+    if create_key_file:
+        primary, *older = load_or_create_key_file_keys(key_file)
+    else:
+        try:
+            primary, *older = read_key_file_keys(settings.storage.key_file)
+        except FileNotFoundError:
+            raise SettingsError(
+                f"no secrets key: [secrets] key is not set and there is no key file "
+                f"[{settings.storage.key_file.resolve()}]"
+            ) from None
+    return SecretCipher(primary, [*older, *others], key_file=key_file)
+
+
+def previous_keys(settings: Settings) -> list[SecretKey]:
+    return [parse_key(t, source="[secrets] previous_keys") for t in settings.secrets.previous_keys]
+
+
+@contextlib.asynccontextmanager
+async def open_admin_store(settings: Settings) -> AsyncIterator[tuple[OpenableStore, str]]:
+    """The configured store for an admin command, with what to call it: never created, and none
+    of the server's parts (auth, emulator, forwarding) started."""
+    backend = settings.storage_backend
+    if backend == "memory":
+        raise SettingsError("the memory store keeps no endpoints between runs: nothing to rotate")
+    if backend == "sqlite":
+        path = settings.storage.sqlite_path.resolve()
+        if not path.is_file():
+            raise SettingsError(
+                f"there is no endpoint store at [{path}]: give the --data-dir (or --upstream) of "
+                "the store that holds the endpoints"
+            )
+        sqlite = SqliteEndpointStore(path)
+        await sqlite.open()
+        try:
+            yield sqlite, f"SQLite store [{path}]"
+        finally:
+            await sqlite.close()
+        return
+    session = await create_upstream_session(settings.upstream)
+    try:
+        cluster = ElasticsearchEndpointStore(session, settings.upstream, settings.storage.index)
+        await cluster.open(create=False)
+        yield cluster, f"cluster store: {cluster.describe()}"
+    finally:
+        await session.close()
 
 
 async def open_bridge_keys(app: web.Application) -> AsyncIterator[None]:
@@ -227,22 +283,33 @@ async def open_bridge_keys(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_bridge_keys(settings: Settings, cipher: SecretCipher) -> BridgeKeys:
-    """Bridge keys follow the secrets keys: minted with the primary, accepted under old ones."""
-    previous = [
-        parse_key(t, source="[secrets] previous_keys") for t in settings.secrets.previous_keys
-    ]
-    materials = [cipher.primary.material, *(key.material for key in previous)]
-    return BridgeKeys(materials, revoked=settings.bridge.revoked)
+    """Bridge keys follow the secrets keys: minted with the sealing one, accepted under any."""
+    return BridgeKeys(
+        lambda: [key.material for key in cipher.all_keys()], revoked=settings.bridge.revoked
+    )
 
 
 async def open_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = build_store(app)
+    inner = build_store(app)
     describe_store(settings)
+    # The cluster may come after esproxy: its store opens in the background (docs/design.md).
+    cluster = isinstance(inner, ElasticsearchEndpointStore)
+    store = OpeningStore(inner, background=cluster)
     await store.open()
     app[BACKING_STORE] = store
     # Inference reads an endpoint on every call; the cache keeps that off the disk and the cluster.
-    app[STORE] = CachedEndpointStore(store, ttl_seconds=settings.storage.cache_seconds)
+    cache = CachedEndpointStore(store, ttl_seconds=settings.storage.cache_seconds)
+    app[STORE] = cache
+    store_health = StoreHealth(store, app[CIPHER], cache)
+    app[STORE_HEALTH] = store_health
+    if isinstance(inner, ElasticsearchEndpointStore):
+        inner.on_index_lost = store_health.note_index_lost
+    app[READINESS].add("endpoints", store_health.endpoints)
+    # Startup says at once which stored endpoints cannot be used (e.g. a key left out).
+    store.on_open = store_health.endpoints
+    if store.is_open:
+        await store_health.endpoints()
     try:
         yield
     finally:

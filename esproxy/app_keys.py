@@ -14,6 +14,7 @@ from esproxy.reserved_index import ReservedIndex
 from esproxy.secret_cipher import SecretCipher
 from esproxy.settings import Settings
 from esproxy.storage.base import EndpointStore
+from esproxy.store_health import StoreHealth
 from esproxy.upstream import UpstreamForwarder
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -24,6 +25,8 @@ FORWARDER = web.AppKey("forwarder", UpstreamForwarder)
 STORE = web.AppKey("store", EndpointStore)
 # The store behind the cache, for health checks that must reach the backend itself.
 BACKING_STORE = web.AppKey("backing_store", EndpointStore)
+# The store's and its endpoints' readiness (esproxy/store_health.py).
+STORE_HEALTH = web.AppKey("store_health", StoreHealth)
 INFERENCE_SERVICE = web.AppKey("inference_service", InferenceService)
 CHAT_SERVICE = web.AppKey("chat_service", ChatService)
 # Who may call `_inference` (absent when `[auth] mode` is none), and the index no caller may name.

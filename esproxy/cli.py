@@ -19,7 +19,6 @@ from marshmallow import ValidationError
 
 from esproxy import __version__
 from esproxy.errors import ProxyError
-from esproxy.key_rotation import RotationReport
 from esproxy.observability.log_format import use_log_format
 from esproxy.openai_bridge.recipe import EsEndpoint
 from esproxy.settings import (
@@ -480,8 +479,43 @@ def hash_api_key(_: argparse.Namespace) -> int:
 
 
 def rotate_secrets_key(args: argparse.Namespace) -> int:
+    from esproxy.errors import ProxyError
+
     settings = load_settings(args.config, overrides=serve_overrides(args))
-    report = asyncio.run(rotate_with_app(settings))
+    # Only warnings and errors: the store's request log is for the server.
+    logging.getLogger("esproxy").setLevel(logging.WARNING)
+    try:
+        return asyncio.run(rotate_configured_store(settings))
+    except ProxyError as error:
+        print(f"esproxy: {error.reason}", file=sys.stderr)
+        return 1
+
+
+async def rotate_configured_store(settings: Settings) -> int:
+    """Rotate the store the settings name; see esproxy/key_rotation.py for the steps."""
+    from esproxy.app import build_cipher, open_admin_store, previous_keys
+    from esproxy.key_rotation import rotate_key_file, rotate_secrets
+    from esproxy.secret_cipher import parse_key, read_key_file_keys
+
+    async with open_admin_store(settings) as (store, described):
+        print(f"rotating the secrets key of the endpoints in the {described}")
+        if not await store.list():
+            print(
+                f"esproxy: the {described} holds no endpoints: nothing was rotated; check "
+                "--data-dir or --upstream",
+                file=sys.stderr,
+            )
+            return 1
+        key_file = settings.storage.key_file.resolve()
+        if settings.storage_backend == "sqlite" and key_file.exists():
+            new_key = parse_key(settings.secrets.key) if settings.secrets.key else None
+            report, primary = await rotate_key_file(
+                store, key_file, read_key_file_keys(key_file), new_key, previous_keys(settings)
+            )
+            kept = " and still the old ones" if report.unreadable else ""
+            print(f"key file [{key_file}] now holds key [{primary.key_id}]{kept}")
+        else:
+            report = await rotate_secrets(store, build_cipher(settings, create_key_file=False))
     print(
         f"re-encrypted {len(report.resealed)} endpoints; {len(report.current)} already used the "
         f"current key; {len(report.unreadable)} could not be read"
@@ -491,25 +525,12 @@ def rotate_secrets_key(args: argparse.Namespace) -> int:
     return 1 if report.unreadable else 0
 
 
-async def rotate_with_app(settings: Settings) -> RotationReport:
-    """Start the app's components without serving, so the store and cipher are built as usual."""
-    from esproxy.app import create_app
-    from esproxy.app_keys import BACKING_STORE, CIPHER
-    from esproxy.key_rotation import rotate_secrets
-
-    app = create_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    try:
-        return await rotate_secrets(app[BACKING_STORE], app[CIPHER])
-    finally:
-        await runner.cleanup()
-
-
 def bridge_create(args: argparse.Namespace) -> int:
     from esproxy.openai_bridge import recipe
 
     settings = load_settings(args.config, overrides=serve_overrides(args))
+    # Only warnings and errors: the store's request log is for the server.
+    logging.getLogger("esproxy").setLevel(logging.WARNING)
     base_url = args.url or settings.bridge.url
     if base_url is None:
         base_url = f"http://{settings.server.host}:{settings.server.port}"
@@ -530,20 +551,20 @@ def bridge_create(args: argparse.Namespace) -> int:
 async def bridge_endpoint(
     settings: Settings, args: argparse.Namespace, base_url: str
 ) -> EsEndpoint:
-    """Read the esproxy endpoint and mint its bridge key with the app's own components."""
-    from esproxy.app import create_app
-    from esproxy.app_keys import BRIDGE_KEYS, INFERENCE_SERVICE
+    """Read the esproxy endpoint, checking its seal, and mint its bridge key: the store and key
+    the server uses, and none of the server's parts."""
+    from esproxy.app import build_bridge_keys, build_cipher, open_admin_store
+    from esproxy.inference.models import EndpointConfig
     from esproxy.openai_bridge.recipe import es_endpoint
+    from esproxy.sealed_records import open_record
 
-    app = create_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    try:
-        [config] = await app[INFERENCE_SERVICE].get_endpoints(None, args.inference_id)
-        key = app[BRIDGE_KEYS].mint(config.inference_id)
-        return es_endpoint(config, args.es_endpoint, base_url, key)
-    finally:
-        await runner.cleanup()
+    async with open_admin_store(settings) as (store, _):
+        record = await store.get(args.inference_id)
+    cipher = build_cipher(settings, create_key_file=False)
+    open_record(cipher, record)  # a record changed outside esproxy is refused here too
+    config = EndpointConfig.from_dict(record.config)
+    key = build_bridge_keys(settings, cipher).mint(config.inference_id)
+    return es_endpoint(config, args.es_endpoint, base_url, key)
 
 
 def configure_logging(level: str) -> None:

@@ -23,7 +23,13 @@ at the module that meets them; handlers never catch, and `web/middlewares.py` re
     │   └── AuthorizationUnavailable 503     the cluster could not be asked about a caller
     ├── NoUpstream                   400     exception: no cluster is configured
     ├── StoreUnavailable             503     exception: the endpoint store cannot be reached
+    │   ├── StoreMisconfigured       500     illegal_state_exception: its index is not esproxy's
+    │   └── EndpointChanged          409     version_conflict_engine_exception: a conditional
+    │                                        write lost to another writer
     └── SecretsUnreadable            500     exception: stored secrets cannot be decrypted
+        ├── KeyNotConfigured         500     sealed with a key esproxy was not given
+        ├── EndpointModified         500     illegal_state_exception: changed outside esproxy
+        └── ConfigNotAuthenticated   500     illegal_state_exception: a legacy record
 
 `PlainError` renders Elasticsearch's string form (`{"error": "...", "status": N}`), which ES uses
 for "no handler found" and "Incorrect HTTP method" answers.
@@ -230,8 +236,42 @@ class StoreUnavailable(ProxyError):
     status = 503
 
 
+class StoreMisconfigured(StoreUnavailable):
+    """The store answers, but what it holds is not esproxy's (e.g. a foreign index): retrying does
+    not help, an operator must act, so it is a 500 that clients do not retry."""
+
+    status = 500
+    error_type = "illegal_state_exception"
+
+
+class EndpointChanged(StoreUnavailable):
+    """A compare-and-swap replace found another version than the one its caller read."""
+
+    status = 409
+    error_type = "version_conflict_engine_exception"
+
+    def __init__(self, inference_id: str) -> None:
+        self.inference_id = inference_id
+        super().__init__(
+            f"Inference endpoint [{inference_id}] was changed by another writer meanwhile; "
+            "read it again and retry"
+        )
+
+
 class SecretsUnreadable(ProxyError):
     status = 500
+
+
+class KeyNotConfigured(SecretsUnreadable):
+    pass
+
+
+class EndpointModified(SecretsUnreadable):
+    error_type = "illegal_state_exception"
+
+
+class ConfigNotAuthenticated(SecretsUnreadable):
+    error_type = "illegal_state_exception"
 
 
 def unified_error_body(error: ProxyError) -> dict[str, Any]:

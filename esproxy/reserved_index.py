@@ -45,16 +45,18 @@ class Reach:
 class ReservedIndex:
     """The index (and, once looked up, its concrete names and aliases) no caller may name."""
 
-    def __init__(self, index: str) -> None:
+    def __init__(self, index: str, always: Iterable[str] = ()) -> None:
         self.index = index
-        self.concrete: frozenset[str] = frozenset({index})
+        # Reserved even while the cluster does not have them (before creation, after a loss).
+        self.always = frozenset({index, *always})
+        self.concrete: frozenset[str] = self.always
         self.aliases: dict[str, bool] = {}  # alias name -> whether it is hidden
 
     def __repr__(self) -> str:
         return f"ReservedIndex({self.index!r}, aliases={sorted(self.aliases)!r})"
 
     def update(self, concrete: Iterable[str], aliases: Mapping[str, bool]) -> None:
-        self.concrete = frozenset({self.index, *concrete})
+        self.concrete = frozenset({*self.always, *concrete})
         self.aliases = dict(aliases)
 
     def refusal(self, method: str, target: str, query: MultiMapping[str]) -> str | None:

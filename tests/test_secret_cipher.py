@@ -1,13 +1,20 @@
 """SecretCipher sealing and the secrets key: text, generation and the key file."""
 
 import base64
+import json
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from esproxy.errors import SecretsUnreadable
+from esproxy.errors import (
+    ConfigNotAuthenticated,
+    EndpointModified,
+    KeyNotConfigured,
+    SecretsUnreadable,
+)
 from esproxy.secret_cipher import (
     SecretCipher,
     SecretKey,
@@ -31,72 +38,137 @@ def flip_last_byte(sealed: str) -> str:
     return f"{head}.{base64.urlsafe_b64encode(bytes(blob)).decode()}"
 
 
+BOUND = b'{"config":{"model":"a"},"inference_id":"my-endpoint"}'
+
+
 def test_seal_then_open_returns_the_secrets_and_hides_them():
     cipher = SecretCipher(new_key())
 
-    sealed = cipher.seal("my-endpoint", SECRETS)
+    sealed = cipher.seal("my-endpoint", SECRETS, BOUND)
 
-    assert cipher.open("my-endpoint", sealed) == SECRETS
+    assert cipher.open("my-endpoint", sealed, BOUND) == SECRETS
     assert all(value not in sealed for value in SECRETS.values())
-    assert sealed.startswith(f"v1.{cipher.primary.key_id}.")
+    assert sealed.startswith(f"v2.{cipher.primary.key_id}.")
 
 
 def test_sealing_twice_gives_different_values():
     cipher = SecretCipher(new_key())
 
-    assert cipher.seal("e", SECRETS) != cipher.seal("e", SECRETS)
+    assert cipher.seal("e", SECRETS, BOUND) != cipher.seal("e", SECRETS, BOUND)
 
 
 def test_a_tampered_value_is_refused_naming_the_endpoint_and_key():
     cipher = SecretCipher(new_key())
-    sealed = cipher.seal("my-endpoint", SECRETS)
+    sealed = cipher.seal("my-endpoint", SECRETS, BOUND)
 
-    with pytest.raises(SecretsUnreadable) as caught:
-        cipher.open("my-endpoint", flip_last_byte(sealed))
+    with pytest.raises(EndpointModified) as caught:
+        cipher.open("my-endpoint", flip_last_byte(sealed), BOUND)
 
     assert caught.value.status == 500
     assert "[my-endpoint]" in caught.value.reason
     assert f"[{cipher.primary.key_id}]" in caught.value.reason
-    assert "altered" in caught.value.reason
+    assert "modified outside esproxy" in caught.value.reason
 
 
-def test_a_value_moved_to_another_endpoint_is_refused():
+def test_a_value_opened_with_other_bound_data_is_refused():
     cipher = SecretCipher(new_key())
-    sealed = cipher.seal("endpoint-a", SECRETS)
+    sealed = cipher.seal("endpoint-a", SECRETS, BOUND)
 
-    with pytest.raises(SecretsUnreadable, match=r"\[endpoint-b\].*another endpoint"):
-        cipher.open("endpoint-b", sealed)
+    with pytest.raises(EndpointModified, match=r"\[endpoint-b\] was modified outside esproxy"):
+        cipher.open("endpoint-b", sealed, BOUND.replace(b'"a"', b'"b"'))
 
 
-def test_a_value_sealed_with_an_unknown_key_names_that_key():
+def test_a_value_sealed_with_an_unknown_key_names_that_key_and_what_to_do():
     sealer = SecretCipher(new_key())
-    sealed = sealer.seal("my-endpoint", SECRETS)
+    sealed = sealer.seal("my-endpoint", SECRETS, BOUND)
 
-    with pytest.raises(SecretsUnreadable) as caught:
-        SecretCipher(new_key()).open("my-endpoint", sealed)
+    with pytest.raises(KeyNotConfigured) as caught:
+        SecretCipher(new_key()).open("my-endpoint", sealed, BOUND)
 
-    assert caught.value.reason == (
+    assert caught.value.reason.startswith(
         f"Secrets of inference endpoint [my-endpoint] were sealed with secrets key "
-        f"[{sealer.primary.key_id}], which is not configured; add it to [secrets] previous_keys"
+        f"[{sealer.primary.key_id}], which is not configured: add that key to [secrets] "
+        "previous_keys"
     )
+    assert "rotate-secrets-key" in caught.value.reason
 
 
-@pytest.mark.parametrize("sealed", ["", "plaintext", "v2.0123456789abcdef.AAAA", "v1.x.AAAA"])
+@pytest.mark.parametrize("sealed", ["", "plaintext", "v2.0123456789abcdef.AAAA", "v3.x.AAAA"])
 def test_a_value_that_is_not_sealed_is_refused(sealed):
     with pytest.raises(SecretsUnreadable, match=r"\[e\] are not a sealed value"):
-        SecretCipher(new_key()).open("e", sealed)
+        SecretCipher(new_key()).open("e", sealed, BOUND)
+
+
+def lenient_variants(sealed: str) -> list[str]:
+    head, _, encoded = sealed.rpartition(".")
+    standard = encoded.replace("-", "+").replace("_", "/")
+    variants = [
+        f"{head}.{encoded} ",  # trailing space
+        f"{head}.{encoded[:10]}\n{encoded[10:]}",  # a newline inside
+        f"{head}.{encoded[:10]}*{encoded[10:]}",  # a character outside the alphabet
+        f"{head}.{encoded.rstrip('=')}",  # padding missing
+        f"{head}.{standard}",  # the standard alphabet
+        f"{head}.{encoded[:-4]}{flip_spare_bits(encoded[-4:])}",  # spare bits set
+    ]
+    return [variant for variant in variants if variant != sealed]
+
+
+def flip_spare_bits(quantum: str) -> str:
+    """The last 4 characters with the unused low bits of their final character set."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    data = quantum.rstrip("=")
+    spare = {2: 0b1111, 3: 0b11}.get(len(data))
+    if spare is None:
+        return quantum
+    last = alphabet[alphabet.index(data[-1]) | spare]
+    return data[:-1] + last + "=" * (4 - len(data))
+
+
+def test_sealed_values_are_decoded_strictly():
+    # base64's lenient decoder drops stray characters, so one blob would have many spellings.
+    cipher = SecretCipher(new_key())
+    sealed = cipher.seal("e", SECRETS, BOUND)
+    while "-" not in sealed.rpartition(".")[2] and "_" not in sealed.rpartition(".")[2]:
+        sealed = cipher.seal("e", SECRETS, BOUND)  # one that the standard alphabet spells apart
+    assert cipher.open("e", sealed, BOUND) == SECRETS
+
+    for variant in lenient_variants(sealed):
+        with pytest.raises(SecretsUnreadable, match=r"are not a sealed value"):
+            cipher.open("e", variant, BOUND)
+
+
+def test_a_legacy_value_is_refused_unless_migrating():
+    key = new_key()
+    cipher = SecretCipher(key)
+    legacy = seal_legacy(key, "e", SECRETS)
+
+    with pytest.raises(ConfigNotAuthenticated, match=r"rotate-secrets-key"):
+        cipher.open("e", legacy, BOUND)
+    assert cipher.open_legacy("e", legacy) == SECRETS
+    assert cipher.needs_reseal(legacy)
+    with pytest.raises(EndpointModified):
+        cipher.open_legacy("other", legacy)
+
+
+def seal_legacy(key: SecretKey, inference_id: str, secrets: dict[str, str]) -> str:
+    """A value as esproxy before config authentication sealed it (format v1)."""
+    nonce = os.urandom(12)
+    plaintext = json.dumps(secrets, separators=(",", ":")).encode()
+    bound = f"esproxy-secrets/v1/{key.key_id}/{inference_id}".encode()
+    blob = AESGCM(key.material).encrypt(nonce, plaintext, bound)
+    return f"v1.{key.key_id}.{base64.urlsafe_b64encode(nonce + blob).decode()}"
 
 
 def test_rotation_opens_old_values_and_reports_which_need_resealing():
     old, new = new_key(), new_key()
-    sealed_before = SecretCipher(old).seal("e", SECRETS)
+    sealed_before = SecretCipher(old).seal("e", SECRETS, BOUND)
     rotated = SecretCipher(new, others=[old])
 
     assert rotated.needs_reseal(sealed_before)
-    assert rotated.open("e", sealed_before) == SECRETS
-    resealed = rotated.seal("e", rotated.open("e", sealed_before))
+    assert rotated.open("e", sealed_before, BOUND) == SECRETS
+    resealed = rotated.seal("e", rotated.open("e", sealed_before, BOUND), BOUND)
     assert not rotated.needs_reseal(resealed)
-    assert SecretCipher(new).open("e", resealed) == SECRETS
+    assert SecretCipher(new).open("e", resealed, BOUND) == SECRETS
     assert rotated.needs_reseal("garbage")
 
 
@@ -132,7 +204,7 @@ def test_key_material_never_shows_in_reprs_or_errors():
     text = base64.b64encode(key.material).decode()
     cipher = SecretCipher(key)
     with pytest.raises(SecretsUnreadable) as caught:
-        cipher.open("e", flip_last_byte(cipher.seal("e", SECRETS)))
+        cipher.open("e", flip_last_byte(cipher.seal("e", SECRETS, BOUND)), BOUND)
 
     shown = [repr(key), str(key), repr(cipher), repr(caught.value), str(caught.value)]
     for text_shown in shown:

@@ -15,8 +15,11 @@ from typing import Any, TypeVar
 from esproxy.errors import (
     BadRequest,
     EndpointAlreadyExists,
+    EndpointModified,
     EndpointNotFound,
+    KeyNotConfigured,
     RequestTimedOut,
+    SecretsUnreadable,
     StatusError,
 )
 from esproxy.inference import schemas
@@ -38,6 +41,7 @@ from esproxy.integrations.base import CallSlot, Integration
 from esproxy.integrations.registry import IntegrationRegistry
 from esproxy.observability import events
 from esproxy.observability.events import NoTelemetry, Telemetry
+from esproxy.sealed_records import open_any_record, open_record, seal_record
 from esproxy.secret_cipher import SecretCipher
 from esproxy.storage.base import EndpointRecord, EndpointStore
 
@@ -46,6 +50,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ALL_IDS = frozenset({"_all", "*"})
+# Marks, in memory only, an endpoint read from a legacy (v1) record, so that an update re-seals it.
+LEGACY_MARK = "_esproxy_legacy_record"
 
 
 class InferenceService:
@@ -84,6 +90,8 @@ class InferenceService:
             endpoint = await self._within(
                 seconds, integration.validate(endpoint, self._slots(integration, endpoint))
             )
+            # A rotation of the key file seals with the new key.
+            await self._cipher.follow_key_file()
             await self._store.create(self._seal(endpoint))
         except BaseException:
             self._telemetry.forget(inference_id)  # ...which keeps no series unless stored
@@ -100,21 +108,24 @@ class InferenceService:
         if not raw_body.strip():
             raise BadRequest("Request body is empty")
         body = schemas.decode_json_body(raw_body)
-        current = await self.load_endpoint(inference_id)
+        # A legacy record may be updated: the write seals it, config included (docs/design.md).
+        record, current = await self._load(inference_id, allow_legacy=True)
         integration = self._registry.get(current.config.service)
         # ES cannot update through `/_inference/{id}/_update` at all; the endpoint's own type
         # stands in for the missing path segment.
         if path_task_type is None and "task_type" not in body:
             path_task_type = current.config.task_type
         updated = integration.apply_update(current, path_task_type, body)
-        if updated == current:
+        if updated == current and not is_legacy(current):
             return current.config  # nothing changed, so no probe call, as in ES
         seconds = DEFAULT_TIMEOUT_SECONDS if time_limit is None else time_limit
         self._observe(updated.config)
         slots = self._slots(integration, updated)
         updated = await self._within(seconds, integration.validate(updated, slots))
         # Through the cache, so this instance's next call already uses the new keys and rate.
-        await self._store.replace(self._seal(updated))
+        # Conditional on the version read: a racing rotation or update is not overwritten.
+        await self._cipher.follow_key_file()
+        await self._store.replace(self._seal(updated), expected=record)
         # The new record would miss anyway; dropping the old parse frees its decrypted keys now.
         self._parsed.forget(inference_id)
         return updated.config
@@ -126,11 +137,34 @@ class InferenceService:
         self, task_type: TaskType | None, inference_id: str | None
     ) -> list[EndpointConfig]:
         if inference_id is None or inference_id in ALL_IDS:
-            configs = [EndpointConfig.from_dict(r.config) for r in await self._store.list()]
+            records = [r for r in await self._store.list() if self._is_intact(r)]
+            configs = [EndpointConfig.from_dict(r.config) for r in records]
             return [c for c in configs if task_type in (None, c.task_type)]
-        config = EndpointConfig.from_dict((await self._store.get(inference_id)).config)
+        record = await self._store.get(inference_id)
+        if not self._is_intact(record):
+            self._cipher_check(record)  # raises the error that says what happened
+        config = EndpointConfig.from_dict(record.config)
         check_requested_task_type(task_type, config)
         return [config]
+
+    def _is_intact(self, record: EndpointRecord) -> bool:
+        """False only for a record known to be changed outside esproxy: GET never shows it.
+
+        Records whose key is missing, or legacy ones, are shown: GET is how an operator checks
+        them; inference refuses them.
+        """
+        try:
+            self._cipher_check(record)
+        except EndpointModified:
+            log.warning("not listing endpoint [%s]: modified outside esproxy", record.inference_id)
+            return False
+        except SecretsUnreadable:
+            return True
+        return True
+
+    def _cipher_check(self, record: EndpointRecord) -> None:
+        if self._parsed.get(record.inference_id, record) is None:
+            open_any_record(self._cipher, record)
 
     async def delete_endpoint(
         self, task_type: TaskType | None, inference_id: str, *, dry_run: bool = False
@@ -237,8 +271,18 @@ class InferenceService:
             return False
         return True
 
-    async def load_endpoint(self, inference_id: str) -> StoredEndpoint:
-        """The endpoint as the store returns it now, parsed once per stored version."""
+    async def load_endpoint(
+        self, inference_id: str, *, allow_legacy: bool = False
+    ) -> StoredEndpoint:
+        """The endpoint as the store returns it now, parsed once per stored version.
+
+        Only a record exactly as esproxy sealed it is used (`sealed_records.py`).
+        """
+        return (await self._load(inference_id, allow_legacy=allow_legacy))[1]
+
+    async def _load(
+        self, inference_id: str, *, allow_legacy: bool
+    ) -> tuple[EndpointRecord, StoredEndpoint]:
         try:
             record = await self._store.get(inference_id)
         except EndpointNotFound:
@@ -249,9 +293,16 @@ class InferenceService:
             raise
         endpoint = self._parsed.get(inference_id, record)
         if endpoint is None:
-            endpoint = self._parse(inference_id, record)
-            self._parsed.put(inference_id, record, endpoint)
-        return endpoint
+            try:
+                endpoint = self._parse(record, allow_legacy)
+            except KeyNotConfigured:
+                # Sealed by a rotation of the key file that ran while this server did?
+                if not await self._cipher.follow_key_file():
+                    raise
+                endpoint = self._parse(record, allow_legacy)
+            if not is_legacy(endpoint):
+                self._parsed.put(inference_id, record, endpoint)
+        return record, endpoint
 
     def effective_rate(self, config: EndpointConfig) -> int:
         """Requests per minute the endpoint's Bedrock calls are paced at now."""
@@ -266,11 +317,15 @@ class InferenceService:
             self._telemetry.endpoint(config.inference_id, task_type, model), task_type
         )
 
-    def _parse(self, inference_id: str, record: EndpointRecord) -> StoredEndpoint:
+    def _parse(self, record: EndpointRecord, allow_legacy: bool) -> StoredEndpoint:
+        opener = open_any_record if allow_legacy else open_record
+        secrets = opener(self._cipher, record)
         endpoint = StoredEndpoint(
             config=EndpointConfig.from_dict(record.config),
-            secrets=self._cipher.open(inference_id, record.sealed_secrets),
-            internal=record.internal,
+            secrets=secrets,
+            internal={**record.internal, LEGACY_MARK: True}
+            if record.sealed_secrets.startswith("v1.")
+            else record.internal,
         )
         return self._registry.get(endpoint.config.service).parse_stored(endpoint)
 
@@ -279,12 +334,9 @@ class InferenceService:
             raise EndpointAlreadyExists(inference_id)
 
     def _seal(self, endpoint: StoredEndpoint) -> EndpointRecord:
-        return EndpointRecord(
-            inference_id=endpoint.inference_id,
-            config=endpoint.config.to_dict(),
-            internal=dict(endpoint.internal),
-            sealed_secrets=self._cipher.seal(endpoint.inference_id, endpoint.secrets),
-        )
+        internal = {k: v for k, v in endpoint.internal.items() if k != LEGACY_MARK}
+        record = EndpointRecord(endpoint.inference_id, endpoint.config.to_dict(), internal)
+        return seal_record(self._cipher, record, endpoint.secrets)
 
     def _slots(self, integration: Integration, endpoint: StoredEndpoint) -> Callable[[], CallSlot]:
         limit = integration.rate_limit(endpoint)
@@ -324,6 +376,10 @@ async def continue_stream(
         yield first
         async for delta in rest:
             yield delta
+
+
+def is_legacy(endpoint: StoredEndpoint) -> bool:
+    return LEGACY_MARK in endpoint.internal
 
 
 def check_requested_task_type(task_type: TaskType | None, config: EndpointConfig) -> None:

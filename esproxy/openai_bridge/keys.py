@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 PREFIX = "esb"
 NONCE_BYTES = 12
@@ -29,16 +29,30 @@ def encode(raw: bytes) -> str:
 
 
 class BridgeKeys:
-    """Mints with the primary secrets key; accepts keys made with any configured one."""
+    """Mints with the sealing secrets key; accepts keys made with any key the cipher knows.
 
-    def __init__(self, materials: Sequence[bytes], revoked: Iterable[str] = ()) -> None:
-        if not materials:
-            raise ValueError("bridge keys need at least one secrets key")
-        self._secrets = tuple(derive_bridge_secret(material) for material in materials)
+    `materials` is read at each use, so a secrets key rotated while the server runs (the cipher
+    follows its key file) applies to bridge keys at once.
+    """
+
+    def __init__(
+        self, materials: Callable[[], Sequence[bytes]], revoked: Iterable[str] = ()
+    ) -> None:
+        self._materials = materials
+        self._derived: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
         self._revoked = frozenset(revoked)
 
     def __repr__(self) -> str:
-        return f"BridgeKeys(<{len(self._secrets)} keys>, revoked={len(self._revoked)})"
+        return f"BridgeKeys(revoked={len(self._revoked)})"
+
+    @property
+    def _secrets(self) -> tuple[bytes, ...]:
+        materials = tuple(self._materials())
+        if not materials:
+            raise ValueError("bridge keys need at least one secrets key")
+        if materials != self._derived[0]:
+            self._derived = (materials, tuple(derive_bridge_secret(m) for m in materials))
+        return self._derived[1]
 
     def mint(self, inference_id: str) -> str:
         nonce = encode(secrets.token_bytes(NONCE_BYTES))

@@ -30,8 +30,10 @@ class EndpointStore(Protocol):
     `create` is atomic and raises `EndpointAlreadyExists` when the id is taken, so concurrent
     creators end with exactly one endpoint. `get` raises `EndpointNotFound`. `delete` raises
     `EndpointNotFound` when nothing was deleted. `replace` overwrites an existing record (updates,
-    key rotation) and raises `EndpointNotFound` when the id is gone. Backend failures raise
-    `StoreUnavailable`.
+    key rotation) and raises `EndpointNotFound` when the id is gone; given `expected`, only while
+    the stored record still has `expected`'s sealed value (a compare-and-swap: every write seals
+    with a fresh nonce, so that value names one version), else it raises `EndpointChanged`.
+    Backend failures raise `StoreUnavailable`.
     """
 
     async def create(self, record: EndpointRecord) -> None: ...
@@ -42,6 +44,8 @@ class EndpointStore(Protocol):
         """Every record, sorted by `inference_id`."""
         ...
 
-    async def replace(self, record: EndpointRecord) -> None: ...
+    async def replace(
+        self, record: EndpointRecord, expected: EndpointRecord | None = None
+    ) -> None: ...
 
     async def delete(self, inference_id: str) -> None: ...

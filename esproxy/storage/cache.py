@@ -7,6 +7,7 @@ write go straight through.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import logging
 import time
@@ -14,7 +15,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from esproxy.errors import EndpointNotFound, StoreUnavailable
+from esproxy.errors import (
+    EndpointChanged,
+    EndpointNotFound,
+    StoreMisconfigured,
+    StoreUnavailable,
+)
 from esproxy.storage.base import EndpointRecord, EndpointStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,7 @@ class CachedEndpointStore:
     - Stale-if-error: when the inner store is unavailable, an expired entry keeps being served (and
       is trusted for another `ttl_seconds` before the next attempt), however old it is. This is what
       keeps known endpoints serving inference while the cluster is down; ids never seen still fail.
+      A store that answers but is not esproxy's (`StoreMisconfigured`) is not ridden out.
     - At most `max_entries` entries; the least recently used go first.
     """
 
@@ -69,7 +76,7 @@ class CachedEndpointStore:
             raise EndpointNotFound(inference_id)
         return copy.deepcopy(entry.record)
 
-    async def list(self) -> list[EndpointRecord]:
+    async def list(self) -> builtins.list[EndpointRecord]:
         return await self.inner.list()
 
     async def create(self, record: EndpointRecord) -> None:
@@ -77,10 +84,12 @@ class CachedEndpointStore:
         await self.inner.create(record)
         self._remember(record.inference_id, copy.deepcopy(record))
 
-    async def replace(self, record: EndpointRecord) -> None:
+    async def replace(self, record: EndpointRecord, expected: EndpointRecord | None = None) -> None:
         previous = self._forget(record.inference_id)
         try:
-            await self.inner.replace(record)
+            await self.inner.replace(record, expected)
+        except EndpointChanged:
+            raise  # another writer won: the old entry is known to be out of date
         except StoreUnavailable:
             self._restore(record.inference_id, previous)
             raise
@@ -94,6 +103,16 @@ class CachedEndpointStore:
             self._restore(inference_id, previous)
             raise
         self._remember(inference_id, None)
+
+    def cached_ids(self) -> builtins.list[str]:
+        """The ids this instance holds a record for, however old: what it would still serve."""
+        return sorted(key for key, entry in self._entries.items() if entry.record is not None)
+
+    def forget_all(self) -> None:
+        """Drop every entry (the backing index was lost): the next reads go to the store."""
+        self._generation += 1
+        self._entries.clear()
+        self._reads.clear()
 
     def _restore(self, inference_id: str, previous: Entry | None) -> None:
         """After a write the store could not take: the old entry may again serve while stale,
@@ -128,7 +147,8 @@ class CachedEndpointStore:
 
     def _stale_or_raise(self, inference_id: str, error: StoreUnavailable) -> Entry:
         stale = self._entries.get(inference_id)
-        if stale is None:
+        # A store that answers but is not esproxy's is no outage to ride out: say so at once.
+        if stale is None or isinstance(error, StoreMisconfigured):
             raise error
         log.warning(
             "endpoint store unavailable, serving [%s] as cached %.0f s ago: %s",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from esproxy.errors import EndpointAlreadyExists, EndpointNotFound
+from esproxy.errors import EndpointAlreadyExists, EndpointChanged, EndpointNotFound
 from esproxy.storage.base import EndpointRecord
 
 
@@ -37,9 +37,12 @@ class InMemoryEndpointStore:
     async def list(self) -> list[EndpointRecord]:
         return [copy.deepcopy(self._records[key]) for key in sorted(self._records)]
 
-    async def replace(self, record: EndpointRecord) -> None:
-        if record.inference_id not in self._records:
+    async def replace(self, record: EndpointRecord, expected: EndpointRecord | None = None) -> None:
+        current = self._records.get(record.inference_id)
+        if current is None:
             raise EndpointNotFound(record.inference_id)
+        if expected is not None and current.sealed_secrets != expected.sealed_secrets:
+            raise EndpointChanged(record.inference_id)
         self._records[record.inference_id] = copy.deepcopy(record)
 
     async def delete(self, inference_id: str) -> None:

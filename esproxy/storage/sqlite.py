@@ -16,7 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from esproxy.errors import EndpointAlreadyExists, EndpointNotFound, StoreUnavailable, snake_case
+from esproxy.errors import (
+    EndpointAlreadyExists,
+    EndpointChanged,
+    EndpointNotFound,
+    StoreUnavailable,
+    snake_case,
+)
 from esproxy.storage.base import EndpointRecord
 
 T = TypeVar("T")
@@ -82,8 +88,8 @@ class SqliteEndpointStore:
     async def list(self) -> list[EndpointRecord]:
         return await self._run(select_all)
 
-    async def replace(self, record: EndpointRecord) -> None:
-        await self._run(update, record)
+    async def replace(self, record: EndpointRecord, expected: EndpointRecord | None = None) -> None:
+        await self._run(update, record, expected)
 
     async def delete(self, inference_id: str) -> None:
         await self._run(delete, inference_id)
@@ -155,14 +161,26 @@ def select_all(db: sqlite3.Connection) -> list[EndpointRecord]:
     return [to_record(row) for row in rows]
 
 
-def update(db: sqlite3.Connection, record: EndpointRecord) -> None:
+def update(db: sqlite3.Connection, record: EndpointRecord, expected: EndpointRecord | None) -> None:
     inference_id, task_type, config, internal, sealed = row_values(record)
-    cursor = db.execute(
+    query = (
         "UPDATE endpoints SET task_type = ?, config = ?, internal = ?, sealed_secrets = ?,"
-        " updated_at = ? WHERE inference_id = ?",
-        (task_type, config, internal, sealed, timestamp(), inference_id),
+        " updated_at = ? WHERE inference_id = ?"
     )
+    values: tuple[str, ...] = (task_type, config, internal, sealed, timestamp(), inference_id)
+    if expected is not None:
+        # One statement: the compare and the swap are atomic, also against other processes.
+        query += " AND sealed_secrets = ?"
+        values += (expected.sealed_secrets,)
+    cursor = db.execute(query, values)
     if cursor.rowcount == 0:
+        if (
+            expected is not None
+            and db.execute(
+                "SELECT 1 FROM endpoints WHERE inference_id = ?", (inference_id,)
+            ).fetchone()
+        ):
+            raise EndpointChanged(inference_id)
         raise EndpointNotFound(inference_id)
 
 

@@ -26,6 +26,7 @@ from esproxy.authorization.privileges import Credentials, Privilege
 from esproxy.errors import AccessDenied
 from esproxy.reserved_index import ReservedIndex, lookup_names
 from esproxy.settings import Settings, SettingsError
+from esproxy.storage.elasticsearch import reserved_names
 from esproxy.upstream_session import own_authorization
 from esproxy.web.routes import reject_inference
 
@@ -179,7 +180,8 @@ async def open_reserved_index(app: web.Application) -> ReservedIndex | None:
     settings = app[SETTINGS]
     if FORWARDER not in app or settings.storage_backend != "elasticsearch":
         return None
-    reserved = ReservedIndex(settings.storage.index)
+    # The store's concrete index too: it may not exist yet when the aliases are first looked up.
+    reserved = ReservedIndex(settings.storage.index, always=reserved_names(settings.storage.index))
     await refresh_names(app, reserved)
     app[RESERVED_INDEX] = reserved
     return reserved

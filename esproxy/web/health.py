@@ -17,19 +17,17 @@ from yarl import URL
 from esproxy.addresses import is_loopback
 from esproxy.app_keys import (
     AUTHORIZER,
-    BACKING_STORE,
     BEDROCK_ENDPOINT_URL,
     CHAT_SERVICE,
     FORWARDER,
     READINESS,
     SETTINGS,
+    STORE_HEALTH,
 )
 from esproxy.authorization.privileges import GET_ENDPOINTS, Credentials
-from esproxy.errors import AuthorizationUnavailable, EndpointNotFound, ProxyError
+from esproxy.errors import AuthorizationUnavailable, ProxyError
 from esproxy.readiness import Readiness
 from esproxy.web.rendering import render
-
-PROBE_ID = "_esproxy_readiness_probe"
 
 
 async def live(request: web.Request) -> web.Response:
@@ -70,7 +68,8 @@ def add_default_checks(app: web.Application, readiness: Readiness) -> None:
     since forwarding still works while a Bedrock region is away."""
 
     async def store() -> None:
-        await check_store(app)
+        # Opened yet, reachable, and still esproxy's own (esproxy/store_health.py).
+        await app[STORE_HEALTH].check_store()
 
     async def bedrock() -> str:
         return await check_bedrock(app)
@@ -79,14 +78,6 @@ def add_default_checks(app: web.Application, readiness: Readiness) -> None:
     if app[SETTINGS].upstream.urls:
         readiness.add("upstream", lambda: app[FORWARDER].ping())
     readiness.add("bedrock", bedrock, required=False)
-
-
-async def check_store(app: web.Application) -> None:
-    # A read past the cache, so the answer is about the backend itself.
-    try:
-        await app[BACKING_STORE].get(PROBE_ID)
-    except EndpointNotFound:
-        return
 
 
 async def check_bedrock(app: web.Application) -> str:

@@ -28,7 +28,8 @@ async def direct(opensearch_url, method, path, body=None):
 
 
 async def add_alias(opensearch_url, index, alias):
-    action = {"actions": [{"add": {"index": index, "alias": alias}}]}
+    # `index` names esproxy's alias; an alias is added to the concrete index behind it.
+    action = {"actions": [{"add": {"index": f"{index}-000001", "alias": alias}}]}
     assert (await direct(opensearch_url, "POST", "/_aliases", action))[0] == 200
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from esproxy.app_keys import INFERENCE_SERVICE
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
-from esproxy.errors import EndpointNotFound
+from esproxy.errors import EndpointModified, EndpointNotFound
 from esproxy.inference.endpoint_cache import MAX_ENTRIES, Parsed, ParsedEndpoints
 from esproxy.inference.models import EndpointConfig, StoredEndpoint, TaskType
 from esproxy.inference.rate_limits import RateLimiters
@@ -19,6 +19,7 @@ from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.registry import IntegrationRegistry
+from esproxy.sealed_records import seal_record
 from esproxy.secret_cipher import SecretCipher, SecretKey
 from esproxy.storage.base import EndpointRecord
 from esproxy.storage.cache import CachedEndpointStore
@@ -139,7 +140,7 @@ def stored(cipher: SecretCipher, inference_id: str, keys: dict[str, str]) -> End
             "rate_limit": {"requests_per_minute": 240},
         },
     )
-    return EndpointRecord(inference_id, config.to_dict(), {}, cipher.seal(inference_id, keys))
+    return seal_record(cipher, EndpointRecord(inference_id, config.to_dict(), {}), keys)
 
 
 async def test_a_record_changed_in_the_store_is_used_once_the_store_returns_it(parts):
@@ -157,13 +158,13 @@ async def test_a_record_changed_in_the_store_is_used_once_the_store_returns_it(p
     second = await service.load_endpoint("chat")
     assert second.secrets == NEW_KEYS
 
-    # Edited in place with the sealed secrets kept: the config alone tells the versions apart.
+    # Edited in place with the sealed secrets kept: the old parse is not used for it, and the
+    # edit, made outside esproxy, fails authentication.
     settings = {**record.config["service_settings"], "rate_limit": {"requests_per_minute": 7}}
     await backend.replace(replace(record, config={**record.config, "service_settings": settings}))
     clock.now += TTL
-    third = await service.load_endpoint("chat")
-    assert third.config.service_settings["rate_limit"] == {"requests_per_minute": 7}
-    assert third.secrets == NEW_KEYS
+    with pytest.raises(EndpointModified, match=r"\[chat\] was modified outside esproxy"):
+        await service.load_endpoint("chat")
 
     await backend.delete("chat")
     clock.now += TTL

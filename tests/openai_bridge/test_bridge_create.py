@@ -64,15 +64,23 @@ async def test_the_printed_endpoint_opens_the_esproxy_endpoint(
     assert len(answer.data[0].embedding) == 1024
 
 
-async def test_an_unknown_endpoint_is_one_line_and_a_non_zero_exit(tmp_path: Path):
+async def test_an_unknown_endpoint_or_store_is_one_line_and_a_non_zero_exit(
+    start_proxy, settings_for, tmp_path: Path
+):
+    no_store = {"ESPROXY_DATA_DIR": str(tmp_path / "nothing-here")}
+    code, out, err = await run_cli("bridge", "create", "x", "--es-endpoint", "x", env=no_store)
+    assert code == 2 and out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith("esproxy: there is no endpoint store at")
+    assert not (tmp_path / "nothing-here").exists()  # never creates a store
+    data_dir = tmp_path / "data"
+    await start_proxy(settings_for(data_dir=data_dir))  # an empty store
     code, out, err = await run_cli(
         "bridge", "create", "missing", "--es-endpoint", "x",
-        env={"ESPROXY_DATA_DIR": str(tmp_path / "data")},
+        env={"ESPROXY_DATA_DIR": str(data_dir)},
     )  # fmt: skip
-    assert code == 1
-    assert out == ""
-    assert err.strip().splitlines()[-1] == "esproxy: Inference endpoint not found [missing]"
-    assert "Traceback" not in err
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == ["esproxy: Inference endpoint not found [missing]"]
 
 
 async def test_apply_against_a_cluster_without_inference_fails_with_one_line(

@@ -40,7 +40,7 @@ async def test_endpoint_is_a_document_in_the_cluster_without_plaintext_keys(
     assert document["config"]["service_settings"]["model"] == "amazon.titan-text-premier-v1:0"
     assert b"<aws_access_key>" not in raw and b"<aws_secret_key>" not in raw
     settings = json.loads((await direct(opensearch_url, "GET", f"/{index_name}/_settings"))[1])
-    assert settings[index_name]["settings"]["index"]["hidden"] == "true"
+    assert settings[f"{index_name}-000001"]["settings"]["index"]["hidden"] == "true"
 
 
 async def test_other_requests_are_forwarded_byte_for_byte(sidecar, opensearch_url):

@@ -5,6 +5,7 @@ stages: a cluster answering garbage or refusing esproxy's credentials.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -20,7 +21,11 @@ from esproxy.secret_cipher import SecretCipher, generate_key_text, parse_key
 from esproxy.settings import UpstreamSettings
 from esproxy.storage import elasticsearch as elasticsearch_module
 from esproxy.storage.base import EndpointRecord
-from esproxy.storage.elasticsearch import INDEX_BODY, ElasticsearchEndpointStore
+from esproxy.storage.elasticsearch import (
+    CONCRETE_SUFFIX,
+    INDEX_BODY,
+    ElasticsearchEndpointStore,
+)
 
 
 def record(inference_id: str, sealed_secrets: str = "v1.sealed") -> EndpointRecord:
@@ -34,12 +39,18 @@ async def session():
         yield opened
 
 
+async def drop_index(session: aiohttp.ClientSession, url: str, name: str) -> None:
+    """Remove a store's indices: its concrete index (and so its alias), or a legacy one."""
+    names = f"{name}{CONCRETE_SUFFIX},{name}"
+    async with session.delete(f"{url}/{names}?ignore_unavailable=true") as response:
+        assert response.status in (200, 404), await response.text()
+
+
 @pytest.fixture
 async def index(opensearch_url, session):
     name = f".esproxy-test-{uuid.uuid4().hex}"
     yield name
-    async with session.delete(f"{opensearch_url}/{name}"):
-        pass
+    await drop_index(session, opensearch_url, name)
 
 
 @pytest.fixture
@@ -66,7 +77,11 @@ def closed_port_url() -> str:
 async def test_the_index_is_hidden_with_the_explicit_mapping(opensearch_url, session, index, store):
     settings = await read_json(session, f"{opensearch_url}/{index}/_settings")
     mapping = await read_json(session, f"{opensearch_url}/{index}/_mapping")
+    aliases = await read_json(session, f"{opensearch_url}/{index}/_alias")
+    concrete = index + CONCRETE_SUFFIX
 
+    assert aliases == {concrete: {"aliases": {index: {"is_hidden": True, "is_write_index": True}}}}
+    index = concrete
     assert settings[index]["settings"]["index"]["hidden"] == "true"
     assert settings[index]["settings"]["index"]["auto_expand_replicas"] == "0-1"
     assert mapping[index]["mappings"] == INDEX_BODY["mappings"]
@@ -85,7 +100,7 @@ async def test_endpoint_configs_add_no_fields_to_the_mapping(opensearch_url, ses
 
     mapping = await read_json(session, f"{opensearch_url}/{index}/_mapping")
 
-    assert mapping[index]["mappings"] == INDEX_BODY["mappings"]
+    assert mapping[index + CONCRETE_SUFFIX]["mappings"] == INDEX_BODY["mappings"]
 
 
 async def test_instances_opening_one_new_index_at_once_all_succeed(opensearch_url, session, index):
@@ -112,7 +127,7 @@ async def test_an_index_not_made_by_esproxy_is_refused(opensearch_url, session, 
 
 async def test_stored_documents_hold_no_plaintext_secret(opensearch_url, session, index, store):
     secrets = {"access_key": "AKIAPLAINTEXTCHECK", "secret_key": "very/secret+value"}
-    sealed = SecretCipher(parse_key(generate_key_text())).seal("e", secrets)
+    sealed = SecretCipher(parse_key(generate_key_text())).seal("e", secrets, b"{}")
     await store.create(record("e", sealed_secrets=sealed))
     await store.replace(record("e", sealed_secrets=sealed))
 
@@ -318,3 +333,68 @@ async def test_a_cluster_that_stops_answering_is_unavailable(aiohttp_server, ses
     with pytest.raises(StoreUnavailable, match=r"no answer in time") as caught:
         await store.get("e")
     assert f"[{url}]" in caught.value.reason
+
+
+async def test_a_legacy_index_moves_behind_the_alias_keeping_its_endpoints(
+    opensearch_url, session, index
+):
+    legacy_body = json.loads(json.dumps(INDEX_BODY))
+    legacy_body["mappings"]["_meta"]["esproxy_schema_version"] = 1
+    async with session.put(f"{opensearch_url}/{index}", json=legacy_body) as response:
+        assert response.status == 200
+    document = {"inference_id": "old", "task_type": "completion", "service": "amazonbedrock"}
+    document |= {"config": record("old").config, "internal": {"version": 1}}
+    document |= {"sealed_secrets": "v1.sealed", "created_at": "2025-01-01T00:00:00.000Z"}
+    async with session.put(f"{opensearch_url}/{index}/_doc/old?refresh=true", json=document):
+        pass
+    upstream = UpstreamSettings(urls=(opensearch_url,))
+    stores = [ElasticsearchEndpointStore(session, upstream, index) for _ in range(3)]
+
+    await asyncio.gather(*(each.open() for each in stores))
+
+    aliases = await read_json(session, f"{opensearch_url}/{index}/_alias")
+    assert list(aliases) == [index + CONCRETE_SUFFIX]
+    assert await stores[0].list() == [record("old")]
+    await stores[1].create(record("new"))
+    assert [r.inference_id for r in await stores[2].list()] == ["new", "old"]
+
+
+async def test_opening_without_create_never_makes_the_index(opensearch_url, session, index):
+    store = ElasticsearchEndpointStore(session, UpstreamSettings(urls=(opensearch_url,)), index)
+
+    with pytest.raises(StoreUnavailable, match=rf"there is no endpoint index \[{index}\]"):
+        await store.open(create=False)
+
+    async with session.get(f"{opensearch_url}/{index}*?expand_wildcards=all") as response:
+        assert await response.json() == {}
+
+
+async def test_writes_after_the_index_is_lost_recreate_it_as_esproxy_s(
+    opensearch_url, session, index, store
+):
+    await store.create(record("e"))
+    concrete = index + CONCRETE_SUFFIX
+    all_of_them = f"{opensearch_url}/{index}*?expand_wildcards=all"
+
+    for write in (
+        lambda: store.create(record("x")),
+        lambda: store.replace(record("x")),
+        lambda: store.delete("x"),
+    ):
+        async with session.delete(f"{opensearch_url}/{concrete}") as response:
+            assert response.status == 200
+        # What the store relies on: the cluster refuses such a write instead of creating.
+        raw = f"{opensearch_url}/{index}/_create/probe?require_alias=true"
+        async with session.put(raw, json={"inference_id": "probe"}) as response:
+            assert response.status == 404
+        async with session.get(all_of_them) as response:
+            assert await response.json() == {}
+
+        with contextlib.suppress(EndpointNotFound):
+            await write()
+
+        found = await read_json(session, all_of_them)
+        assert list(found) == [concrete]
+        assert found[concrete]["mappings"] == INDEX_BODY["mappings"]
+        assert found[concrete]["aliases"] == {index: {"is_hidden": True, "is_write_index": True}}
+    assert store.stats.index_recreations == 3

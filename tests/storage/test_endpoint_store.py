@@ -5,6 +5,7 @@ can ask for other fixtures (a cluster, a temporary directory) with `request.getf
 """
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import aiohttp
 import pytest
 
-from esproxy.errors import EndpointAlreadyExists, EndpointNotFound
+from esproxy.errors import EndpointAlreadyExists, EndpointChanged, EndpointNotFound
 from esproxy.settings import UpstreamSettings
 from esproxy.storage.base import EndpointRecord, EndpointStore
 from esproxy.storage.cache import CachedEndpointStore
@@ -49,7 +50,7 @@ async def elasticsearch_store(request: pytest.FixtureRequest) -> AsyncIterator[E
             yield store
         finally:
             await store.close()
-            async with session.delete(f"{upstream.urls[0]}/{index}") as response:
+            async with session.delete(f"{upstream.urls[0]}/{index}-000001") as response:
                 assert response.status == 200
 
 
@@ -230,3 +231,18 @@ async def test_changing_a_record_after_storing_it_does_not_change_the_store(stor
     got = await store.get("e")
     assert got.config["service_settings"]["model"] == "amazon.titan-embed-text-v2:0"
     assert got.config["task_type"] == "text_embedding"
+
+
+async def test_a_replace_expecting_a_version_swaps_only_that_version(store):
+    first = dataclasses.replace(record("e", model="first"), sealed_secrets="v2.first")
+    await store.create(first)
+    second = dataclasses.replace(record("e", model="second"), sealed_secrets="v2.second")
+    await store.replace(second, expected=first)
+
+    third = dataclasses.replace(record("e", model="third"), sealed_secrets="v2.third")
+    with pytest.raises(EndpointChanged, match=r"\[e\] was changed by another writer"):
+        await store.replace(third, expected=first)  # read before `second` was written
+
+    assert await store.get("e") == second
+    with pytest.raises(EndpointNotFound):
+        await store.replace(record("gone"), expected=first)

@@ -85,7 +85,7 @@ async def test_files_are_private_to_the_owner(db_path, store):
 
 async def test_stored_files_hold_no_plaintext_secret(db_path, store):
     secrets = {"access_key": "AKIAPLAINTEXTCHECK", "secret_key": "very/secret+value"}
-    sealed = SecretCipher(parse_key(generate_key_text())).seal("e", secrets)
+    sealed = SecretCipher(parse_key(generate_key_text())).seal("e", secrets, b"{}")
     await store.create(record("e", sealed_secrets=sealed))
     await store.replace(record("e", sealed_secrets=sealed))
 
