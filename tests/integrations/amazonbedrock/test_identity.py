@@ -14,6 +14,7 @@ import pytest
 
 from esproxy.app_keys import BACKING_STORE, CIPHER
 from esproxy.bedrock_emulator import create_emulator_app, create_sts_app
+from esproxy.sealed_records import open_record
 from tests.integrations.amazonbedrock.identity_support import (
     BASE_KEY,
     BASE_SECRET,
@@ -59,7 +60,7 @@ async def ambient(start_proxy, settings_for):
 async def stored_secrets(proxy, inference_id):
     app = proxy.server.app
     record = await app[BACKING_STORE].get(inference_id)
-    return app[CIPHER].open(inference_id, record.sealed_secrets)
+    return open_record(app[CIPHER], record)
 
 
 async def test_default_chain_from_environment_variables(monkeypatch, ambient, emulator):
