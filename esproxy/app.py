@@ -36,6 +36,8 @@ from esproxy.inference.embedding_cache import ClusterTier, EmbeddingCache, concr
 from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.integrations.amazonbedrock.credentials import DEFAULT as DEFAULT_CREDENTIALS
+from esproxy.integrations.amazonbedrock.credentials import BedrockCredentials, Egress
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
@@ -183,15 +185,36 @@ async def start_dev_emulator(app: web.Application) -> AsyncIterator[None]:
 
 async def open_bedrock_clients(app: web.Application) -> AsyncIterator[None]:
     bedrock = app[SETTINGS].bedrock
+    credentials = BedrockCredentials(
+        Egress(
+            credentials=bedrock.credentials,
+            proxy_url=bedrock.proxy_url,
+            ca_bundle=bedrock.ca_bundle,
+            endpoint_url=app.get(BEDROCK_ENDPOINT_URL),
+            endpoint_urls=dict(bedrock.endpoint_urls),
+        )
+    )
     clients = BedrockClients(
-        endpoint_url=app.get(BEDROCK_ENDPOINT_URL),
         max_pool_connections=bedrock.max_pool_connections,
         connect_timeout=bedrock.connect_timeout,
         read_timeout=bedrock.read_timeout,
+        credentials=credentials,
     )
     app[BEDROCK_CLIENTS] = clients
-    yield
-    await clients.close()
+
+    async def credential_renewals() -> dict[str, object]:
+        return credentials.snapshot()
+
+    # Informational, like Bedrock: renewals that keep failing show here (and in the log).
+    app[READINESS].add("aws_credentials", credential_renewals, required=False)
+    metrics = app.get(METRICS_KEY)
+    if metrics is not None:
+        metrics.gauges.aws_credentials = credentials.snapshot
+    try:
+        yield
+    finally:
+        await clients.close()
+        await credentials.close()
 
 
 async def open_cipher(app: web.Application) -> AsyncIterator[None]:
@@ -329,7 +352,10 @@ def build_store(app: web.Application) -> OpenableStore:
 async def build_service(app: web.Application) -> AsyncIterator[None]:
     bedrock = app[SETTINGS].bedrock
     retries = RetryPolicy(max_retries=bedrock.max_retries)
-    registry = IntegrationRegistry([AmazonBedrockIntegration(app[BEDROCK_CLIENTS], retries)])
+    keyless = bedrock.credentials == DEFAULT_CREDENTIALS
+    registry = IntegrationRegistry(
+        [AmazonBedrockIntegration(app[BEDROCK_CLIENTS], retries, keyless=keyless)]
+    )
     limiters = RateLimiters(
         queue_capacity=bedrock.queue_capacity, max_concurrent_calls=bedrock.max_concurrent_calls
     )

@@ -87,6 +87,11 @@ class BedrockSettings:
     max_retries: int = 3
     queue_capacity: int = 2000
     max_concurrent_calls: int = 256
+    # Identity and egress (esproxy/integrations/amazonbedrock/credentials.py).
+    credentials: str = "endpoint"  # or "default": keyless endpoints use the AWS default chain
+    proxy_url: str | None = field(default=None, repr=False)  # may hold proxy credentials
+    ca_bundle: str | None = None
+    endpoint_urls: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -286,8 +291,31 @@ class SecretsSchema(Schema):
         return SecretsSettings(**data)
 
 
+class RegionUrls(fields.Dict):
+    """A region -> URL table; environment variables give it as `region=url,region=url`."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            pairs = [part.strip() for part in value.split(",") if part.strip()]
+            table = {}
+            for pair in pairs:
+                region, sep, url = pair.partition("=")
+                if not sep:
+                    raise ValidationError(f"expected REGION=URL, got [{pair}]")
+                table[region.strip()] = url.strip()
+            value = table
+        return super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-untyped-call]
+
+
 class BedrockSchema(Schema):
     endpoint_url = fields.Url(require_tld=False, allow_none=True, schemes={"http", "https"})
+    credentials = fields.String(validate=validate.OneOf(["endpoint", "default"]))
+    proxy_url = fields.Url(require_tld=False, allow_none=True, schemes={"http", "https"})
+    ca_bundle = fields.String(allow_none=True, validate=validate.Length(min=1))
+    endpoint_urls = RegionUrls(
+        keys=fields.String(validate=validate.Length(min=1)),
+        values=fields.Url(require_tld=False, schemes={"http", "https"}),
+    )
     max_pool_connections = fields.Integer(validate=positive())
     connect_timeout = fields.Float(validate=positive())
     read_timeout = fields.Float(validate=positive())
@@ -297,6 +325,8 @@ class BedrockSchema(Schema):
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> BedrockSettings:
+        if "endpoint_urls" in data:
+            data["endpoint_urls"] = {k: v.rstrip("/") for k, v in data["endpoint_urls"].items()}
         return BedrockSettings(**data)
 
 

@@ -25,6 +25,7 @@ from esproxy.inference.rate_limits import RateLimit
 from esproxy.inference.unified_chat import ChatRequest, Message
 from esproxy.integrations.amazonbedrock import bodies, chat, embedding_options, settings, updates
 from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.integrations.amazonbedrock.credentials import CredentialsUnavailable
 from esproxy.integrations.amazonbedrock.model_providers import ModelProvider, embedding_batch_size
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.amazonbedrock.service_description import describe_service
@@ -55,8 +56,12 @@ class AmazonBedrockIntegration:
     task_types = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION, TaskType.CHAT_COMPLETION})
     streaming_task_types = frozenset({TaskType.COMPLETION, TaskType.CHAT_COMPLETION})
 
-    def __init__(self, clients: BedrockClients, retries: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, clients: BedrockClients, retries: RetryPolicy | None = None, *, keyless: bool = False
+    ) -> None:
         self._clients = clients
+        # `[bedrock] credentials = "default"`: endpoints may leave out their keys.
+        self._keyless = keyless
         self._retries = RetryPolicy() if retries is None else retries
         # The typed view of each stored endpoint, for as long as the service hands out the same
         # parsed record (its endpoint cache does until the record changes): marshmallow runs once.
@@ -65,7 +70,7 @@ class AmazonBedrockIntegration:
     def parse_request(
         self, inference_id: str, task_type: TaskType, body: Mapping[str, Any]
     ) -> StoredEndpoint:
-        return settings.parse_request_endpoint(inference_id, task_type, body)
+        return settings.parse_request_endpoint(inference_id, task_type, body, keyless=self._keyless)
 
     def parse_stored(self, endpoint: StoredEndpoint) -> StoredEndpoint:
         settings.read_endpoint(endpoint)
@@ -131,6 +136,8 @@ class AmazonBedrockIntegration:
                         pass
                 return endpoint
             result = await self.infer(endpoint, PROBE, slot)
+        except CredentialsUnavailable:
+            raise  # a role that cannot be assumed: its reason names STS's code
         except ProxyError as error:
             raise BadRequest(PROBE_FAILED, caused_by=error) from error
         if isinstance(result, TextEmbeddingResult):
