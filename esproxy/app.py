@@ -20,6 +20,7 @@ from esproxy.app_keys import (
     BRIDGE_KEYS,
     CHAT_SERVICE,
     CIPHER,
+    EMBEDDING_CACHE,
     FORWARDER,
     INFERENCE_SERVICE,
     LIMITS,
@@ -33,14 +34,19 @@ from esproxy.app_keys import (
 )
 from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 from esproxy.inference.chat_service import ChatService
+from esproxy.inference.embedding_cache import ClusterTier, EmbeddingCache, concrete_index
 from esproxy.inference.rate_limits import RateLimiters
 from esproxy.inference.service import InferenceService
 from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.integrations.amazonbedrock.credentials import DEFAULT as DEFAULT_CREDENTIALS
+from esproxy.integrations.amazonbedrock.credentials import BedrockCredentials, Egress
 from esproxy.integrations.amazonbedrock.integration import AmazonBedrockIntegration
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.registry import IntegrationRegistry
-from esproxy.limits import LeaseIndex, LimitsCoordinator, concrete_index
+from esproxy.limits import LeaseIndex, LimitsCoordinator
+from esproxy.limits import concrete_index as lease_index
 from esproxy.observability import component as observability
+from esproxy.observability.embedding_cache import EmbeddingCacheSeries
 from esproxy.observability.web import ACCESS_LOG_KEY, METRICS_KEY
 from esproxy.openai_bridge.keys import BridgeKeys
 from esproxy.openai_bridge.routes import add_bridge_routes
@@ -106,7 +112,7 @@ async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer
         make_handler=app_server,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        reserved=app.get(RESERVED_INDEX),
+        guard=app.get(RESERVED_INDEX),
     )
     splicer.recorder = forwarder.recorder
     if app[SETTINGS].log.forwarded:
@@ -119,7 +125,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, authorization_middleware], client_max_size=0
     )
     app[SETTINGS] = settings
-    app[RESERVED_NAMES] = reserved_names(settings)
+    app[RESERVED_NAMES] = reserved_index_names(settings)
     observability.install(app, settings)
     app[READINESS] = Readiness()
     health.add_default_checks(app, app[READINESS])
@@ -144,16 +150,6 @@ def create_app(settings: Settings) -> web.Application:
     else:
         add_routes(app, handlers.no_upstream, root=handlers.root_info)
     return app
-
-
-def reserved_names(settings: Settings) -> tuple[str, ...]:
-    """Every index esproxy keeps in the cluster (the guard refuses requests that name one)."""
-    names: list[str] = []
-    if settings.upstream.urls and settings.storage_backend == "elasticsearch":
-        names += [settings.storage.index, *store_index_names(settings.storage.index)]
-    if settings.upstream.urls and settings.limits_mode == "cluster":
-        names += [settings.limits.index, concrete_index(settings.limits.index)]
-    return tuple(names)
 
 
 async def open_upstream(app: web.Application) -> AsyncIterator[None]:
@@ -194,15 +190,36 @@ async def start_dev_emulator(app: web.Application) -> AsyncIterator[None]:
 
 async def open_bedrock_clients(app: web.Application) -> AsyncIterator[None]:
     bedrock = app[SETTINGS].bedrock
+    credentials = BedrockCredentials(
+        Egress(
+            credentials=bedrock.credentials,
+            proxy_url=bedrock.proxy_url,
+            ca_bundle=bedrock.ca_bundle,
+            endpoint_url=app.get(BEDROCK_ENDPOINT_URL),
+            endpoint_urls=dict(bedrock.endpoint_urls),
+        )
+    )
     clients = BedrockClients(
-        endpoint_url=app.get(BEDROCK_ENDPOINT_URL),
         max_pool_connections=bedrock.max_pool_connections,
         connect_timeout=bedrock.connect_timeout,
         read_timeout=bedrock.read_timeout,
+        credentials=credentials,
     )
     app[BEDROCK_CLIENTS] = clients
-    yield
-    await clients.close()
+
+    async def credential_renewals() -> dict[str, object]:
+        return credentials.snapshot()
+
+    # Informational, like Bedrock: renewals that keep failing show here (and in the log).
+    app[READINESS].add("aws_credentials", credential_renewals, required=False)
+    metrics = app.get(METRICS_KEY)
+    if metrics is not None:
+        metrics.gauges.aws_credentials = credentials.snapshot
+    try:
+        yield
+    finally:
+        await clients.close()
+        await credentials.close()
 
 
 async def open_cipher(app: web.Application) -> AsyncIterator[None]:
@@ -372,13 +389,62 @@ async def open_limits(app: web.Application) -> AsyncIterator[None]:
 async def build_service(app: web.Application) -> AsyncIterator[None]:
     bedrock = app[SETTINGS].bedrock
     retries = RetryPolicy(max_retries=bedrock.max_retries)
-    registry = IntegrationRegistry([AmazonBedrockIntegration(app[BEDROCK_CLIENTS], retries)])
+    keyless = bedrock.credentials == DEFAULT_CREDENTIALS
+    registry = IntegrationRegistry(
+        [AmazonBedrockIntegration(app[BEDROCK_CLIENTS], retries, keyless=keyless)]
+    )
     limiters = app[RATE_LIMITERS]
+    cache = build_embedding_cache(app)
     metrics = app.get(METRICS_KEY)
     if metrics is not None:
         metrics.gauges.queue_depths = limiters.depths
     app[INFERENCE_SERVICE] = InferenceService(
-        app[STORE], registry, app[CIPHER], limiters, telemetry=metrics
+        app[STORE], registry, app[CIPHER], limiters, embedding_cache=cache, telemetry=metrics
     )
     app[CHAT_SERVICE] = ChatService(app[INFERENCE_SERVICE])
-    yield
+    if cache is None:
+        yield
+        return
+    app[EMBEDDING_CACHE] = cache
+    if metrics is not None:
+        metrics.registry.register(EmbeddingCacheSeries(cache.metric_values))
+
+    async def cache_stats() -> dict[str, Any]:
+        return cache.stats()
+
+    # Reported, never deciding readiness: without the cache, esproxy only pays more.
+    app[READINESS].add("embedding_cache", cache_stats, required=False)
+    stop = asyncio.Event()
+    maintenance = asyncio.create_task(cache.maintain(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await maintenance
+
+
+def build_embedding_cache(app: web.Application) -> EmbeddingCache | None:
+    """The embedding cache; its shared tier only beside a cluster (sidecar mode)."""
+    settings = app[SETTINGS].cache
+    if not settings.enabled:
+        return None
+    cluster = None
+    if settings.cluster:
+        if FORWARDER not in app:
+            raise SettingsError("[cache] cluster = true needs an upstream cluster: set --upstream")
+        forwarder = app[FORWARDER]
+        cluster = ClusterTier(forwarder.session, app[SETTINGS].upstream, settings)
+    return EmbeddingCache(settings, cluster)
+
+
+def reserved_index_names(settings: Settings) -> list[tuple[str, ...]]:
+    """esproxy's own indices in the cluster, which the guard keeps every caller away from: for
+    each, its alias and the concrete index behind it (which may not exist yet at startup)."""
+    groups: list[tuple[str, ...]] = []
+    if settings.storage_backend == "elasticsearch":
+        groups.append(store_index_names(settings.storage.index))
+    if settings.cache.enabled and settings.cache.cluster:
+        groups.append((settings.cache.index, concrete_index(settings.cache.index)))
+    if settings.upstream.urls and settings.limits_mode == "cluster":
+        groups.append((settings.limits.index, lease_index(settings.limits.index)))
+    return groups

@@ -125,6 +125,36 @@ def build_parser() -> argparse.ArgumentParser:
         type=key_pair,
         help="verify SigV4 against this key pair; repeatable (default: accept any credentials)",
     )
+    emulator.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="ROLE_ARN[#EXTERNAL_ID]",
+        type=role_spec,
+        help="a role that STS lets any verified caller assume (with this external id); repeatable",
+    )
+    emulator.add_argument(
+        "--web-identity-token",
+        metavar="TOKEN",
+        default=os.environ.get("ESPROXY_EMULATOR_WEB_IDENTITY_TOKEN"),
+        help="the one token STS AssumeRoleWithWebIdentity accepts (env: "
+        "ESPROXY_EMULATOR_WEB_IDENTITY_TOKEN; default: none accepted)",
+    )
+    emulator.add_argument(
+        "--credential-lifetime",
+        type=positive_seconds,
+        default=env_float("CREDENTIAL_LIFETIME", 3600.0),
+        metavar="SECONDS",
+        help="how long temporary credentials issued by STS live (env: "
+        "ESPROXY_EMULATOR_CREDENTIAL_LIFETIME; default: %(default)s)",
+    )
+    emulator.add_argument(
+        "--sts-listen",
+        default=os.environ.get("ESPROXY_EMULATOR_STS_LISTEN"),
+        metavar="HOST:PORT",
+        help="address of STS, for AWS_ENDPOINT_URL_STS; STS also answers on --listen (env: "
+        "ESPROXY_EMULATOR_STS_LISTEN; default: the --listen port + 1, 127.0.0.1:9301)",
+    )
     add_log_level(emulator)
 
     commands.add_parser("generate-key", help="print a new secrets key for [secrets] key")
@@ -189,6 +219,25 @@ def key_pair(value: str) -> tuple[str, str]:
         # Never echo the value: it holds a secret key.
         raise argparse.ArgumentTypeError("expected ACCESS_KEY:SECRET_KEY")
     return access, secret
+
+
+def role_spec(value: str) -> tuple[str, str | None]:
+    from esproxy.bedrock_emulator.identities import parse_role
+
+    try:
+        return parse_role(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got [{value}]")
+    return seconds
 
 
 def env_float(name: str, default: float) -> float:
@@ -338,25 +387,61 @@ def run_emulator(args: argparse.Namespace) -> int:
     from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 
     host, port = listen_address(args.listen)
-    keys = dict(args.key)
+    if args.sts_listen is None:
+        sts = (host, port + 1 if 0 < port < 65535 else 0)
+    else:
+        try:
+            sts = parse_listen(args.sts_listen)
+        except ValidationError as error:
+            raise SettingsError(f"--sts-listen: {' '.join(map(str, error.messages))}") from None
     settings = EmulatorSettings(
         latency_ms=args.latency_ms,
         stream_delay_ms=args.stream_delay_ms,
         quota_per_minute=args.quota_per_minute,
-        keys=keys,
+        keys=dict(args.key),
+        roles=dict(args.role),
+        web_identity_token=args.web_identity_token,
+        credential_lifetime_s=args.credential_lifetime,
     )
-    run_until_stopped(serve_emulator(create_emulator_app(settings), host, port))
+    bedrock = create_emulator_app(settings)
+    run_until_stopped(
+        serve_emulator(bedrock, host, port, sts=sts, sts_optional=args.sts_listen is None)
+    )
     return 0
 
 
-async def serve_emulator(app: web.Application, host: str, port: int) -> None:
+async def serve_emulator(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    sts: tuple[str, int] | None = None,
+    sts_optional: bool = False,
+) -> None:
+    """Bedrock on `host:port`, and STS on `sts` as well; when the STS port was not asked for and
+    is taken, STS answers on the Bedrock port alone."""
+    from esproxy.bedrock_emulator import create_sts_app
+    from esproxy.startup_checks import StartupError
+
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    sts_runner = web.AppRunner(create_sts_app(app), access_log=None)
     await runner.setup()
+    await sts_runner.setup()
     try:
         await start_site(web.TCPSite(runner, host, port), host, port)
         log.info("Bedrock emulator listening on http://%s:%d", host, port)
+        if sts is not None:
+            try:
+                await start_site(web.TCPSite(sts_runner, *sts), *sts)
+            except StartupError as error:
+                if not sts_optional:
+                    raise
+                log.warning("%s; STS answers on the Bedrock port only", error)
+            else:
+                log.info("STS listening on http://%s:%d", sts[0], sts_runner.addresses[-1][1])
         await asyncio.Event().wait()
     finally:
+        await sts_runner.cleanup()
         await runner.cleanup()
         log.info("Bedrock emulator stopped")
 

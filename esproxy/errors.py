@@ -236,6 +236,12 @@ class StoreUnavailable(ProxyError):
     status = 503
 
 
+class CacheUnavailable(ProxyError):
+    """The embedding cache's shared tier in the cluster did not answer as expected."""
+
+    status = 503
+
+
 class StoreMisconfigured(StoreUnavailable):
     """The store answers, but what it holds is not esproxy's (e.g. a foreign index): retrying does
     not help, an operator must act, so it is a 500 that clients do not retry."""

@@ -87,6 +87,11 @@ class BedrockSettings:
     max_retries: int = 3
     queue_capacity: int = 2000
     max_concurrent_calls: int = 256
+    # Identity and egress (esproxy/integrations/amazonbedrock/credentials.py).
+    credentials: str = "endpoint"  # or "default": keyless endpoints use the AWS default chain
+    proxy_url: str | None = field(default=None, repr=False)  # may hold proxy credentials
+    ca_bundle: str | None = None
+    endpoint_urls: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,19 @@ class LimitsSettings:
     mode: str | None = None  # None: cluster with an upstream, local without
     index: str = ".esproxy-leases"
     lease_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """The embedding cache (esproxy/inference/embedding_cache/)."""
+
+    enabled: bool = True
+    memory_bytes: int = 64 * 1024 * 1024
+    scope: str = "endpoint"  # or "model": shared by endpoints with the same model and options
+    cluster: bool = False  # the shared tier in the upstream cluster (sidecar mode only)
+    index: str = ".esproxy-embedding-cache"
+    ttl_seconds: float = 7 * 24 * 3600.0
+    sweep_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -160,6 +178,7 @@ class Settings:
     emulator: EmulatorKnobs = EmulatorKnobs()
     auth: AuthSettings = AuthSettings()
     limits: LimitsSettings = LimitsSettings()
+    cache: CacheSettings = CacheSettings()
     bridge: BridgeSettings = BridgeSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
@@ -288,8 +307,31 @@ class SecretsSchema(Schema):
         return SecretsSettings(**data)
 
 
+class RegionUrls(fields.Dict):
+    """A region -> URL table; environment variables give it as `region=url,region=url`."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            pairs = [part.strip() for part in value.split(",") if part.strip()]
+            table = {}
+            for pair in pairs:
+                region, sep, url = pair.partition("=")
+                if not sep:
+                    raise ValidationError(f"expected REGION=URL, got [{pair}]")
+                table[region.strip()] = url.strip()
+            value = table
+        return super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-untyped-call]
+
+
 class BedrockSchema(Schema):
     endpoint_url = fields.Url(require_tld=False, allow_none=True, schemes={"http", "https"})
+    credentials = fields.String(validate=validate.OneOf(["endpoint", "default"]))
+    proxy_url = fields.Url(require_tld=False, allow_none=True, schemes={"http", "https"})
+    ca_bundle = fields.String(allow_none=True, validate=validate.Length(min=1))
+    endpoint_urls = RegionUrls(
+        keys=fields.String(validate=validate.Length(min=1)),
+        values=fields.Url(require_tld=False, schemes={"http", "https"}),
+    )
     max_pool_connections = fields.Integer(validate=positive())
     connect_timeout = fields.Float(validate=positive())
     read_timeout = fields.Float(validate=positive())
@@ -299,6 +341,8 @@ class BedrockSchema(Schema):
 
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> BedrockSettings:
+        if "endpoint_urls" in data:
+            data["endpoint_urls"] = {k: v.rstrip("/") for k, v in data["endpoint_urls"].items()}
         return BedrockSettings(**data)
 
 
@@ -343,6 +387,20 @@ class LimitsSchema(Schema):
     @post_load
     def build(self, data: dict[str, Any], **_: Any) -> LimitsSettings:
         return LimitsSettings(**data)
+
+
+class CacheSchema(Schema):
+    enabled = fields.Boolean()
+    memory_bytes = fields.Integer(validate=validate.Range(min=0))
+    scope = fields.String(validate=validate.OneOf(("endpoint", "model")))
+    cluster = fields.Boolean()
+    index = fields.String(validate=validate.Length(min=1))
+    ttl_seconds = fields.Float(validate=positive())
+    sweep_seconds = fields.Float(validate=positive())
+
+    @post_load
+    def build(self, data: dict[str, Any], **_: Any) -> CacheSettings:
+        return CacheSettings(**data)
 
 
 class BridgeSchema(Schema):
@@ -399,7 +457,7 @@ class SettingsSchema(Schema):
     emulator = fields.Nested(EmulatorSchema)
     auth = fields.Nested(AuthSchema)
     limits = fields.Nested(LimitsSchema)
-
+    cache = fields.Nested(CacheSchema)
     bridge = fields.Nested(BridgeSchema)
     log = fields.Nested(LogSchema)
     metrics = fields.Nested(MetricsSchema)
@@ -418,6 +476,7 @@ SECTIONS: dict[str, type[Schema]] = {
     "emulator": EmulatorSchema,
     "auth": AuthSchema,
     "limits": LimitsSchema,
+    "cache": CacheSchema,
     "bridge": BridgeSchema,
     "log": LogSchema,
     "metrics": MetricsSchema,

@@ -40,9 +40,9 @@ async def running(*args: str, port: int, env: dict[str, str] | None = None) -> A
         assert process.returncode == 0, output.decode()
 
 
-async def wait_for_port(port: int, process: asyncio.subprocess.Process) -> None:
+async def wait_for_port(port: int, process: asyncio.subprocess.Process | None) -> None:
     for _ in range(300):
-        if process.returncode is not None:
+        if process is not None and process.returncode is not None:
             output = await process.stdout.read() if process.stdout else b""
             raise AssertionError(f"esproxy exited early: {output.decode()}")
         try:
@@ -287,3 +287,64 @@ def test_sidecar_without_a_secrets_key_refuses_to_start(tmp_path, capsys, monkey
     assert main([*args, "--listen", f"127.0.0.1:{free_port()}"]) == 2
     assert "a secrets key is required" in capsys.readouterr().err
     assert not (tmp_path / "secrets.key").exists()
+
+
+async def test_emulator_sts_flags_and_a_role_endpoint_under_the_default_chain(tmp_path: Path):
+    port, sts_port, proxy_port = free_port(), free_port(), free_port()
+    role = "arn:aws:iam::210987654321:role/models"
+    emulator_args = (
+        "bedrock-emulator",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--sts-listen",
+        f"127.0.0.1:{sts_port}",
+        "--key",
+        "AKIDCLIBASE:cli-base-secret",
+        "--role",
+        f"{role}#ext-42",
+        "--web-identity-token",
+        "cli-token",
+        "--credential-lifetime",
+        "900",
+    )
+    aws = {
+        "AWS_ACCESS_KEY_ID": "AKIDCLIBASE",
+        "AWS_SECRET_ACCESS_KEY": "cli-base-secret",
+        "AWS_ENDPOINT_URL_STS": f"http://127.0.0.1:{sts_port}",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "ESPROXY_BEDROCK_CREDENTIALS": "default",
+    }
+    serve_args = ("serve", "--listen", f"127.0.0.1:{proxy_port}", "--data-dir", str(tmp_path))
+    async with (
+        running(*emulator_args, port=port) as url,
+        running(*serve_args, "--bedrock-endpoint-url", url, port=proxy_port, env=aws) as proxy,
+        aiohttp.ClientSession() as session,
+    ):
+        await wait_for_port(sts_port, None)
+        body = {
+            "service": "amazonbedrock",
+            "service_settings": {
+                "region": "us-east-1",
+                "provider": "anthropic",
+                "model": "anthropic.claude-3-haiku-20240307-v1:0",
+                "role_arn": role,
+                "external_id": "ext-42",
+            },
+        }
+        put = await session.put(
+            f"{proxy}/_inference/completion/x", data=json.dumps(body), headers=JSON_HEADERS
+        )
+        assert put.status == 200, await put.text()
+        calls = (await (await session.get(f"{url}/_emulator/requests")).json())["requests"]
+        assert calls[0]["access_key"].startswith("ASIA") and calls[0]["signature_verified"]
+        exchanges = await (await session.get(f"{url}/_emulator/sts-requests")).json()
+        assert [r["operation"] for r in exchanges["requests"]] == ["AssumeRole"]
+
+
+def test_emulator_role_flag_is_checked(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["bedrock-emulator", "--role", "not-an-arn"])
+    assert exit_.value.code == 2
+    assert "expected ROLE_ARN[#EXTERNAL_ID]" in capsys.readouterr().err

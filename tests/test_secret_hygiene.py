@@ -469,3 +469,169 @@ async def test_dev_emulator_request_log_never_holds_the_secret_key(aiohttp_clien
     assert len(json.loads(log)["requests"]) == 7  # 3 probes (2 PUTs, the rotation), 4 calls
     secrets = {form for key in (SECRET_KEY, NEW_SECRET_KEY) for form in encodings(key)}
     assert [form for form in secrets if form in log] == []
+
+
+# Session tokens and temporary credentials: the same searches, over a scenario of their own (keys
+# with a session token, its rotation, a role assumed through the emulator's STS, trust failures).
+SESSION_TOKEN = "FwoGZXIvYXdzEHsessionTOKEN/leak+check=="
+NEW_SESSION_TOKEN = "FwoGZXIvYXdzEHrotatedTOKEN/leak+check=="
+ROLE = "arn:aws:iam::123456789012:role/hygiene"
+EXTERNAL_ID = "hygiene-external-id"
+
+
+def with_token(token: str = SESSION_TOKEN, **service: Any) -> dict[str, Any]:
+    body = completion()
+    body["service_settings"].update(session_token=token, **service)
+    return body
+
+
+@dataclass
+class IdentityRun(Run):
+    forbidden: list[str] = field(default_factory=list)
+
+    def leaks(self, text: str | bytes) -> list[str]:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
+        return [form for form in self.forbidden if form in text]
+
+
+class IdentityScenario(Scenario):
+    async def play(self) -> None:
+        call = self.call
+        assert (
+            await call("put with token", "PUT", "/_inference/completion/token", with_token()) == 200
+        )
+        assert await call("get token", "GET", "/_inference/token") == 200
+        assert await call("infer token", "POST", "/_inference/token", {"input": "x"}) == 200
+        assert (
+            await call("stream token", "POST", "/_inference/token/_stream", {"input": "x"}) == 200
+        )
+        path = "/_inference/token/_update"
+        rotation = {
+            "service_settings": {
+                "access_key": NEW_ACCESS_KEY,
+                "secret_key": NEW_SECRET_KEY,
+                "session_token": NEW_SESSION_TOKEN,
+            }
+        }
+        assert await call("rotate token", "PUT", path, rotation) == 200
+        for label, body in {
+            "token alone": {"service_settings": {"session_token": NEW_SESSION_TOKEN}},
+            "token in a list": {
+                "service_settings": {
+                    **rotation["service_settings"],
+                    "session_token": [SESSION_TOKEN],
+                }
+            },
+            "token in task_settings": {"task_settings": {"session_token": SESSION_TOKEN}},
+        }.items():
+            assert await call(f"update: {label}", "PUT", path, body) == 400, label
+        for label, body in {
+            "token at the top level": {**completion(), "session_token": SESSION_TOKEN},
+            "token in rate_limit": with_service(rate_limit={"session_token": SESSION_TOKEN}),
+            "token as a number list": with_token([SESSION_TOKEN]),  # type: ignore[arg-type]
+        }.items():
+            status = await call(f"put: {label}", "PUT", "/_inference/completion/bad", body)
+            assert status == 400, label
+        role = with_service(role_arn=ROLE, external_id=EXTERNAL_ID)
+        assert await call("put role", "PUT", "/_inference/completion/role", role) == 200
+        assert await call("infer role", "POST", "/_inference/role", {"input": "x"}) == 200
+        assert await call("stream role", "POST", "/_inference/role/_stream", {"input": "x"}) == 200
+        wrong = with_service(role_arn=ROLE, external_id="wrong-id")
+        assert await call("untrusted role", "PUT", "/_inference/completion/wrong", wrong) == 400
+        await self.fault(code="ExpiredTokenException", operation="Converse")
+        assert await call("expired", "POST", "/_inference/token", {"input": "x"}) == 403
+        await self.fault()
+
+    async def delete_all(self) -> None:
+        for inference_id in ("token", "role"):
+            assert await self.call("delete", "DELETE", f"/_inference/{inference_id}") == 200
+
+    async def keep_objects(self, app: web.Application) -> None:
+        service = app[INFERENCE_SERVICE]
+        for inference_id in ("token", "role"):
+            stored = await service.load_endpoint(inference_id)
+            typed = read_endpoint(stored)
+            self.run.objects += [stored, typed, typed.identity, await app[STORE].get(inference_id)]
+        credentials = app[BEDROCK_CLIENTS].credentials
+        held = await credentials.held_for(
+            read_endpoint(await service.load_endpoint("role")).identity, "us-east-1"
+        )
+        self.run.objects += [
+            app[BEDROCK_CLIENTS],
+            credentials,
+            held,  # (botocore's ReadOnlyCredentials, which it hands the signer, shows all)
+        ]
+
+
+@pytest.fixture
+async def identity_run(
+    aiohttp_server, aiohttp_client, settings_for, caplog, tmp_path, monkeypatch
+) -> IdentityRun:
+    from esproxy.bedrock_emulator import create_sts_app
+    from esproxy.bedrock_emulator.state import EMULATOR_STATE
+    from tests.integrations.amazonbedrock.identity_support import isolate_aws_environment
+
+    keys = {ACCESS_KEY: SECRET_KEY, NEW_ACCESS_KEY: NEW_SECRET_KEY}
+    settings = EmulatorSettings(keys=keys, roles={ROLE: EXTERNAL_ID})
+    emulator = await aiohttp_server(create_emulator_app(settings))
+    sts = await aiohttp_server(create_sts_app(emulator.app))
+    isolate_aws_environment(monkeypatch, tmp_path, str(sts.make_url("")).rstrip("/"))
+    debug_everywhere(caplog)
+    result = IdentityRun(data_dir=tmp_path / "data")
+    data_dir = tmp_path / "data"
+    environ = {"ESPROXY_BEDROCK_ENDPOINT_URL": str(emulator.make_url("")).rstrip("/")}
+    client = await start(aiohttp_client, settings_for(data_dir, **environ), result.errors)
+    scenario = IdentityScenario(client, emulator, result)
+    await scenario.play()
+    await scenario.keep_objects(client.server.app)
+    result.files_while_open = read_files(data_dir)
+    await scenario.delete_all()
+    await client.close()
+    result.records = list(caplog.records)
+    issued = emulator.app[EMULATOR_STATE].identities.issued()
+    assert issued, "the role was never assumed"
+    secrets = [*KEYS, SESSION_TOKEN, NEW_SESSION_TOKEN]
+    for granted in issued:
+        secrets += [granted.access_key, granted.secret_key, granted.session_token]
+    result.forbidden = sorted({form for secret in secrets for form in encodings(secret)})
+    return result
+
+
+def test_session_tokens_and_temporary_credentials_never_reach_answers(identity_run):
+    assert len(identity_run.answers) > 15
+    for label, status, headers, body in identity_run.answers:
+        assert not identity_run.leaks(body), (label, status, body[:500])
+        assert not identity_run.leaks(json.dumps(headers)), (label, status, headers)
+
+
+def test_session_tokens_and_temporary_credentials_never_reach_errors(identity_run):
+    assert len(identity_run.errors) > 5
+    for error in identity_run.errors:
+        assert not identity_run.leaks(rendered(error)), rendered(error)
+
+
+def test_session_tokens_and_temporary_credentials_never_reach_logs_at_debug(identity_run):
+    assert any(from_sdk(r) for r in identity_run.records)
+    leaking = [
+        f"{record.name} {record.levelname}: {text[:300]}"
+        for record in identity_run.records
+        for text in record_texts(record)
+        if identity_run.leaks(text)
+    ]
+    assert leaking == []
+
+
+def test_session_tokens_and_temporary_credentials_never_show_in_reprs(identity_run):
+    assert len(identity_run.objects) > 8
+    for thing in identity_run.objects:
+        assert not identity_run.leaks(repr(thing)), repr(thing)
+        assert not identity_run.leaks(str(thing)), str(thing)
+
+
+def test_session_tokens_never_reach_stored_files(identity_run):
+    for name, raw in [
+        *identity_run.files_while_open.items(),
+        *read_files(identity_run.data_dir).items(),
+    ]:
+        assert not identity_run.leaks(raw), name

@@ -115,3 +115,48 @@ def test_conflicting_url_credentials_are_refused_without_echoing_them(environ, p
     with pytest.raises(SettingsError, match=problem) as caught:
         load_settings(environ=environ)
     assert "pw-" not in str(caught.value)
+
+
+def test_bedrock_identity_and_egress_settings(tmp_path):
+    config = tmp_path / "esproxy.toml"
+    config.write_text(
+        '[bedrock]\ncredentials = "default"\nproxy_url = "http://proxy.internal:3128"\n'
+        'ca_bundle = "/etc/ssl/corp.pem"\n'
+        '[bedrock.endpoint_urls]\n"us-east-1" = "https://vpce-1.bedrock-runtime.us-east-1.vpce.'
+        'amazonaws.com/"\n'
+    )
+    bedrock = load_settings(config, environ={}).bedrock
+    assert bedrock.credentials == "default"
+    assert bedrock.proxy_url == "http://proxy.internal:3128"
+    assert bedrock.ca_bundle == "/etc/ssl/corp.pem"
+    assert bedrock.endpoint_urls == {
+        "us-east-1": "https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com"
+    }
+    from_env = load_settings(
+        environ={
+            "ESPROXY_BEDROCK_CREDENTIALS": "endpoint",
+            "ESPROXY_BEDROCK_ENDPOINT_URLS": "eu-west-1=http://a:1, us-west-2=http://b:2",
+        }
+    ).bedrock
+    assert from_env.credentials == "endpoint"
+    assert from_env.endpoint_urls == {"eu-west-1": "http://a:1", "us-west-2": "http://b:2"}
+    assert load_settings(environ={}).bedrock.credentials == "endpoint"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"ESPROXY_BEDROCK_CREDENTIALS": "ambient"}, "bedrock.credentials"),
+        ({"ESPROXY_BEDROCK_PROXY_URL": "socks5://p:1"}, "bedrock.proxy_url"),
+        ({"ESPROXY_BEDROCK_ENDPOINT_URLS": "us-east-1"}, "expected REGION=URL, got [us-east-1]"),
+        ({"ESPROXY_BEDROCK_ENDPOINT_URLS": "us-east-1=nope"}, "bedrock.endpoint_urls"),
+    ],
+)
+def test_bad_bedrock_egress_values_name_their_setting(environ, message):
+    with pytest.raises(SettingsError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_settings(environ=environ)
+
+
+def test_proxy_credentials_never_in_repr():
+    settings = load_settings(environ={"ESPROXY_BEDROCK_PROXY_URL": "http://u:pr0xy-pw@p:3128"})
+    assert "pr0xy-pw" not in repr(settings)

@@ -52,6 +52,10 @@ UPDATE_ENDPOINT = Privilege(
 DELETE_ENDPOINT = Privilege(
     "manage_inference", "cluster:admin/xpack/inference/delete", MANAGE_GRANTS
 )
+# esproxy's own: clearing the embedding cache is an inference admin's act.
+CLEAR_EMBEDDING_CACHE = Privilege(
+    "manage_inference", "cluster:admin/esproxy/embedding_cache/clear", MANAGE_GRANTS
+)
 
 
 def missing_credentials(uri: str, challenges: tuple[str, ...]) -> AuthenticationFailed:

@@ -17,6 +17,7 @@ from esproxy.bedrock_emulator.operations import converse, invoke_model
 from esproxy.bedrock_emulator.settings import EmulatorSettings
 from esproxy.bedrock_emulator.state import EMULATOR_STATE, EmulatorState
 from esproxy.bedrock_emulator.streaming import converse_stream
+from esproxy.bedrock_emulator.sts import handle_sts
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,17 @@ def create_emulator_app(settings: EmulatorSettings) -> web.Application:
     app[EMULATOR_STATE] = EmulatorState.from_settings(settings)
     add_control_routes(app)
     app.router.add_post("/model/{tail:.+}", handle_model_call)
+    app.router.add_post("/", handle_sts)  # STS answers here too, for a one-port setup
     app.router.add_route("*", "/{tail:.*}", unknown_operation)
+    return app
+
+
+def create_sts_app(emulator: web.Application) -> web.Application:
+    """STS on a port of its own (for `AWS_ENDPOINT_URL_STS`), sharing `emulator`'s identities."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app[EMULATOR_STATE] = emulator[EMULATOR_STATE]
+    add_control_routes(app)
+    app.router.add_route("*", "/", handle_sts)
     return app
 
 

@@ -70,7 +70,12 @@ async def admit(request: web.Request, request_id: str, started: float) -> ModelC
         request.headers,
         body,
     )
-    check = check_signature(signed, state.settings.keys, state.settings.clock_skew_s)
+    check = check_signature(
+        signed,
+        state.settings.keys,
+        state.settings.clock_skew_s,
+        temporary=state.identities.temporary,
+    )
     entry = RecordedRequest(
         operation, model_id, decode_body(body), check.signature_verified, check.access_key
     )

@@ -1,4 +1,4 @@
-"""The emulator's own control API under `/_emulator`: queue and clear faults, read the request log.
+"""The emulator's own control API under `/_emulator`: queue and clear faults, read the request logs.
 
 These answers are the emulator's, not Bedrock's: plain JSON, errors as `{"error": "..."}` with 400.
 """
@@ -51,6 +51,16 @@ async def clear_requests(request: web.Request) -> web.Response:
     return web.json_response(log.to_json())
 
 
+async def list_sts_requests(request: web.Request) -> web.Response:
+    return web.json_response(request.app[EMULATOR_STATE].sts_requests.to_json())
+
+
+async def clear_sts_requests(request: web.Request) -> web.Response:
+    log = request.app[EMULATOR_STATE].sts_requests
+    log.clear()
+    return web.json_response(log.to_json())
+
+
 async def stream_counts(request: web.Request) -> web.Response:
     return web.json_response(request.app[EMULATOR_STATE].streams.to_json())
 
@@ -67,3 +77,6 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_get("/_emulator/requests", list_requests)
     app.router.add_delete("/_emulator/requests", clear_requests)
     app.router.add_get("/_emulator/usage", show_usage)
+    # STS calls, kept apart so that the model-call log reads as before.
+    app.router.add_get("/_emulator/sts-requests", list_sts_requests)
+    app.router.add_delete("/_emulator/sts-requests", clear_sts_requests)

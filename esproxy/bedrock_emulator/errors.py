@@ -70,6 +70,7 @@ DEFAULT_MESSAGES: Final[Mapping[str, str]] = {
     "ServiceUnavailableException": "Bedrock is unable to process your request.",
     "UnrecognizedClientException": "The security token included in the request is invalid.",
     "MissingAuthenticationTokenException": "Missing Authentication Token",
+    "ExpiredTokenException": "The security token included in the request is expired",
 }
 
 

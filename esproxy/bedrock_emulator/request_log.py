@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 
 
@@ -26,19 +26,26 @@ class RecordedRequest:
 
 
 class RequestLog:
-    """The newest `limit` calls, oldest first."""
+    """The newest `limit` calls, oldest first, and how many calls of each operation there were
+    since the last clear (so that long runs can be counted past the limit)."""
 
     def __init__(self, limit: int) -> None:
         self._requests: deque[RecordedRequest] = deque(maxlen=max(limit, 1))
+        self._counts: Counter[str] = Counter()
 
     def record(self, request: RecordedRequest) -> None:
         self._requests.append(request)
+        self._counts[request.operation] += 1
 
     def clear(self) -> None:
         self._requests.clear()
+        self._counts.clear()
 
     def to_json(self) -> dict[str, object]:
-        return {"requests": [asdict(request) for request in self._requests]}
+        return {
+            "requests": [asdict(request) for request in self._requests],
+            "counts": dict(sorted(self._counts.items())),
+        }
 
 
 def decode_body(raw: bytes) -> object:

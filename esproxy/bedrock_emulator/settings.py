@@ -17,6 +17,10 @@ class EmulatorSettings:
     - `stream_delay_ms`: pause between consecutive ConverseStream events.
     - `clock_skew_s`: how far `X-Amz-Date` may drift from now when keys are configured (AWS: 5 min).
     - `max_recorded_requests`: the request log keeps only the newest this many calls.
+    - `roles`: role ARN -> the external id it requires (or None), for STS `AssumeRole` by any
+      verified caller and `AssumeRoleWithWebIdentity`; empty means no role can be assumed.
+    - `web_identity_token`: the one token `AssumeRoleWithWebIdentity` accepts (None: none).
+    - `credential_lifetime_s`: how long issued temporary credentials live.
     """
 
     latency_ms: float = 0.0
@@ -25,3 +29,6 @@ class EmulatorSettings:
     stream_delay_ms: float = 0.0
     clock_skew_s: float = 300.0
     max_recorded_requests: int = 1000
+    roles: Mapping[str, str | None] = field(default_factory=dict)
+    web_identity_token: str | None = field(default=None, repr=False)
+    credential_lifetime_s: float = 3600.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -17,6 +17,7 @@ from urllib.parse import quote
 from multidict import CIMultiDictProxy
 
 from esproxy.bedrock_emulator.errors import BedrockError
+from esproxy.bedrock_emulator.identities import TemporaryCredentials
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SIGNING_NAME = "bedrock"
@@ -83,25 +84,45 @@ def parse_authorization(header: str) -> Authorization | None:
 
 
 def check_signature(
-    call: SignedCall, keys: Mapping[str, str], clock_skew_s: float
+    call: SignedCall,
+    keys: Mapping[str, str],
+    clock_skew_s: float,
+    *,
+    temporary: Callable[[str], TemporaryCredentials | None] = lambda _: None,
+    service: str = SIGNING_NAME,
 ) -> SignatureCheck:
+    """Verify a call signed with a base key pair or with temporary credentials the emulator issued.
+
+    Issued credentials are always verified, with their session token and expiry, even when no
+    base keys are configured.
+    """
     header = call.headers.get("Authorization", "")
     auth = parse_authorization(header)
-    if not keys:
-        well_formed = auth is not None and auth.service == SIGNING_NAME
+    issued = temporary(auth.access_key) if auth is not None else None
+    if not keys and issued is None:
+        well_formed = auth is not None and auth.service == service
         return SignatureCheck(auth.access_key if auth else None, well_formed)
     if not header:
         return refuse(None, BedrockError("MissingAuthenticationTokenException"))
     if auth is None:
         return refuse(None, incomplete_signature(header))
-    if auth.access_key not in keys:
+    if issued is not None:
+        token = call.headers.get("X-Amz-Security-Token", "")
+        if not hmac.compare_digest(token.encode(), issued.session_token.encode()):
+            return refuse(auth.access_key, BedrockError("UnrecognizedClientException"))
+        if issued.expired():
+            return refuse(auth.access_key, BedrockError("ExpiredTokenException"))
+        secret = issued.secret_key
+    elif auth.access_key in keys:
+        secret = keys[auth.access_key]
+    else:
         return refuse(auth.access_key, BedrockError("UnrecognizedClientException"))
-    problem = scope_problem(call, auth, clock_skew_s)
+    problem = scope_problem(call, auth, clock_skew_s, service)
     if problem is not None:
         return refuse(auth.access_key, problem)
     canonical = canonical_request(call, auth.signed_headers)
     to_sign = string_to_sign(call.headers["X-Amz-Date"], auth.scope, canonical)
-    expected = sign(keys[auth.access_key], auth, to_sign)
+    expected = sign(secret, auth, to_sign)
     if not hmac.compare_digest(expected, auth.signature):
         return refuse(auth.access_key, signature_mismatch(canonical, to_sign))
     return SignatureCheck(auth.access_key, True)
@@ -122,7 +143,7 @@ def incomplete_signature(header: str) -> BedrockError:
 
 
 def scope_problem(
-    call: SignedCall, auth: Authorization, clock_skew_s: float
+    call: SignedCall, auth: Authorization, clock_skew_s: float, service: str = SIGNING_NAME
 ) -> BedrockError | None:
     amz_date = call.headers.get("X-Amz-Date", "")
     try:
@@ -132,10 +153,10 @@ def scope_problem(
             "IncompleteSignatureException",
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
         )
-    if auth.service != SIGNING_NAME:
+    if auth.service != service:
         return BedrockError(
             "InvalidSignatureException",
-            f"Credential should be scoped to correct service: '{SIGNING_NAME}'.",
+            f"Credential should be scoped to correct service: '{service}'.",
         )
     if auth.day != amz_date[:8]:
         return BedrockError(

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from aiohttp import web
 
 from esproxy.bedrock_emulator.faults import FaultBook
+from esproxy.bedrock_emulator.identities import IdentityBook
 from esproxy.bedrock_emulator.quotas import QuotaBook
 from esproxy.bedrock_emulator.request_log import RequestLog
 from esproxy.bedrock_emulator.settings import EmulatorSettings
@@ -32,6 +33,8 @@ class EmulatorState:
     quotas: QuotaBook
     requests: RequestLog
     usage: UsageBook
+    identities: IdentityBook
+    sts_requests: RequestLog
     streams: StreamCounts = field(default_factory=StreamCounts)
 
     @classmethod
@@ -42,6 +45,13 @@ class EmulatorState:
             quotas=QuotaBook(settings.quota_per_minute),
             requests=RequestLog(settings.max_recorded_requests),
             usage=UsageBook(),
+            identities=IdentityBook(
+                settings.keys,
+                settings.roles,
+                settings.web_identity_token,
+                settings.credential_lifetime_s,
+            ),
+            sts_requests=RequestLog(settings.max_recorded_requests),
         )
 
 

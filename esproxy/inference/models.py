@@ -98,14 +98,31 @@ class InferenceRequest:
     timeout: float | None = None
 
 
+# Elasticsearch's response key for each dense_vector element type.
+EMBEDDING_RESULT_KEYS = {
+    "float": "text_embedding",
+    "byte": "text_embedding_bytes",
+    "bit": "text_embedding_bits",
+}
+
+
 @dataclass(frozen=True)
 class TextEmbeddingResult:
-    """One float32 vector per input, in input order."""
+    """One vector per input, in input order: float32 values, or signed bytes for the `byte` and
+    `bit` element types (bits packed eight to a byte). `tokens` holds each input's token count
+    where known (the embedding cache counts what its hits save)."""
 
     embeddings: Sequence[Sequence[float]]
+    element_type: str = "float"
+    tokens: Sequence[int] = ()
+    rendered: Sequence[bytes] = ()  # each vector's JSON text, where the cache already has it
+
+    @property
+    def result_key(self) -> str:
+        return EMBEDDING_RESULT_KEYS[self.element_type]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text_embedding": [{"embedding": vector} for vector in self.embeddings]}
+        return {self.result_key: [{"embedding": vector} for vector in self.embeddings]}
 
 
 @dataclass(frozen=True)

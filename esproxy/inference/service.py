@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from esproxy.errors import (
@@ -23,6 +23,7 @@ from esproxy.errors import (
     StatusError,
 )
 from esproxy.inference import schemas
+from esproxy.inference.embedding_cache import EmbeddingCache
 from esproxy.inference.endpoint_cache import ParsedEndpoints
 from esproxy.inference.models import (
     EndpointConfig,
@@ -30,6 +31,7 @@ from esproxy.inference.models import (
     InferenceResult,
     StoredEndpoint,
     TaskType,
+    TextEmbeddingResult,
 )
 from esproxy.inference.rate_limits import RateLimiters, deadline_at
 from esproxy.inference.timeouts import (
@@ -61,6 +63,7 @@ class InferenceService:
         registry: IntegrationRegistry,
         cipher: SecretCipher,
         limiters: RateLimiters,
+        embedding_cache: EmbeddingCache | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._store = store
@@ -69,6 +72,7 @@ class InferenceService:
         self._limiters = limiters
         self._telemetry: Telemetry = NoTelemetry() if telemetry is None else telemetry
         self._parsed = ParsedEndpoints()
+        self._embedding_cache = embedding_cache
 
     async def put_endpoint(
         self,
@@ -176,6 +180,9 @@ class InferenceService:
             return {"acknowledged": False, "pipelines": [], "indexes": []}
         await self._store.delete(inference_id)
         self._parsed.forget(inference_id)
+        if self._embedding_cache is not None:
+            # A new endpoint of the same id (perhaps another tenant's) must not see these.
+            await self._embedding_cache.forget_endpoint(inference_id)
         self._telemetry.forget(inference_id)
         # Rate limits read only the public config, so no secrets are decrypted to drop the limiter.
         limit = self._registry.get(config.service).rate_limit(StoredEndpoint(config, secrets={}))
@@ -191,8 +198,24 @@ class InferenceService:
     ) -> InferenceResult:
         events.inference_started(inference_id)
         call = await self._prepare_call(path_task_type, inference_id, raw_body, time_limit)
-        work = call.integration.infer(call.endpoint, call.request, call.slots)
-        return await self._within(call.seconds, work)
+        cache = self._embedding_cache
+        identity = None
+        if cache is not None:
+            identity = call.integration.embedding_identity(call.endpoint, call.request)
+        if cache is None or identity is None:
+            work = call.integration.infer(call.endpoint, call.request, call.slots)
+            return await self._within(call.seconds, work)
+
+        async def fetch(indices: Sequence[int]) -> TextEmbeddingResult:
+            inputs = [call.request.inputs[i] for i in indices]
+            request = replace(call.request, inputs=inputs)
+            result = await call.integration.infer(call.endpoint, request, call.slots)
+            if not isinstance(result, TextEmbeddingResult):
+                raise TypeError(f"an embedding request gave {type(result).__name__}")
+            return result
+
+        embedded = cache.embed(call.endpoint.inference_id, identity, fetch)
+        return await self._within(call.seconds, embedded)
 
     async def stream(
         self,

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
+from esproxy.inference.embedding_cache.keys import EmbeddingIdentity
 from esproxy.inference.models import (
     InferenceRequest,
     InferenceResult,
@@ -59,6 +60,13 @@ class Integration(Protocol):
 
     def validate_request(self, endpoint: StoredEndpoint, request: InferenceRequest) -> None:
         """Integration-specific POST checks, such as the allowed `input_type` values."""
+        ...
+
+    def embedding_identity(
+        self, endpoint: StoredEndpoint, request: InferenceRequest
+    ) -> EmbeddingIdentity | None:
+        """What decides the vectors of an embedding request, for the embedding cache; None for
+        requests that must not be cached (completions, `task_settings.cache: false`)."""
         ...
 
     async def validate(self, endpoint: StoredEndpoint, slot: SlotSource) -> StoredEndpoint: ...

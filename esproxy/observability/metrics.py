@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import (
     CollectorRegistry,
@@ -262,13 +262,18 @@ class CallbackGauges(Collector):
         self.queue_depths: Callable[[], Mapping[str, int]] | None = None
         self.known_ids: Callable[[], list[str]] = list
         self.nodes_up: Callable[[], Mapping[str, bool]] | None = None
+        # The Bedrock credentials room's snapshot (identities, renewing, renewals, failures).
+        self.aws_credentials: Callable[[], Mapping[str, Any]] | None = None
         self._depths: dict[str, int] = {}
         self._nodes: dict[str, bool] | None = None
+        self._credentials: dict[str, Any] | None = None
 
     def refresh(self) -> None:
         waiting = self.queue_depths() if self.queue_depths is not None else {}
         self._depths = {i: waiting.get(i, 0) for i in self.known_ids()}
         self._nodes = None if self.nodes_up is None else dict(self.nodes_up())
+        credentials = self.aws_credentials
+        self._credentials = None if credentials is None else dict(credentials())
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
@@ -288,6 +293,32 @@ class CallbackGauges(Collector):
             for node, alive in self._nodes.items():
                 up.add_metric([node], 1 if alive else 0)
             yield up
+        if self._credentials is not None:
+            yield from credential_families(self._credentials)
+
+
+def credential_families(snapshot: Mapping[str, Any]) -> Iterator[Metric]:
+    """The AWS identities esproxy holds for Bedrock, and their background renewals."""
+    yield GaugeMetricFamily(
+        "esproxy_aws_credentials_identities",
+        "AWS identities held for Bedrock calls (key pairs, assumed roles, the default chain).",
+        value=snapshot.get("identities", 0),
+    )
+    yield GaugeMetricFamily(
+        "esproxy_aws_credentials_failing",
+        "Identities whose latest background renewal failed (calls still use the held ones).",
+        value=snapshot.get("failing", 0),
+    )
+    yield CounterMetricFamily(
+        "esproxy_aws_credential_renewals",
+        "Temporary AWS credentials renewed in the background (never on a request).",
+        value=snapshot.get("renewals", 0),
+    )
+    yield CounterMetricFamily(
+        "esproxy_aws_credential_renewal_failures",
+        "Background renewals of temporary AWS credentials that failed and were retried.",
+        value=snapshot.get("renewal_failures", 0),
+    )
 
 
 class Metrics:

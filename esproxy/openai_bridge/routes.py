@@ -61,6 +61,13 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
             "takes [text_embedding] endpoints.",
             param="model",
         )
+    element_type = config.service_settings.get("element_type", "float")
+    if element_type != "float":
+        raise BridgeRequestError(
+            f"Model [{parsed.model}] makes [{element_type}] vectors; OpenAI's embeddings API and "
+            "the cluster's openai service take float vectors only.",
+            param="model",
+        )
     dims = config.service_settings.get("dimensions")
     if parsed.dimensions is not None and parsed.dimensions != dims:
         raise BridgeRequestError(
@@ -70,7 +77,7 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         )
     body = orjson.dumps({"input": list(parsed.inputs)})
     result = await service.infer(TaskType.TEXT_EMBEDDING, parsed.model, body)
-    if not isinstance(result, TextEmbeddingResult):
+    if not isinstance(result, TextEmbeddingResult) or result.element_type != "float":
         raise BridgeRequestError(
             f"Model [{parsed.model}] does not return float embeddings.", param="model"
         )

@@ -7,14 +7,11 @@ import contextlib
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
-
-from multidict import MultiDict
 
 from esproxy.errors import UpstreamUnavailable
+from esproxy.guard import Guard
 from esproxy.observability.access_log import AccessLog
 from esproxy.observability.events import ForwardRecorder, NoForwardRecording
-from esproxy.reserved_index import ReservedIndex
 from esproxy.splice.backends import AppTarget, NodeTarget, close_idle
 from esproxy.splice.heads import RequestHead
 from esproxy.upstream import cannot_connect
@@ -40,7 +37,7 @@ class Splicer:
         make_handler: Callable[[], asyncio.Protocol],
         connect_timeout: float,
         read_timeout: float,
-        reserved: ReservedIndex | None,
+        guard: Guard | None,
     ) -> None:
         self.nodes = nodes
         self.targets = targets
@@ -49,7 +46,7 @@ class Splicer:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.keepalive_seconds = KEEPALIVE_SECONDS
-        self.reserved = reserved
+        self.guard = guard
         # Observability, set by app.py: forwarded exchanges are counted and logged here.
         self.recorder: ForwardRecorder = NoForwardRecording()
         self.access: AccessLog | None = None
@@ -73,15 +70,11 @@ class Splicer:
             head.method.decode(), head.target.decode("latin-1")
         ):
             return APP  # its addresses are rewritten
-        if self.reserved is not None and self.refuses(head):
-            return APP  # the app answers with the guard's 403
-        return UPSTREAM
-
-    def refuses(self, head: RequestHead) -> bool:
-        assert self.reserved is not None
+        guard = self.guard
         target = head.target.decode("latin-1")
-        query = MultiDict(parse_qsl(target.partition("?")[2], keep_blank_values=True))
-        return self.reserved.refusal(head.method.decode(), target, query) is not None
+        if guard is not None and guard.check(head.method.decode(), target) is not None:
+            return APP  # the app answers with the guard's 403, or reads the body it must check
+        return UPSTREAM
 
     def connect_error(self, node: UpstreamNode, error: BaseException) -> UpstreamUnavailable:
         return cannot_connect(f"upstream [{node.url}]", error, self.connect_timeout)

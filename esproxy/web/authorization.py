@@ -19,6 +19,7 @@ from aiohttp.typedefs import Handler
 from esproxy.addresses import is_loopback
 from esproxy.app_keys import (
     AUTHORIZER,
+    CHECKED_BODY,
     FORWARDER,
     READINESS,
     RESERVED_INDEX,
@@ -31,9 +32,11 @@ from esproxy.authorization.cluster import ClusterAuthorizer
 from esproxy.authorization.decisions import DecisionCache
 from esproxy.authorization.privileges import Credentials, Privilege
 from esproxy.errors import AccessDenied
-from esproxy.reserved_index import ReservedIndex, lookup_names
+from esproxy.guard import BodyCheck, Guard
+from esproxy.guard.bodies import MAX_BODY
 from esproxy.settings import Settings, SettingsError
 from esproxy.upstream_session import own_authorization
+from esproxy.web import cache_admin
 from esproxy.web.routes import reject_inference
 
 log = logging.getLogger(__name__)
@@ -43,14 +46,16 @@ log = logging.getLogger(__name__)
 async def authorization_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path == "/_inference" or request.path.startswith("/_inference/"):
         await authorize(request)
+    elif request.match_info.handler is cache_admin.clear:
+        await authorize(request, privileges.CLEAR_EMBEDDING_CACHE)
     else:
-        guard_forwarded(request)
+        await guard_forwarded(request)
     return await handler(request)
 
 
-async def authorize(request: web.Request) -> None:
+async def authorize(request: web.Request, privilege: Privilege | None = None) -> None:
     authorizer = request.app.get(AUTHORIZER)
-    privilege = privilege_for(request)
+    privilege = privilege or privilege_for(request)
     if authorizer is None or privilege is None:
         return
     credentials = Credentials(
@@ -59,14 +64,44 @@ async def authorize(request: web.Request) -> None:
     await authorizer.authorize(credentials, privilege, request_target(request))
 
 
-def guard_forwarded(request: web.Request) -> None:
-    """Raise `AccessDenied` when a request forwarded as it is would reach esproxy's own index."""
-    reserved = request.app.get(RESERVED_INDEX)
-    if reserved is None:
+async def guard_forwarded(request: web.Request) -> None:
+    """Raise `AccessDenied` when a request forwarded as it is could reach esproxy's own indices.
+
+    The few admin requests whose bodies decide are read whole, up to the guard's bound, and that
+    body is what is forwarded.
+    """
+    guard = request.app.get(RESERVED_INDEX)
+    if guard is None:
         return
-    reason = reserved.refusal(request.method, request_target(request), request.query)
-    if reason is not None:
-        raise AccessDenied(reason)
+    target = request_target(request)
+    decision = guard.check(request.method, target)
+    if isinstance(decision, BodyCheck):
+        body = await read_bounded(request, MAX_BODY)
+        if body is not None:
+            request[CHECKED_BODY] = body
+        headers = request.headers
+        decision = guard.check_body(
+            decision,
+            request.method,
+            target,
+            body,
+            headers.get("Content-Type", ""),
+            headers.get("Content-Encoding", ""),
+        )
+    if decision is not None:
+        raise AccessDenied(decision)
+
+
+async def read_bounded(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None when it is longer than `limit` (then left unread)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def privilege_for(request: web.Request) -> Privilege | None:
@@ -157,8 +192,8 @@ async def open_authorization(app: web.Application) -> AsyncIterator[None]:
         )
         status = {"mode": "none", "open": True, "reason": '[auth] mode = "none"'}
         app[READINESS].add("auth", fixed_status(status), required=False)
-    reserved = await open_reserved_index(app)
-    refresher = asyncio.create_task(refresh(app, cluster, reserved))
+    guard = await open_guard(app)
+    refresher = asyncio.create_task(refresh(app, cluster, guard))
     try:
         yield
     finally:
@@ -181,46 +216,47 @@ def cluster_status(cluster: ClusterAuthorizer) -> Callable[[], Awaitable[dict[st
     return status
 
 
-async def open_reserved_index(app: web.Application) -> ReservedIndex | None:
-    """Only an index in the cluster needs guarding; forwarded requests reach only the cluster."""
-    names = app.get(RESERVED_NAMES, ())
-    if FORWARDER not in app or not names:
+async def open_guard(app: web.Application) -> Guard | None:
+    """Forwarded requests reach only the cluster, so only a forwarding esproxy needs the guard."""
+    if FORWARDER not in app:
         return None
-    # The store's concrete index and the leases too, by name: they may not exist yet when the
-    # aliases are first looked up.
-    reserved = ReservedIndex(names[0], always=names[1:])
-    if looks_up_aliases(app):
-        await refresh_names(app, reserved)
-    app[RESERVED_INDEX] = reserved
-    return reserved
+    # Every `.esproxy*` name is reserved too, so the store's own name stands in when app.py
+    # lists no index in the cluster (the guard names it in its refusals).
+    groups: list[tuple[str, ...]] = app.get(RESERVED_NAMES) or []
+    names = [name for group in groups for name in group]
+    guard = Guard([*names, app[SETTINGS].storage.index])
+    if learns_names(app):
+        await refresh_guard(app, guard)
+    app[RESERVED_INDEX] = guard
+    return guard
 
 
-def looks_up_aliases(app: web.Application) -> bool:
-    """Only the endpoint index's aliases are looked up; esproxy's other indices (the leases) are
-    reserved by their names alone, without a cluster call per refresh."""
+def learns_names(app: web.Application) -> bool:
+    """Aliases are looked up where esproxy keeps its indices in the cluster. Elsewhere its names
+    are guarded as it would create them, and startup sends nothing to the cluster.
+    """
     return app[SETTINGS].storage_backend == "elasticsearch"
 
 
-async def refresh_names(app: web.Application, reserved: ReservedIndex) -> None:
-    upstream = app[SETTINGS].upstream
-    names = await lookup_names(app[FORWARDER], reserved.index, own_authorization(upstream))
-    if names is not None:
-        reserved.update(*names)
+async def refresh_guard(app: web.Application, guard: Guard) -> None:
+    await guard.refresh(app[FORWARDER], own_authorization(app[SETTINGS].upstream))
 
 
 async def refresh(
-    app: web.Application, cluster: ClusterAuthorizer | None, reserved: ReservedIndex | None
+    app: web.Application, cluster: ClusterAuthorizer | None, guard: Guard | None
 ) -> None:
-    """Re-learn the cluster's security and the index's aliases, which can change at any time."""
-    if cluster is None and reserved is None:
+    """Re-learn the cluster's security and the indices' aliases, which can change at any time."""
+    if guard is not None and not learns_names(app):
+        guard = None
+    if cluster is None and guard is None:
         return
     while True:
         await asyncio.sleep(app[SETTINGS].auth.refresh_seconds)
         try:
             if cluster is not None:
                 await cluster.probe()
-            if reserved is not None and looks_up_aliases(app):
-                await refresh_names(app, reserved)
+            if guard is not None:
+                await refresh_guard(app, guard)
         except Exception:
             # A failed round must not end the loop: the next one may succeed.
             log.exception("refreshing the cluster's security state and index aliases failed")

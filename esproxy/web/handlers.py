@@ -8,7 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
-from esproxy.app_keys import FORWARDER, INFERENCE_SERVICE, RESPONSE_TYPE, SETTINGS, STREAMING
+from esproxy.app_keys import (
+    CHECKED_BODY,
+    FORWARDER,
+    INFERENCE_SERVICE,
+    RESPONSE_TYPE,
+    SETTINGS,
+    STREAMING,
+)
 from esproxy.errors import BodyParseError, NoUpstream
 from esproxy.inference.models import TaskType, TextEmbeddingResult
 from esproxy.inference.service import ALL_IDS
@@ -16,9 +23,9 @@ from esproxy.web import chat_handlers
 from esproxy.web.cluster_info import cluster_info
 from esproxy.web.media_types import negotiate
 from esproxy.web.query_params import bool_param, check_params, timeout_param
-from esproxy.web.rendering import output_type, render
+from esproxy.web.rendering import compact_json_type, output_type, render
 from esproxy.web.request_bodies import decode_content, read_raw_body
-from esproxy.web.responses import float32_vectors, json_response
+from esproxy.web.responses import embedding_vectors, json_response, rendered_embeddings
 from esproxy.web.server_sent_events import send_completion_deltas
 
 
@@ -171,8 +178,11 @@ async def infer(request: web.Request) -> web.StreamResponse:
     service = request.app[INFERENCE_SERVICE]
     result = await service.infer(task_type, inference_id, body, timeout_param(request))
     if isinstance(result, TextEmbeddingResult):
-        vectors = float32_vectors(result.embeddings)
-        return respond(request, {"text_embedding": [{"embedding": v} for v in vectors]})
+        content_type = compact_json_type(request) if result.rendered else None
+        if content_type is not None:
+            return rendered_embeddings(result, content_type)
+        vectors = embedding_vectors(result)
+        return respond(request, {result.result_key: [{"embedding": v} for v in vectors]})
     return respond(request, result.to_dict())
 
 
@@ -199,7 +209,7 @@ async def root_info(request: web.Request) -> web.Response:
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
-    return await request.app[FORWARDER].forward(request)
+    return await request.app[FORWARDER].forward(request, request.get(CHECKED_BODY))
 
 
 async def no_upstream(request: web.Request) -> web.Response:

@@ -81,9 +81,11 @@ def add_default_checks(app: web.Application, readiness: Readiness) -> None:
 
 
 async def check_bedrock(app: web.Application) -> str:
-    """A TCP connection to where Bedrock calls go: the configured URL, else AWS in us-east-1."""
+    """A TCP connection to where Bedrock calls go: the forward proxy when one is configured, else
+    the configured URL, else AWS in us-east-1."""
     configured = app.get(BEDROCK_ENDPOINT_URL, None)
-    url = URL(configured or "https://bedrock-runtime.us-east-1.amazonaws.com")
+    proxy = app[SETTINGS].bedrock.proxy_url if SETTINGS in app else None
+    url = URL(proxy or configured or "https://bedrock-runtime.us-east-1.amazonaws.com")
     host, port = url.host or "localhost", url.port or 443
     _, writer = await asyncio.open_connection(host, port)
     writer.close()

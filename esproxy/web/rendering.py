@@ -42,6 +42,18 @@ def is_pretty(request: web.Request) -> bool:
     return value is not None and value.lower() != "false"
 
 
+def compact_json_type(request: web.Request) -> str | None:
+    """The Content-Type when the answer would be plain compact JSON (no `pretty`, `filter_path`
+    or YAML), for answers that can be assembled from JSON already rendered; else None."""
+    if is_pretty(request) or "filter_path" in request.query:
+        return None
+    try:
+        content_type = output_type(request)
+    except PlainError:
+        return None  # render() reports the bad `format`
+    return None if content_type == YAML else content_type
+
+
 def render(
     request: web.Request,
     body: Any,

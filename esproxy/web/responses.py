@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 from aiohttp import web
 
+from esproxy.inference.models import TextEmbeddingResult
 from esproxy.web.media_types import JSON
 
 PRODUCT_HEADERS = {"X-elastic-product": "Elasticsearch"}
@@ -67,6 +68,21 @@ def pretty_parts(value: Any, level: int) -> list[str]:
 def float32_vectors(vectors: Any) -> Any:
     """Vectors as float32 arrays, so they print in float32's shortest form, as ES prints them."""
     return np.asarray(vectors, dtype=np.float32)
+
+
+def embedding_vectors(result: TextEmbeddingResult) -> Any:
+    """float32 vectors as above; byte and bit vectors as signed bytes, as ES prints Java bytes."""
+    if result.element_type == "float":
+        return float32_vectors(result.embeddings)
+    return np.asarray(result.embeddings, dtype=np.int8)
+
+
+def rendered_embeddings(result: TextEmbeddingResult, content_type: str) -> web.Response:
+    """The compact answer built from vectors already rendered (embedding cache hits): the same
+    bytes `json_response` would give, without formatting a float again."""
+    items = b",".join(b'{"embedding":' + text + b"}" for text in result.rendered)
+    data = b'{"' + result.result_key.encode() + b'":[' + items + b"]}"
+    return OwnResponse(body=data, headers={**PRODUCT_HEADERS, "Content-Type": content_type})
 
 
 def json_response(

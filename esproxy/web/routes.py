@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from esproxy.errors import PlainError
-from esproxy.web import handlers, health
+from esproxy.web import cache_admin, handlers, health
 
 # Methods per `_inference` path shape, in the order ES lists them in its 405 message.
 ENDPOINT_ROUTES: dict[str, Handler] = {
@@ -31,6 +31,8 @@ def add_routes(app: web.Application, other: Handler, root: Handler | None) -> No
     router = app.router
     router.add_get("/_esproxy/health", health.live)
     router.add_get("/_esproxy/ready", health.ready)
+    router.add_post("/_esproxy/cache/_clear", cache_admin.clear)
+    router.add_post("/_esproxy/cache/{inference_id:[^/]+}/_clear", cache_admin.clear)
     # The rest of `/_esproxy` is esproxy's too: a typo is answered here, never forwarded.
     router.add_route("*", "/_esproxy", reject_own)
     router.add_route("*", "/_esproxy/{tail:[\\s\\S]*}", reject_own)

@@ -9,10 +9,16 @@ wrk. Workloads: 16-input Titan v2 embeddings (16 InvokeModel calls), 96-input Co
 ConverseStream); at 1, 16 and 64 concurrent requests. For the streamed chat, the time to the first
 content delta is also measured at concurrency 1 (scripts/bench/stream_driver.py for the proxies).
 `--workloads chat_stream` (comma-separated) runs a subset and records it as inference-<names>.
+`completion-role` is the completion workload on an endpoint that assumes a role through the
+emulator's STS (esproxy only; direct signs with keys): its p50 against the key endpoint's is the
+cost of roles on the call path. With it, an A/B of the call path alone follows
+(scripts/bench/role_call_path.py): sequential Converse calls through esproxy's BedrockClients,
+alternating a key and a role endpoint in blocks.
 `esproxy-openai` is the same esproxy process through its OpenAI-compatible routes (`--no-bridge`
 leaves it out).
 Experiment (off by default, see esproxy_experiment.py): --static-ua adds esproxy without
-botocore's per-call User-Agent rebuild.
+botocore's per-call User-Agent rebuild. esproxy's embedding cache is off in these runs; the
+embedding cache benchmark (embedding_cache.py) follows them, or runs alone with --cache-only.
 """
 
 # ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
@@ -26,13 +32,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import embedding_cache
 import lib
 import observability
 
 TEXTS = [f"passage {i}: the sky above the port was the color of television" for i in range(96)]
 QUESTION = "What is Elastic? Answer in one sentence."
 CONCURRENCY = [1, 16, 64]
-WORKLOADS = ["titan16", "cohere96", "completion", "chat_stream"]
+WORKLOADS = ["titan16", "cohere96", "completion", "completion-role", "chat_stream"]
+ROLE = "arn:aws:iam::123456789012:role/bench"
 CHAT_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 CHAT_MESSAGES = [{"role": "user", "content": QUESTION}]
 KEYS = {"access_key": "AKIDBENCH", "secret_key": "bench-secret"}
@@ -49,6 +57,12 @@ ESPROXY_ENDPOINTS = {
         "amazontitan",
         "amazon.titan-text-premier-v1:0",
     ),
+    "completion-role": (
+        "completion",
+        "bench-completion-role",
+        "amazontitan",
+        "amazon.titan-text-premier-v1:0",
+    ),
     "chat_stream": ("chat_completion", "bench-chat", "anthropic", CHAT_MODEL),
 }
 
@@ -58,6 +72,10 @@ def esproxy_requests() -> dict[str, tuple[str, str]]:
         "titan16": ("/_inference/text_embedding/bench-titan", json.dumps({"input": TEXTS[:16]})),
         "cohere96": ("/_inference/text_embedding/bench-cohere", json.dumps({"input": TEXTS})),
         "completion": ("/_inference/completion/bench-completion", json.dumps({"input": QUESTION})),
+        "completion-role": (
+            "/_inference/completion/bench-completion-role",
+            json.dumps({"input": QUESTION}),
+        ),
         "chat_stream": (
             "/_inference/chat_completion/bench-chat/_stream",
             json.dumps({"messages": CHAT_MESSAGES, "max_completion_tokens": 64}),
@@ -117,10 +135,18 @@ def start_esproxy(
     experiment: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
 ) -> tuple[str, Any]:
+    # The embedding cache is off here: these runs compare the calls themselves.
     url, proc = lib.esproxy(
-        name, "--bedrock-endpoint-url", emulator, log_dir=logs, experiment=experiment, env=env
+        name,
+        "--bedrock-endpoint-url",
+        emulator,
+        log_dir=logs,
+        experiment=experiment,
+        # The emulator also answers STS on its port: the role endpoint's AssumeRole goes there.
+        env={"ESPROXY_CACHE_ENABLED": "false", "AWS_ENDPOINT_URL_STS": emulator, **(env or {})},
     )
     for task, inference_id, provider, model in ESPROXY_ENDPOINTS.values():
+        role = {"role_arn": ROLE} if inference_id.endswith("-role") else {}
         status, body = lib.http(
             "PUT",
             f"{url}/_inference/{task}/{inference_id}",
@@ -132,6 +158,7 @@ def start_esproxy(
                     "provider": provider,
                     "model": model,
                     "rate_limit": FAST,
+                    **role,
                 },
                 **({"task_settings": {"max_new_tokens": 64}} if task == "completion" else {}),
             },
@@ -269,6 +296,28 @@ def first_deltas(
     return found
 
 
+def role_call_path(emulator: str, per_block: int, blocks: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            lib.PROXY_CPU,
+            lib.PROJECT_PY,
+            str(lib.BENCH / "role_call_path.py"),
+            emulator,
+            str(per_block),
+            str(blocks),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"role_call_path failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def check(url: str, path: str, body: str, header: str | None) -> None:
     name, _, value = (header or "").partition(": ")
     status, answer = lib.http(
@@ -286,7 +335,21 @@ def main() -> int:
     lib.banner(result_name)
     duration = 3.0 if lib.quick() else 10.0
     logs = lib.tmpdir("inference-logs")
-    emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
+    emulator, _ = lib.emulator(
+        "emulator",
+        "--latency-ms",
+        "20",
+        # Verified signatures for every contender, so that the role's temporary keys (which the
+        # emulator always verifies) cost the emulator no more than the plain keys.
+        "--key",
+        f"{KEYS['access_key']}:{KEYS['secret_key']}",
+        "--role",
+        ROLE,
+        log_dir=logs,
+    )
+    if "--cache-only" in sys.argv:
+        embedding_cache.main(emulator, logs)
+        return 0
     if "--only-observability" in sys.argv:
         result = {"machine": lib.machine(), "duration_s": duration}
         result["observability"] = observability_case(emulator, duration, logs)
@@ -311,19 +374,23 @@ def main() -> int:
         procs["litellm"] = litellm[1]
     for url, requests, header in targets.values():
         for workload in workloads:
-            check(url, *requests[workload], header)
+            if workload in requests:
+                check(url, *requests[workload], header)
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for workload in workloads:
         results[workload] = {}
         for url, requests, header in targets.values():  # warm up
+            if workload not in requests:
+                continue
             path, body = requests[workload]
             lib.wrk(url + path, connections=4, duration=1, method="POST", body=body, header=header)
         for i, c in enumerate(CONCURRENCY):
-            names = ["direct", *targets]
+            names = ["direct", *(n for n, t in targets.items() if workload in t[1])]
             for name in names if i % 2 == 0 else reversed(names):
                 if name == "direct":
-                    r = direct(emulator, workload, c, duration)
+                    # The direct driver signs with keys: roles are esproxy's alone.
+                    r = direct(emulator, workload.removesuffix("-role"), c, duration)
                 else:
                     url, requests, header = targets[name]
                     path, body = requests[workload]
@@ -358,6 +425,15 @@ def main() -> int:
     }
     if "chat_stream" in workloads:
         result["chat_stream_first_delta"] = first_deltas(emulator, targets, duration)
+    if "completion-role" in workloads:
+        ab = role_call_path(emulator, 50 if lib.quick() else 100, 10 if lib.quick() else 30)
+        print(
+            f"  call path A/B ({ab['calls_each']} calls each): key p50 {ab['key_p50_ms']:.3f} ms, "
+            f"role p50 {ab['role_p50_ms']:.3f} ms, role adds {ab['role_added_p50_ms']:+.3f} ms "
+            f"p50 and {ab['role_added_cpu_ms_per_call']:+.3f} ms CPU per call",
+            flush=True,
+        )
+        result["role_call_path"] = ab
     result["summary"] = summarize(result)
     lib.stop(esproxy_proc)
     if workloads == WORKLOADS:  # the observability case belongs to the full run
@@ -365,6 +441,8 @@ def main() -> int:
     lib.write_json(result_name, result)
     lib.publish(result_name, report, result)
     plot(result, result_name)
+    if workloads == WORKLOADS:  # the embedding cache benchmark belongs to the full run
+        embedding_cache.main(emulator, logs)
     return 0
 
 
@@ -389,7 +467,7 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
             )
             if "litellm" in runs:
                 vs_litellm[f"{w}@{c}"] = lib.ratio(runs["esproxy"]["rps"], runs["litellm"]["rps"])
-    at1 = [v for k, v in added.items() if k.endswith("@1")]
+    at1 = [v for k, v in added.items() if k.endswith("@1")] or [0.0]
     bridge_added = {
         f"{w}@{c}": runs["esproxy-openai"]["latency_ms"]["p50"]
         - runs["esproxy"]["latency_ms"]["p50"]
@@ -423,6 +501,21 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
         targets["<= 0.2 ms p50 added by the OpenAI bridge over _inference (concurrency 1)"] = (
             max(bridge_at1) <= 0.2
         )
+    role: dict[str, Any] = {}
+    if "completion-role" in res["results"] and "completion" in res["results"]:
+        # What a role endpoint adds over a key endpoint, both through esproxy in the same run.
+        keyed = res["results"]["completion"]
+        for c, runs in res["results"]["completion-role"].items():
+            role[f"added_p50_ms@{c}"] = (
+                runs["esproxy"]["latency_ms"]["p50"] - keyed[c]["esproxy"]["latency_ms"]["p50"]
+            )
+            role[f"added_cpu_ms_per_request@{c}"] = (
+                runs["esproxy"].get("cpu_ms_per_request") or 0.0
+            ) - (keyed[c]["esproxy"].get("cpu_ms_per_request") or 0.0)
+    if "role_call_path" in res:
+        targets["<= 0.1 ms p50 added by a role endpoint over a key endpoint (call path A/B)"] = (
+            res["role_call_path"]["role_added_p50_ms"] <= 0.1
+        )
     chat: dict[str, Any] = {}
     if "chat_stream_first_delta" in res:
         deltas = res["chat_stream_first_delta"]
@@ -440,6 +533,7 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
             )
     return {
         "chat_stream": chat,
+        "role": role,
         "esproxy_added_p50_ms": added,
         "esproxy_extra_cpu_ms_per_request": extra_cpu,
         "esproxy_vs_litellm_rps": vs_litellm,
@@ -499,6 +593,21 @@ def report(res: dict[str, Any]) -> None:
         print("\nstreamed chat, time to the first content delta at concurrency 1 (p50):")
         for who, r in res["chat_stream_first_delta"].items():
             print(f"  {who:<8} {r['first_delta_p50_ms']:.2f} ms")
+    role = res["summary"].get("role") or {}
+    if role:
+        print(
+            "role endpoint minus key endpoint, through esproxy: "
+            + ", ".join(f"{name} {value:+.3f}" for name, value in role.items())
+        )
+    if "role_call_path" in res:
+        ab = res["role_call_path"]
+        print(
+            f"call path A/B, {ab['calls_each']} sequential Converse calls each through "
+            f"BedrockClients: key p50 {ab['key_p50_ms']:.3f} ms, role p50 {ab['role_p50_ms']:.3f} "
+            f"ms ({ab['role_added_p50_ms']:+.3f} ms); CPU per call key "
+            f"{ab['key_cpu_ms_per_call']:.3f} ms, role {ab['role_cpu_ms_per_call']:.3f} ms "
+            f"({ab['role_added_cpu_ms_per_call']:+.3f} ms)"
+        )
     for target, ok in res["summary"]["targets"].items():
         print(f"  {'MET ' if ok else 'MISS'} {target}")
 

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDictProxy
@@ -142,6 +143,11 @@ def read_document(answer: Answer) -> Any:
     content_type = answer.headers.get("Content-Type", "")
     if content_type == "text/event-stream":
         return parse_events(answer.body)
+    if content_type == "application/yaml" or content_type.startswith(
+        "application/vnd.elasticsearch+yaml;compatible-with="
+    ):
+        # Asked for with `Accept: application/yaml`, as ES answers it.
+        return yaml.safe_load(answer.body)
     assert content_type == "application/json" or content_type.startswith(
         "application/vnd.elasticsearch+json;compatible-with="
     ), content_type

@@ -159,3 +159,32 @@ async def test_bridge_requests_show_in_the_route_series_even_when_refused(
     }
     assert samples[(EMBEDDINGS, "400")] == 1
     assert samples[(EMBEDDINGS, "200")] == 1
+
+
+async def test_a_byte_vector_endpoint_is_refused_before_any_bedrock_call(
+    bridged, api_key, emulator_calls
+):
+    body = {
+        "service": "amazonbedrock",
+        "service_settings": {
+            "access_key": "<aws_access_key>",
+            "secret_key": "<aws_secret_key>",
+            "region": "us-east-1",
+            "provider": "cohere",
+            "model": "cohere.embed-english-v3",
+            "embedding_type": "int8",
+        },
+    }
+    created = await bridged.put(
+        "/_inference/text_embedding/cohere-bytes",
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json", "Authorization": f"ApiKey {api_key}"},
+    )
+    assert created.status == 200, await created.text()
+    before = len(await emulator_calls())
+    request = json.dumps({"model": "cohere-bytes", "input": "x"})
+    response = await bridged.post(EMBEDDINGS, data=request, headers=bearer(api_key))
+    assert response.status == 400
+    error = assert_openai_error(await response.json(), param="model")
+    assert "[byte]" in error["message"]
+    assert len(await emulator_calls()) == before

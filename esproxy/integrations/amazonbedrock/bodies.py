@@ -50,10 +50,10 @@ def truncate_inputs(texts: Sequence[str], max_input_tokens: int | None) -> list[
     return [text[:limit] for text in texts]
 
 
-def titan_embedding_body(text: str) -> dict[str, Any]:
-    # ES sends only `inputText`: it never accepts `dimensions` in a PUT, so Titan v2 uses its
-    # defaults (1024 dimensions, normalized), which the PUT probe then records.
-    return {"inputText": text}
+def titan_embedding_body(text: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    # ES sends only `inputText`, so Titan v2 uses its defaults (1024 dimensions, normalized);
+    # esproxy adds the endpoint's options (embedding_options.titan_fields), if any.
+    return {"inputText": text, **(options or {})}
 
 
 def cohere_input_type(input_type: str | None) -> str:
@@ -63,11 +63,15 @@ def cohere_input_type(input_type: str | None) -> str:
 
 
 def cohere_embedding_body(
-    texts: Sequence[str], input_type: str | None, truncate: str | None
+    texts: Sequence[str],
+    input_type: str | None,
+    truncate: str | None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"texts": list(texts), "input_type": cohere_input_type(input_type)}
     if truncate is not None:
         body["truncate"] = truncate.upper()
+    body.update(options or {})
     return body
 
 
@@ -113,18 +117,31 @@ def parse_titan_embedding(body: Mapping[str, Any]) -> array[float]:
     return float32_vector(require_field(body, "embedding", "embeddings"))
 
 
-def parse_cohere_embeddings(body: Mapping[str, Any], expected: int) -> list[array[float]]:
+def titan_token_count(body: Mapping[str, Any]) -> int | None:
+    count = body.get("inputTextTokenCount")
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def parse_cohere_vectors(body: Mapping[str, Any], expected: int, kind: str = "float") -> list[Any]:
+    """The raw vectors of one type; typed answers (and Cohere v4's) key the vectors by type."""
     vectors = require_field(body, "embeddings", "embeddings")
-    # Cohere v4-style answers key the vectors by type.
     if isinstance(vectors, Mapping):
-        vectors = require_field(vectors, "float", "embeddings")
+        vectors = require_field(vectors, kind, "embeddings")
+    elif kind != "float":
+        raise ProxyError(
+            f"Amazon Bedrock returned float embeddings where [{kind}] was asked for", status=500
+        )
     if not isinstance(vectors, list) or len(vectors) != expected:
         count = len(vectors) if isinstance(vectors, list) else 0
         raise ProxyError(
             f"Amazon Bedrock returned [{count}] embeddings for [{expected}] inputs",
             status=500,
         )
-    return [float32_vector(vector) for vector in vectors]
+    return vectors
+
+
+def parse_cohere_embeddings(body: Mapping[str, Any], expected: int) -> list[array[float]]:
+    return [float32_vector(vector) for vector in parse_cohere_vectors(body, expected)]
 
 
 def parse_converse_output(response: Mapping[str, Any]) -> list[str]:

@@ -1,12 +1,12 @@
 """BedrockClients: cached bedrock-runtime clients and the three calls esproxy makes through them.
 
-botocore and aiohttp exceptions stop here: callers see only ProviderError and ProviderUnavailable.
+botocore and aiohttp exceptions stop here: callers see only ProviderError and ProviderUnavailable
+(and, for identities without working credentials, the errors of `credentials.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -29,6 +29,7 @@ from types_aiobotocore_bedrock_runtime import BedrockRuntimeClient
 from esproxy.errors import ProviderError, ProviderUnavailable, ProxyError, snake_case
 from esproxy.inference.rate_limits import current_deadline, report_usage
 from esproxy.integrations.amazonbedrock import log_redaction, usage
+from esproxy.integrations.amazonbedrock.credentials import BedrockCredentials, Egress, Identity
 from esproxy.observability import events
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,21 @@ NO_ANSWER = (BotoCoreError, ResponseParserError, aiohttp.ClientError, OSError, T
 
 
 class Account(Protocol):
-    """Where and as whom to call Bedrock; `BedrockEndpoint` is one."""
+    """Where and as whom to call Bedrock; `BedrockEndpoint` is one (and has an `identity` too)."""
 
     @property
     def region(self) -> str: ...
     @property
-    def access_key(self) -> str: ...
+    def access_key(self) -> str | None: ...
     @property
-    def secret_key(self) -> str: ...
+    def secret_key(self) -> str | None: ...
+
+
+def identity_of(account: Account) -> Identity:
+    identity = getattr(account, "identity", None)
+    if isinstance(identity, Identity):
+        return identity
+    return Identity(account.access_key, account.secret_key)
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,11 @@ STREAMING = Failure(
 
 
 class BedrockClients:
-    """One aiobotocore client per (region, keys), opened on first use and closed by `close()`."""
+    """One aiobotocore client per (region, identity), opened on first use and closed by `close()`.
+
+    Endpoint keys sign directly; roles and the default chain sign with the snapshot that
+    `credentials` keeps fresh, so no call ever waits for STS after the first.
+    """
 
     def __init__(
         self,
@@ -101,10 +113,14 @@ class BedrockClients:
         max_pool_connections: int = 64,
         connect_timeout: float = 10.0,
         read_timeout: float = 120.0,
+        credentials: BedrockCredentials | None = None,
     ) -> None:
         log_redaction.install()  # botocore's DEBUG logs would print each endpoint's access key
-        self._endpoint_url = endpoint_url
+        self._owns_credentials = credentials is None
+        self.credentials = credentials or BedrockCredentials(Egress(endpoint_url=endpoint_url))
+        self._egress = self.credentials.egress
         self._config = AioConfig(
+            proxies=self._egress.proxies(),
             # One attempt only: throttling and outages are answered honestly (429 with
             # Retry-After, 503) in one place, instead of being retried, slowly and out of our
             # rate limiter's sight, inside botocore. `total_max_attempts` counts the first try;
@@ -143,15 +159,25 @@ class BedrockClients:
 
     async def _open(self, key: str, account: Account) -> BedrockRuntimeClient:
         try:
-            client: BedrockRuntimeClient = await self._stack.enter_async_context(
-                self._session.create_client(
-                    "bedrock-runtime",
-                    region_name=account.region,
-                    endpoint_url=self._endpoint_url,
-                    aws_access_key_id=account.access_key,
-                    aws_secret_access_key=account.secret_key,
-                    config=self._config,
+            identity = identity_of(account)
+            options: dict[str, Any] = {
+                "region_name": account.region,
+                "endpoint_url": self._egress.bedrock_url(account.region),
+                "verify": self._egress.verify,
+                "config": self._config,
+            }
+            if identity.has_keys and not identity.role_arn:
+                session = self._session
+                options.update(
+                    aws_access_key_id=identity.access_key,
+                    aws_secret_access_key=identity.secret_key,
+                    aws_session_token=identity.session_token,
                 )
+            else:
+                held = await self.credentials.held_for(identity, account.region)
+                session = await self.credentials.session_for(held)
+            client: BedrockRuntimeClient = await self._stack.enter_async_context(
+                session.create_client("bedrock-runtime", **options)
             )
         finally:
             del self._opening[key]
@@ -165,12 +191,14 @@ class BedrockClients:
         await asyncio.gather(*self._opening.values(), return_exceptions=True)
         await self._stack.aclose()
         self._clients.clear()
+        if self._owns_credentials:
+            await self.credentials.close()
 
     async def invoke_model(
         self, account: Account, model: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:
         """InvokeModel with a model-native JSON body; returns the parsed JSON answer."""
-        async with self._call("InvokeModel", model, INVOKE_MODEL) as call:
+        async with self._call("InvokeModel", model, INVOKE_MODEL, account) as call:
             client = await self.client_for(account)
             response = await client.invoke_model(
                 modelId=model,
@@ -191,7 +219,7 @@ class BedrockClients:
     async def converse(
         self, account: Account, model: str, request: Mapping[str, Any]
     ) -> dict[str, Any]:
-        async with self._call("Converse", model, CONVERSE) as call:
+        async with self._call("Converse", model, CONVERSE, account) as call:
             client = await self.client_for(account)
             response = await client.converse(modelId=model, **request)
             call.request_id = usage.request_id_of(response)
@@ -204,7 +232,7 @@ class BedrockClients:
         self, account: Account, model: str, request: Mapping[str, Any]
     ) -> AsyncGenerator[str, None]:
         """The text deltas of a ConverseStream answer; other events are skipped, as in ES."""
-        async with self._call("ConverseStream", model, CONVERSE) as call:
+        async with self._call("ConverseStream", model, CONVERSE, account) as call:
             client = await self.client_for(account)
             response = await client.converse_stream(modelId=model, **request)
             call.request_id = usage.request_id_of(response)
@@ -227,7 +255,7 @@ class BedrockClients:
         self, account: Account, model: str, request: Mapping[str, Any]
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Every event of a ConverseStream answer, for unified chat (tool use, stop, usage)."""
-        async with self._call("ConverseStream", model, CONVERSE) as call:
+        async with self._call("ConverseStream", model, CONVERSE, account) as call:
             client = await self.client_for(account)
             response = await client.converse_stream(modelId=model, **request)
             call.request_id = usage.request_id_of(response)
@@ -242,7 +270,9 @@ class BedrockClients:
                 stream.close()
 
     @asynccontextmanager
-    async def _call(self, operation: str, model: str, failure: Failure) -> AsyncIterator[Call]:
+    async def _call(
+        self, operation: str, model: str, failure: Failure, account: Account
+    ) -> AsyncIterator[Call]:
         call = Call(failure)
         started = time.monotonic()
         status: int | str = 200
@@ -250,10 +280,13 @@ class BedrockClients:
         try:
             yield call
         except ClientError as error:
-            translated = provider_error(error, call.failure.answered)
+            translated = with_rotation_hint(provider_error(error, call.failure.answered), account)
             status, outcome = translated.status, usage.outcome_of(translated)
             call.request_id = translated.request_id
             raise translated from error
+        except ProxyError as error:  # no credentials: credentials.py said why
+            status, outcome = error.status, usage.outcome_of(error)
+            raise
         except ParamValidationError as error:
             # Caught by botocore before sending; Bedrock would answer it with a 400.
             status, outcome = 400, events.CLIENT_ERROR
@@ -348,8 +381,25 @@ def retry_after(headers: Mapping[str, str]) -> str:
 
 def account_key(account: Account) -> str:
     """A cache key that identifies the credentials without holding or revealing them."""
-    raw = "\0".join((account.region, account.access_key, account.secret_key))
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return f"{account.region}\0{identity_of(account).cache_key}"
+
+
+def with_rotation_hint(error: ProviderError, account: Account) -> ProviderError:
+    """An expired session token given as the endpoint's keys renews only by `_update`: say so."""
+    identity = identity_of(account)
+    if error.code != "ExpiredTokenException" or not identity.session_token or identity.role_arn:
+        return error
+    inference_id = getattr(account, "inference_id", None)
+    target = f"_inference/{inference_id}/_update" if inference_id else "_inference/<id>/_update"
+    return ProviderError(
+        f"{error.reason}; the session token of this inference endpoint has expired: rotate its "
+        f"[access_key], [secret_key] and [session_token] with PUT {target}",
+        status=error.status,
+        code=error.code,
+        message=error.message,
+        request_id=error.request_id,
+        headers=error.headers,
+    )
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:

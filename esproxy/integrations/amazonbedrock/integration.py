@@ -12,6 +12,7 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 from esproxy.errors import BadRequest, ProxyError
+from esproxy.inference.embedding_cache.keys import EmbeddingIdentity, canonical_spec
 from esproxy.inference.models import (
     CompletionResult,
     InferenceRequest,
@@ -22,8 +23,9 @@ from esproxy.inference.models import (
 )
 from esproxy.inference.rate_limits import RateLimit, estimate_tokens
 from esproxy.inference.unified_chat import ChatRequest, Message
-from esproxy.integrations.amazonbedrock import bodies, chat, settings, updates
+from esproxy.integrations.amazonbedrock import bodies, chat, embedding_options, settings, updates
 from esproxy.integrations.amazonbedrock.client import BedrockClients
+from esproxy.integrations.amazonbedrock.credentials import CredentialsUnavailable
 from esproxy.integrations.amazonbedrock.model_providers import ModelProvider, embedding_batch_size
 from esproxy.integrations.amazonbedrock.retries import RetryPolicy
 from esproxy.integrations.amazonbedrock.service_description import describe_service
@@ -54,8 +56,12 @@ class AmazonBedrockIntegration:
     task_types = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION, TaskType.CHAT_COMPLETION})
     streaming_task_types = frozenset({TaskType.COMPLETION, TaskType.CHAT_COMPLETION})
 
-    def __init__(self, clients: BedrockClients, retries: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, clients: BedrockClients, retries: RetryPolicy | None = None, *, keyless: bool = False
+    ) -> None:
         self._clients = clients
+        # `[bedrock] credentials = "default"`: endpoints may leave out their keys.
+        self._keyless = keyless
         self._retries = RetryPolicy() if retries is None else retries
         # The typed view of each stored endpoint, for as long as the service hands out the same
         # parsed record (its endpoint cache does until the record changes): marshmallow runs once.
@@ -64,7 +70,7 @@ class AmazonBedrockIntegration:
     def parse_request(
         self, inference_id: str, task_type: TaskType, body: Mapping[str, Any]
     ) -> StoredEndpoint:
-        return settings.parse_request_endpoint(inference_id, task_type, body)
+        return settings.parse_request_endpoint(inference_id, task_type, body, keyless=self._keyless)
 
     def parse_stored(self, endpoint: StoredEndpoint) -> StoredEndpoint:
         settings.read_endpoint(endpoint)
@@ -94,6 +100,35 @@ class AmazonBedrockIntegration:
     def validate_request(self, endpoint: StoredEndpoint, request: InferenceRequest) -> None:
         settings.validate_input_type(endpoint, request.input_type)
 
+    def embedding_identity(
+        self, endpoint: StoredEndpoint, request: InferenceRequest
+    ) -> EmbeddingIdentity | None:
+        """What decides this request's vectors, for the embedding cache; None when not cached."""
+        bedrock = self._read(endpoint, request)
+        task = bedrock.task_settings
+        if not isinstance(task, EmbeddingTaskSettings) or task.cache is False:
+            return None
+        cohere = bedrock.provider is ModelProvider.COHERE
+        spec = canonical_spec(
+            {
+                "service": self.name,
+                "provider": str(bedrock.provider),
+                "model": bedrock.model,
+                # Titan takes no input type; Cohere's is what ES's input type maps to.
+                "input_type": bodies.cohere_input_type(request.input_type) if cohere else None,
+                "truncate": task.truncate if cohere else None,
+                "dimensions": bedrock.dimensions if bedrock.dimensions_set_by_user else None,
+                "normalize": bedrock.normalize,
+                "embedding_type": bedrock.embedding_type or "float",
+            }
+        )
+        return EmbeddingIdentity(
+            spec=spec,
+            texts=bodies.truncate_inputs(request.inputs, bedrock.max_input_tokens),
+            element_type=str(embedding_options.element_type(bedrock.embedding_type)),
+            batch_size=embedding_batch_size(bedrock.provider),
+        )
+
     async def validate(self, endpoint: StoredEndpoint, slot: SlotSource) -> StoredEndpoint:
         """ES's PUT probe; embeddings learn their dimensions (and default similarity) from it."""
         try:
@@ -104,6 +139,8 @@ class AmazonBedrockIntegration:
                         pass
                 return endpoint
             result = await self.infer(endpoint, PROBE, slot)
+        except CredentialsUnavailable:
+            raise  # a role that cannot be assumed: its reason names STS's code
         except ProxyError as error:
             raise BadRequest(PROBE_FAILED, caused_by=error) from error
         if isinstance(result, TextEmbeddingResult):
@@ -191,6 +228,7 @@ class AmazonBedrockIntegration:
         slot: SlotSource,
     ) -> TextEmbeddingResult:
         texts = bodies.truncate_inputs(request.inputs, bedrock.max_input_tokens)
+        kind = str(embedding_options.element_type(bedrock.embedding_type))
         if bedrock.provider is ModelProvider.COHERE:
             size = embedding_batch_size(bedrock.provider)
             batches = [texts[start : start + size] for start in range(0, len(texts), size)]
@@ -200,24 +238,36 @@ class AmazonBedrockIntegration:
                     for batch in batches
                 ]
             )
-            return TextEmbeddingResult([vector for batch in embedded for vector in batch])
+            vectors = [vector for batch in embedded for vector in batch]
+            # Bedrock gives Cohere's token count per call only; ES's estimate stands in per text.
+            tokens = [-(-len(text) // bodies.CHARS_PER_TOKEN) for text in texts]
+            return TextEmbeddingResult(vectors, kind, tokens)
         # Titan embeds one text per call, so N inputs make N calls, all at once. (ES refuses
         # more than one input for Titan, and then times out.)
-        return TextEmbeddingResult(
-            await run_in_order([self._embed_titan(bedrock, text, slot) for text in texts])
-        )
+        answers = await run_in_order([self._embed_titan(bedrock, text, slot) for text in texts])
+        tokens = [count for _, count in answers]
+        return TextEmbeddingResult([vector for vector, _ in answers], kind, tokens)
 
     async def _embed_titan(
         self, bedrock: BedrockEndpoint, text: str, slot: SlotSource
-    ) -> Sequence[float]:
-        request = bodies.titan_embedding_body(text)
+    ) -> tuple[Sequence[float], int]:
+        options = embedding_options.titan_fields(
+            bedrock.dimensions if bedrock.dimensions_set_by_user else None,
+            bedrock.normalize,
+            bedrock.embedding_type,
+        )
+        request = bodies.titan_embedding_body(text, options)
         body = await self._retries.call(
             "InvokeModel",
             bedrock.model,
             sized(slot, estimate_tokens(text)),
             lambda: self._clients.invoke_model(bedrock, bedrock.model, request),
         )
-        return bodies.parse_titan_embedding(body)
+        count = bodies.titan_token_count(body)
+        tokens = -(-len(text) // bodies.CHARS_PER_TOKEN) if count is None else count
+        if bedrock.embedding_type == "binary":
+            return embedding_options.titan_binary(body), tokens
+        return bodies.parse_titan_embedding(body), tokens
 
     async def _embed_cohere(
         self,
@@ -227,14 +277,19 @@ class AmazonBedrockIntegration:
         truncate: str | None,
         slot: SlotSource,
     ) -> list[Sequence[float]]:
-        request = bodies.cohere_embedding_body(texts, input_type, truncate)
+        kind = bedrock.embedding_type or "float"
+        options = embedding_options.cohere_fields(kind)
+        request = bodies.cohere_embedding_body(texts, input_type, truncate, options)
         body = await self._retries.call(
             "InvokeModel",
             bedrock.model,
             sized(slot, sum(estimate_tokens(text) for text in texts)),
             lambda: self._clients.invoke_model(bedrock, bedrock.model, request),
         )
-        return list(bodies.parse_cohere_embeddings(body, len(texts)))
+        vectors = bodies.parse_cohere_vectors(body, len(texts), kind)
+        if kind == "float":
+            return [bodies.float32_vector(vector) for vector in vectors]
+        return [embedding_options.cohere_typed(vector, kind) for vector in vectors]
 
 
 def converse_request(bedrock: BedrockEndpoint, inputs: Sequence[str]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ leniently, so that records written by other versions keep working. The schemas d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +34,9 @@ from esproxy.inference.setting_fields import (
     not_allowed,
     require_map,
 )
+from esproxy.integrations.amazonbedrock import embedding_options
+from esproxy.integrations.amazonbedrock.credentials import Identity
+from esproxy.integrations.amazonbedrock.embedding_options import EMBEDDING_TYPES
 from esproxy.integrations.amazonbedrock.model_providers import (
     PROVIDER_CHOICES,
     ModelProvider,
@@ -48,7 +52,8 @@ RATE_LIMIT_SERVICE = "amazon_bedrock"
 DISPLAY_NAME = "Amazon Bedrock"
 DEFAULT_REQUESTS_PER_MINUTE = 240
 TASK_TYPES = frozenset({TaskType.TEXT_EMBEDDING, TaskType.COMPLETION, TaskType.CHAT_COMPLETION})
-SECRET_KEYS = frozenset({"access_key", "secret_key"})
+SECRET_KEYS = frozenset({"access_key", "secret_key", "session_token"})
+KEY_PAIR = ("access_key", "secret_key")
 # Bad values of these get extractOptionalEnum's text, which the reference infers but no test shows.
 SIMILARITIES = ("cosine", "dot_product", "l2_norm")
 TRUNCATIONS = ("end", "none", "start")
@@ -87,6 +92,42 @@ class ServiceSchema(SettingsSchema):
     region = JavaString(SERVICE_SETTINGS, required=True)
     provider = JavaEnum(SERVICE_SETTINGS, parse_provider, PROVIDER_CHOICES, required=True)
     rate_limit = fields.Nested(RateLimitSchema, load_default=None, allow_none=True)
+    # esproxy extensions: the role to assume through STS (credentials.py), all optional.
+    role_arn = JavaString(SERVICE_SETTINGS)
+    external_id = JavaString(SERVICE_SETTINGS)
+    role_session_name = JavaString(SERVICE_SETTINGS)
+
+    @validates_schema
+    def check_role(self, data: Mapping[str, Any], **_: Any) -> None:
+        check_role_settings(data)
+
+
+class RoleSchema(SettingsSchema):
+    """The role settings alone, as `_update` may change them."""
+
+    role_arn = JavaString(SERVICE_SETTINGS)
+    external_id = JavaString(SERVICE_SETTINGS)
+    role_session_name = JavaString(SERVICE_SETTINGS)
+
+    @validates_schema
+    def check_role(self, data: Mapping[str, Any], **_: Any) -> None:
+        check_role_settings(data)
+
+
+def check_role_settings(data: Mapping[str, Any]) -> None:
+    problems = [
+        message
+        for name, check, message in ROLE_CHECKS
+        if data.get(name) is not None and not check(data[name])
+    ]
+    if data.get("role_arn") is None:
+        problems += [
+            f"[{SERVICE_SETTINGS}] setting [{name}] is only allowed together with [role_arn]"
+            for name in ("external_id", "role_session_name")
+            if data.get(name) is not None
+        ]
+    if problems:
+        raise ValidationError(problems)
 
 
 class EmbeddingServiceSchema(ServiceSchema):
@@ -94,16 +135,20 @@ class EmbeddingServiceSchema(ServiceSchema):
     max_input_tokens = JavaPositiveInteger(SERVICE_SETTINGS)
     dimensions = JavaPositiveInteger(SERVICE_SETTINGS)
     dimensions_set_by_user = JavaBoolean(SERVICE_SETTINGS)
+    # esproxy's embedding options (embedding_options.py says which model takes which).
+    normalize = JavaBoolean(SERVICE_SETTINGS)
+    embedding_type = JavaEnum(SERVICE_SETTINGS, enum_parser(EMBEDDING_TYPES), EMBEDDING_TYPES)
 
 
 class EmbeddingRequestSchema(EmbeddingServiceSchema):
     @validates_schema(skip_on_field_errors=False)
     def reject_learned_fields(self, data: Mapping[str, Any], **_: Any) -> None:
-        """ES sets these from its probe call; a request may not (only valid values are seen)."""
-        names = ("dimensions_set_by_user", "dimensions")
-        problems = [not_allowed(n, SERVICE_SETTINGS) for n in names if data.get(n) is not None]
-        if problems:
-            raise ValidationError(problems)
+        """ES sets this from its probe call; a request may not (only valid values are seen).
+
+        `dimensions` is an esproxy option where the model takes it, checked with the others.
+        """
+        if data.get("dimensions_set_by_user") is not None:
+            raise ValidationError([not_allowed("dimensions_set_by_user", SERVICE_SETTINGS)])
 
 
 class CompletionTaskSchema(SettingsSchema):
@@ -115,11 +160,30 @@ class CompletionTaskSchema(SettingsSchema):
 
 class EmbeddingTaskSchema(SettingsSchema):
     truncate = JavaEnum(TASK_SETTINGS, enum_parser(TRUNCATIONS), TRUNCATIONS)
+    cache = JavaBoolean(TASK_SETTINGS)  # esproxy's: false skips the embedding cache
 
 
 class SecretSchema(SettingsSchema):
     access_key = JavaString(SECRET_SETTINGS, required=True, secret=True)
     secret_key = JavaString(SECRET_SETTINGS, required=True, secret=True)
+    session_token = JavaString(SECRET_SETTINGS, secret=True)
+
+
+class OptionalKeysSchema(SecretSchema):
+    """Under `[bedrock] credentials = "default"`: no keys (the default chain) or both."""
+
+    access_key = JavaString(SECRET_SETTINGS, secret=True)
+    secret_key = JavaString(SECRET_SETTINGS, secret=True)
+
+    @validates_schema
+    def check_pair(self, data: Mapping[str, Any], **_: Any) -> None:
+        given = [name for name in (*KEY_PAIR, "session_token") if data.get(name) is not None]
+        if given:
+            missing = [name for name in KEY_PAIR if data.get(name) is None]
+            if missing:
+                raise ValidationError(
+                    [f"[{SECRET_SETTINGS}] does not contain the required setting [{missing[0]}]"]
+                )
 
 
 SERVICE_SCHEMAS = {
@@ -135,6 +199,9 @@ TASK_SCHEMAS = {
     TaskType.CHAT_COMPLETION: CompletionTaskSchema(),
 }
 SECRET_SCHEMA = SecretSchema()
+ROLE_SCHEMA = RoleSchema()
+ROLE_SETTINGS = ("role_arn", "external_id", "role_session_name")
+OPTIONAL_KEYS_SCHEMA = OptionalKeysSchema()
 SERVICE_ORDER = (
     "region",
     "model",
@@ -143,6 +210,33 @@ SERVICE_ORDER = (
     "dimensions",
     "max_input_tokens",
     "similarity",
+    "normalize",
+    "embedding_type",
+    "element_type",
+    "role_arn",
+    "external_id",
+    "role_session_name",
+)
+ROLE_ARN = re.compile(r"arn:[\w-]+:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+ROLE_CHECKS = (
+    (
+        "role_arn",
+        ROLE_ARN.fullmatch,
+        f"[{SERVICE_SETTINGS}] Invalid value for [role_arn]. "
+        "It must be an IAM role ARN, e.g. [arn:aws:iam::123456789012:role/bedrock-caller]",
+    ),
+    (
+        "external_id",
+        re.compile(r"[\w+=,.@:/-]{2,1224}").fullmatch,
+        f"[{SERVICE_SETTINGS}] Invalid value for [external_id]. It must be 2 to 1224 letters, "
+        "digits or any of [_+=,.@:/-]",
+    ),
+    (
+        "role_session_name",
+        re.compile(r"[\w+=,.@-]{2,64}").fullmatch,
+        f"[{SERVICE_SETTINGS}] Invalid value for [role_session_name]. It must be 2 to 64 letters, "
+        "digits or any of [_+=,.@-]",
+    ),
 )
 
 
@@ -157,6 +251,7 @@ class CompletionTaskSettings:
 @dataclass(frozen=True)
 class EmbeddingTaskSettings:
     truncate: str | None = None  # lower case: none, start or end
+    cache: bool | None = None  # None means the cache's default (on)
 
 
 TaskSettings = CompletionTaskSettings | EmbeddingTaskSettings
@@ -173,23 +268,48 @@ class BedrockEndpoint:
     provider: ModelProvider
     requests_per_minute: int
     task_settings: TaskSettings
-    access_key: str = field(repr=False)
-    secret_key: str = field(repr=False)
+    access_key: str | None = field(repr=False)
+    secret_key: str | None = field(repr=False)
     dimensions: int | None = None
     max_input_tokens: int | None = None
     similarity: str | None = None
+    dimensions_set_by_user: bool = False
+    normalize: bool | None = None
+    embedding_type: str | None = None
+    session_token: str | None = field(default=None, repr=False)
+    role_arn: str | None = None
+    external_id: str | None = field(default=None, repr=False)
+    role_session_name: str | None = None
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(
+            self.access_key,
+            self.secret_key,
+            self.session_token,
+            self.role_arn,
+            self.external_id,
+            self.role_session_name,
+        )
 
 
 def parse_request_endpoint(
-    inference_id: str, task_type: TaskType, body: Mapping[str, Any]
+    inference_id: str, task_type: TaskType, body: Mapping[str, Any], *, keyless: bool = False
 ) -> StoredEndpoint:
-    """A PUT body (all of it) as ES's `parseRequestConfig` checks it, first error first."""
+    """A PUT body (all of it) as ES's `parseRequestConfig` checks it, first error first.
+
+    `keyless` (`[bedrock] credentials = "default"`) lets the keys be left out.
+    """
     top, service_map, task_map, chunking = split_body(task_type, body)
     check_rate_limit_keys(service_map)
     service = load_settings(REQUEST_SERVICE_SCHEMAS[task_type], service_map)
     task = load_settings(TASK_SCHEMAS[task_type], task_map)
-    secrets = load_settings(SECRET_SCHEMA, service_map)
+    secrets = read_secrets(OPTIONAL_KEYS_SCHEMA if keyless else SECRET_SCHEMA, service_map)
     check_provider(task_type, service["provider"], task)
+    if task_type is TaskType.TEXT_EMBEDDING:
+        problems = embedding_options.option_problems(service["provider"], service["model"], service)
+        if problems:
+            raise ValidationFailed(problems)
     for leftover, original in (
         (top, body),
         (unread(service_map, REQUEST_SERVICE_SCHEMAS[task_type], SECRET_SCHEMA), service_map),
@@ -204,8 +324,15 @@ def parse_request_endpoint(
         task_settings={k: v for k, v in task.items() if v is not None},
         chunking_settings=chunking,
     )
-    internal = {"dimensions_set_by_user": False} if task_type is TaskType.TEXT_EMBEDDING else {}
+    internal = {}
+    if task_type is TaskType.TEXT_EMBEDDING:
+        internal = {"dimensions_set_by_user": service.get("dimensions") is not None}
     return StoredEndpoint(config=config, secrets=secrets, internal=internal)
+
+
+def read_secrets(schema: SettingsSchema, settings: Mapping[str, Any]) -> dict[str, str]:
+    """The given secrets only: an endpoint without keys stores an empty set."""
+    return {k: v for k, v in load_settings(schema, settings).items() if v is not None}
 
 
 def split_body(
@@ -275,6 +402,9 @@ def render_service_settings(service: Mapping[str, Any]) -> dict[str, Any]:
         "provider": service["provider"].display_name,
         "rate_limit": render_rate_limit(rate_limit),
     }
+    kind = embedding_options.element_type(service.get("embedding_type"))
+    if kind is not embedding_options.ElementType.FLOAT:
+        shown["element_type"] = str(kind)
     return {key: shown[key] for key in SERVICE_ORDER if shown.get(key) is not None}
 
 
@@ -301,11 +431,18 @@ def read_endpoint(endpoint: StoredEndpoint) -> BedrockEndpoint:
         provider=service["provider"],
         requests_per_minute=rate_limit.get("requests_per_minute") or DEFAULT_REQUESTS_PER_MINUTE,
         task_settings=typed_task_settings(endpoint.config.task_type, task),
-        access_key=secrets["access_key"],
-        secret_key=secrets["secret_key"],
+        access_key=secrets.get("access_key"),
+        secret_key=secrets.get("secret_key"),
         dimensions=service.get("dimensions"),
         max_input_tokens=service.get("max_input_tokens"),
         similarity=service.get("similarity"),
+        dimensions_set_by_user=endpoint.internal.get("dimensions_set_by_user") is True,
+        normalize=service.get("normalize"),
+        embedding_type=service.get("embedding_type"),
+        session_token=secrets.get("session_token"),
+        role_arn=service.get("role_arn"),
+        external_id=service.get("external_id"),
+        role_session_name=service.get("role_session_name"),
     )
 
 
@@ -320,7 +457,9 @@ def load_stored(endpoint: StoredEndpoint) -> tuple[dict[str, Any], ...]:
         return (
             load_settings(SERVICE_SCHEMAS[task_type], service_map),
             load_settings(TASK_SCHEMAS[task_type], task_map),
-            load_settings(SECRET_SCHEMA, endpoint.secrets),
+            # Either mode's records read back: whether keyless calls are allowed is decided at
+            # call time (credentials.py), so switching modes never makes a record unreadable.
+            load_settings(OPTIONAL_KEYS_SCHEMA, endpoint.secrets),
         )
     except ProxyError as error:
         raise BadRequest(
@@ -350,12 +489,23 @@ def with_request_task_settings(
     return replace(endpoint, task_settings=replace(endpoint.task_settings, **merged))
 
 
-def with_learned_embedding_settings(endpoint: StoredEndpoint, dimensions: int) -> StoredEndpoint:
-    """After the PUT probe: the dimensions it returned, and the provider's default similarity."""
+def with_learned_embedding_settings(endpoint: StoredEndpoint, vector_length: int) -> StoredEndpoint:
+    """After the PUT probe: the dimensions it returned (as ES counts them for the vector's element
+    type), and the default similarity for the provider and element type."""
     service = dict(endpoint.config.service_settings)
     provider = parse_provider(service["provider"])
+    kind = embedding_options.element_type(service.get("embedding_type"))
+    dimensions = embedding_options.reported_dimensions(kind, vector_length)
+    asked = service.get("dimensions")
+    if endpoint.internal.get("dimensions_set_by_user") is True and asked != dimensions:
+        raise BadRequest(
+            f"The retrieved embeddings size [{dimensions}] does not match the size specified in "
+            f"the settings [{asked}]. Please recreate the [{endpoint.inference_id}] configuration "
+            "with the correct dimensions"
+        )
     service["dimensions"] = dimensions
-    service.setdefault("similarity", default_similarity(provider))
+    similarity = embedding_options.default_similarity(kind, default_similarity(provider))
+    service.setdefault("similarity", similarity)
     ordered = {key: service[key] for key in SERVICE_ORDER if key in service}
     return replace(endpoint, config=replace(endpoint.config, service_settings=ordered))
 

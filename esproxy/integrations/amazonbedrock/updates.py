@@ -24,6 +24,8 @@ from esproxy.inference.setting_fields import (
 )
 from esproxy.integrations.amazonbedrock.settings import (
     RATE_LIMIT_KEYS,
+    ROLE_SCHEMA,
+    ROLE_SETTINGS,
     SECRET_KEYS,
     SECRET_SCHEMA,
     SERVICE,
@@ -33,6 +35,7 @@ from esproxy.integrations.amazonbedrock.settings import (
     check_leftovers,
     check_provider,
     read_endpoint,
+    read_secrets,
     redact,
     render_rate_limit,
 )
@@ -133,15 +136,30 @@ def merged_service_settings(
     if config.task_type is TaskType.TEXT_EMBEDDING and "max_input_tokens" in service_map:
         given = {"max_input_tokens": service_map.pop("max_input_tokens")}
         tokens = collect(MAX_INPUT_TOKENS_SCHEMA, given, problems).get("max_input_tokens")
+    role = merged_role(config, service_map, problems)
     if problems:
         raise ValidationFailed(problems)
     stored = config.service_settings.get(RATE_LIMIT)
     merged = {**(stored if isinstance(stored, Mapping) else {}), **rate_limit}
     merged["requests_per_minute"] = merged.get("requests_per_minute") or requests_per_minute
-    shown = {**config.service_settings, RATE_LIMIT: render_rate_limit(merged)}
+    shown = {**config.service_settings, RATE_LIMIT: render_rate_limit(merged), **role}
     if tokens is not None:
         shown["max_input_tokens"] = tokens
     return {key: shown[key] for key in SERVICE_ORDER if shown.get(key) is not None}
+
+
+def merged_role(
+    config: EndpointConfig, service_map: dict[str, Any], problems: list[str]
+) -> dict[str, Any]:
+    """An esproxy extension: `role_arn`, `external_id` and `role_session_name` may change too
+    (the changed endpoint is then probed under the new role before it is stored)."""
+    given = {key: service_map.pop(key) for key in ROLE_SETTINGS if key in service_map}
+    if not given:
+        return {}
+    merged = {key: config.service_settings.get(key) for key in ROLE_SETTINGS}
+    merged.update({key: value for key, value in given.items() if value is not None})
+    loaded = collect(ROLE_SCHEMA, {k: v for k, v in merged.items() if v is not None}, problems)
+    return {key: value for key, value in loaded.items() if value is not None}
 
 
 def read_rate_limit(value: Any, problems: list[str]) -> dict[str, Any]:
@@ -178,8 +196,9 @@ def merged_task_settings(config: EndpointConfig, task_map: dict[str, Any]) -> di
 
 
 def rotated_secrets(current: Mapping[str, str], service_map: dict[str, Any]) -> Mapping[str, str]:
-    """A new key pair when either key is given; both are then required, as at PUT."""
+    """New keys when any secret is given: both keys are then required, as at PUT, and a session
+    token goes with them (new keys without one drop the old token)."""
     given = {key: service_map.pop(key) for key in sorted(SECRET_KEYS) if key in service_map}
     if not given:
         return current
-    return load_settings(SECRET_SCHEMA, given)
+    return read_secrets(SECRET_SCHEMA, given)

@@ -1,6 +1,7 @@
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
@@ -13,6 +14,7 @@ import org.opensearch.env.Environment;
 import org.opensearch.http.HttpServerTransport;
 import org.opensearch.node.InternalSettingsPreparer;
 import org.opensearch.node.Node;
+import org.opensearch.plugins.Plugin;
 import org.opensearch.transport.Netty4Plugin;
 
 /**
@@ -28,9 +30,28 @@ public final class TestOpenSearchNode {
     /** Node's constructor that takes classpath plugins is protected, hence the subclass. */
     private static final class ClasspathPluginNode extends Node {
         ClasspathPluginNode(Environment env) {
-            super(env, List.of(Netty4Plugin.class, CommonAnalysisPlugin.class), true);
+            super(env, plugins(), true);
         }
     }
+
+    /**
+     * Netty and the common analyzers, plus the k-NN plugin (knn_vector fields, Lucene engine only:
+     * its native engines are not in the Maven Central zip) when scripts/setup-opensearch put its
+     * jars on the classpath. It is loaded by name because it is not on the compile classpath.
+     */
+    private static List<Class<? extends Plugin>> plugins() {
+        List<Class<? extends Plugin>> plugins = new ArrayList<>();
+        plugins.add(Netty4Plugin.class);
+        plugins.add(CommonAnalysisPlugin.class);
+        try {
+            plugins.add(Class.forName(KNN_PLUGIN).asSubclass(Plugin.class));
+        } catch (ClassNotFoundException absent) {
+            System.err.println("k-NN plugin not on the classpath; knn_vector fields unavailable");
+        }
+        return plugins;
+    }
+
+    private static final String KNN_PLUGIN = "org.opensearch.knn.plugin.KNNPlugin";
 
     public static void main(String[] args) throws Exception {
         boolean exitOnEof = args.length == 3 && args[2].equals("--exit-on-stdin-eof");
