@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from esproxy.errors import BadRequest, BodyParseError, ProxyError, RequestValidationFailed
 from esproxy.inference.json_bodies import JsonBody, Location, decode_json_body, parse_failure
+from esproxy.inference.schemas import json_token
 
 T = TypeVar("T")
 
@@ -133,7 +134,7 @@ class ObjectReader:
         if not isinstance(value, dict):
             raise FieldError(
                 parse_failure(
-                    f"[{self.name}] Expected START_OBJECT but was: {token_of(value)}", where
+                    f"[{self.name}] Expected START_OBJECT but was: {json_token(value)}", where
                 )
             )
         out: dict[str, Any] = {}
@@ -141,7 +142,7 @@ class ObjectReader:
             if key not in self.fields:
                 raise FieldError(parse_failure(f"[{self.name}] unknown field [{key}]", where), key)
             tokens, reader = self.fields[key]
-            token = token_of(item)
+            token = json_token(item)
             if token not in tokens:
                 raise FieldError(
                     parse_failure(
@@ -175,19 +176,6 @@ OBJECT_OR_STRING = frozenset({"START_OBJECT", "VALUE_STRING"})
 VALUE_ARRAY = frozenset(
     {"START_ARRAY", "VALUE_STRING", "VALUE_NUMBER", "VALUE_BOOLEAN", "VALUE_NULL"}
 )
-
-
-def token_of(value: Any) -> str:
-    """The Jackson token a decoded JSON value started with."""
-    if value is None:
-        return "VALUE_NULL"
-    if isinstance(value, bool):
-        return "VALUE_BOOLEAN"
-    if isinstance(value, int | float):
-        return "VALUE_NUMBER"
-    if isinstance(value, str):
-        return "VALUE_STRING"
-    return "START_OBJECT" if isinstance(value, dict) else "START_ARRAY"
 
 
 def read_string(_: str, value: Any) -> str:
@@ -244,7 +232,7 @@ def read_string_array(_: str, value: Any) -> tuple[str, ...]:
     out = []
     for item in items:
         if isinstance(item, dict | list) or item is None:
-            token = token_of(item)
+            token = json_token(item)
             raise FieldError(
                 BadRequest(f"Can't get text on a {token}", error_type="illegal_state_exception")
             )
@@ -278,7 +266,7 @@ def read_objects(_: str, value: Any) -> tuple[Mapping[str, Any], ...]:
     items = value if isinstance(value, list) else [value]
     for item in items:
         if not isinstance(item, dict):
-            raise FieldError(parse_failure(f"Expected START_OBJECT but was: {token_of(item)}"))
+            raise FieldError(parse_failure(f"Expected START_OBJECT but was: {json_token(item)}"))
     return tuple(items)
 
 
@@ -291,7 +279,7 @@ def read_content(_: str, value: Any) -> str | tuple[TextPart, ...]:
     raise FieldError(
         parse_failure(
             "Expected an array start token or a value string token but found token "
-            f"[{token_of(value)}]"
+            f"[{json_token(value)}]"
         )
     )
 
