@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 from marshmallow import ValidationError
+from yarl import URL
 
 from esproxy import __version__
 from esproxy.errors import ProxyError
@@ -534,6 +535,12 @@ def bridge_create(args: argparse.Namespace) -> int:
     base_url = args.url or settings.bridge.url
     if base_url is None:
         base_url = f"http://{settings.server.host}:{settings.server.port}"
+    url = URL(base_url)
+    if url.scheme not in ("http", "https") or not url.host:
+        print(
+            f"esproxy: --url must be an http(s) URL of esproxy, not [{base_url}]", file=sys.stderr
+        )
+        return 2
     try:
         endpoint = asyncio.run(bridge_endpoint(settings, args, base_url))
         if not args.apply:

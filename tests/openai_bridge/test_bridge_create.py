@@ -110,3 +110,14 @@ async def test_apply_against_a_cluster_without_inference_fails_with_one_line(
         .startswith("esproxy: the cluster behind esproxy has no _inference API")
     )
     assert "esb." not in out + err  # the minted key is never shown when it was not used
+
+
+async def test_a_bad_url_is_one_line_and_exit_2(tmp_path: Path):
+    code, out, err = await run_cli(
+        "bridge", "create", "x", "--es-endpoint", "y", "--url", "esproxy:9200",
+        env={"ESPROXY_DATA_DIR": str(tmp_path / "data")},
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        "esproxy: --url must be an http(s) URL of esproxy, not [esproxy:9200]"
+    ]
