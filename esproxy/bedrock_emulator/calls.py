@@ -63,13 +63,7 @@ async def admit(request: web.Request, request_id: str, started: float) -> ModelC
     state = request.app[EMULATOR_STATE]
     operation, model_id = parse_target(request.rel_url.raw_path)
     body = await request.read()
-    signed = SignedCall(
-        request.method,
-        request.rel_url.raw_path,
-        request.rel_url.raw_query_string,
-        request.headers,
-        body,
-    )
+    signed = SignedCall.of(request, body)
     check = check_signature(
         signed,
         state.settings.keys,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from esproxy.bedrock_emulator.errors import BedrockError
@@ -58,6 +59,16 @@ class SignedCall:
     raw_query: str
     headers: CIMultiDictProxy[str]
     body: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, request: web.Request, body: bytes) -> SignedCall:
+        return cls(
+            request.method,
+            request.rel_url.raw_path,
+            request.rel_url.raw_query_string,
+            request.headers,
+            body,
+        )
 
 
 @dataclass(frozen=True)

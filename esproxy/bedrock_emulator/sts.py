@@ -110,13 +110,7 @@ async def handle_sts(request: web.Request) -> web.Response:
 def authenticate(
     request: web.Request, body: bytes, state: EmulatorState
 ) -> tuple[str | None, bool]:
-    signed = SignedCall(
-        request.method,
-        request.rel_url.raw_path,
-        request.rel_url.raw_query_string,
-        request.headers,
-        body,
-    )
+    signed = SignedCall.of(request, body)
     check = check_signature(
         signed,
         state.settings.keys,
