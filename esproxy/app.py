@@ -398,6 +398,7 @@ async def build_service(app: web.Application) -> AsyncIterator[None]:
     metrics = app.get(METRICS_KEY)
     if metrics is not None:
         metrics.gauges.queue_depths = limiters.depths
+        metrics.gauges.paces = limiters.paces
     app[INFERENCE_SERVICE] = InferenceService(
         app[STORE], registry, app[CIPHER], limiters, embedding_cache=cache, telemetry=metrics
     )

@@ -270,6 +270,16 @@ class RateLimiters:
                 depths[inference_id] = depths.get(inference_id, 0) + queue.waiting
         return depths
 
+    def paces(self) -> dict[str, float]:
+        """The rate each endpoint is paced at now in this process, requests per minute: its share
+        of the configured rate, after any cut for throttling (read by metrics)."""
+        paces: dict[str, float] = {}
+        for queue in self._queues.values():
+            inference_id = queue.limit.inference_id
+            if inference_id is not None:
+                paces[inference_id] = paces.get(inference_id, 0.0) + queue.pace
+        return paces
+
     def rate(self, key: str) -> int | None:
         """The rate a key's calls are paced at now in this process, in requests per minute (a
         share of the endpoint's, cut after throttling); None before its first call."""

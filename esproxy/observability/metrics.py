@@ -260,17 +260,21 @@ class CallbackGauges(Collector):
 
     def __init__(self) -> None:
         self.queue_depths: Callable[[], Mapping[str, int]] | None = None
+        self.paces: Callable[[], Mapping[str, float]] | None = None
         self.known_ids: Callable[[], list[str]] = list
         self.nodes_up: Callable[[], Mapping[str, bool]] | None = None
         # The Bedrock credentials room's snapshot (identities, renewing, renewals, failures).
         self.aws_credentials: Callable[[], Mapping[str, Any]] | None = None
         self._depths: dict[str, int] = {}
+        self._paces: dict[str, float] = {}
         self._nodes: dict[str, bool] | None = None
         self._credentials: dict[str, Any] | None = None
 
     def refresh(self) -> None:
         waiting = self.queue_depths() if self.queue_depths is not None else {}
         self._depths = {i: waiting.get(i, 0) for i in self.known_ids()}
+        paces = self.paces() if self.paces is not None else {}
+        self._paces = {i: paces[i] for i in self.known_ids() if i in paces}
         self._nodes = None if self.nodes_up is None else dict(self.nodes_up())
         credentials = self.aws_credentials
         self._credentials = None if credentials is None else dict(credentials())
@@ -284,6 +288,15 @@ class CallbackGauges(Collector):
         for inference_id, waiting in self._depths.items():
             depth.add_metric([inference_id], waiting)
         yield depth
+        pace = GaugeMetricFamily(
+            "esproxy_rate_limit_effective_requests_per_minute",
+            "The rate this process paces each endpoint at now: its share of the configured rate "
+            "(cluster limits), after any cut for Bedrock throttling (adaptive pacing).",
+            labels=["inference_id"],
+        )
+        for inference_id, rpm in self._paces.items():
+            pace.add_metric([inference_id], rpm)
+        yield pace
         if self._nodes is not None:
             up = GaugeMetricFamily(
                 "esproxy_upstream_node_up",

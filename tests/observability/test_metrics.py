@@ -154,6 +154,11 @@ async def test_every_series_is_exact_after_a_known_mix(
     assert value(s, wait, inference_id="chat") == 7
     assert value(s, "esproxy_rate_limit_queue_depth", inference_id="vectors") == 0
     assert value(s, "esproxy_rate_limit_queue_depth", inference_id="chat") == 0
+    # Alone, this process paces each endpoint at its configured rate (60000), cut for the
+    # throttling both endpoints met in the mix.
+    pace = "esproxy_rate_limit_effective_requests_per_minute"
+    assert 0 < value(s, pace, inference_id="vectors") < 60000
+    assert 0 < value(s, pace, inference_id="chat") < 60000
 
     usage = (await control(emulator, "GET", "/_emulator/usage"))["models"]
     tokens = "esproxy_bedrock_tokens_total"
