@@ -69,6 +69,7 @@ class RequestHead:
 # A line start that is not a token and a colon: folding, whitespace before the colon, a line
 # without a name. With the CR/LF counts, this validates a head in a few C-level scans.
 _BAD_LINE = re.compile(rb"\r\n(?![!#$%&'*+\-.^_`|~0-9A-Za-z]+:)")
+_BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 # Request headers that need the line-by-line path: per-hop ones, and framing not spliced.
 _REQUEST_SPECIAL = re.compile(
     rb"\r\n(?:connection|keep-alive|te|trailer|upgrade|expect|transfer-encoding|proxy-)"
@@ -197,7 +198,12 @@ def read_response_head(head: bytes, *, head_request: bool, close_client: bool) -
         raise InvalidResponse(f"bad status line [{describe_bytes(head[:eol])}]")
     if not is_plain(head):
         bad = _BAD_LINE.search(head)
-        line = (head[bad.start() + 2 :] if bad is not None else head[eol:]).split(CRLF)[0]
+        if bad is not None:
+            start = bad.start() + 2
+        else:  # a bare CR or LF: the line that holds it
+            bare = _BARE.search(head)
+            start = 0 if bare is None else head.rfind(b"\n", 0, bare.start()) + 1
+        line = head[start:].split(CRLF)[0]
         raise InvalidResponse(f"bad header line [{describe_bytes(line)}]")
     lower = head.lower()
     close = version == b"HTTP/1.0"
