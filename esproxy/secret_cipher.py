@@ -317,7 +317,7 @@ def read_key_file_keys(path: Path) -> list[SecretKey]:
                 "real file's directory instead"
             ) from None
         raise SettingsError(f"cannot read secrets key file [{path}]: {error.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise SettingsError(f"secrets key file [{path}] is not a regular file")
@@ -331,10 +331,19 @@ def read_key_file_keys(path: Path) -> list[SecretKey]:
                 f"secrets key file [{path}] has mode {stat.S_IMODE(info.st_mode):04o}, so group "
                 f"or others may access it; run `chmod 600 {path}`"
             )
-        raw = handle.read(KEY_FILE_MAX_BYTES + 1)
+        # Only now a file object: fdopen itself refuses a directory, with a traceback.
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            raw = handle.read(KEY_FILE_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
     text = raw.decode("ascii", errors="replace")
     lines = [line for line in text.splitlines() if line.strip()]
-    if len(raw) > KEY_FILE_MAX_BYTES or not lines:
+    if len(raw) > KEY_FILE_MAX_BYTES:
+        raise SettingsError(
+            f"secrets key file [{path}] is larger than {KEY_FILE_MAX_BYTES // 1024} KiB; it holds "
+            "one base64 key per line"
+        )
+    if not lines:
         raise SettingsError(
             f"secrets key file [{path}] holds no key; it holds one base64 key per line"
         )
