@@ -84,6 +84,13 @@ def test_a_key_file_is_written_whole_private_and_in_order(tmp_path: Path) -> Non
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert os.listdir(tmp_path) == ["secrets.key"]
     assert read_key_file_keys(path) == [first, second]
+    (tmp_path / "taken" / "x").mkdir(parents=True)  # a rename over a directory fails late
+    with pytest.raises(SettingsError) as raised:
+        write_key_file(tmp_path / "taken", [first])
+    assert (
+        str(raised.value) == f"cannot write secrets key file [{tmp_path / 'taken'}]: Is a directory"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["secrets.key", "taken"]
     with pytest.raises(SettingsError) as raised:
         write_key_file(tmp_path / "missing" / "secrets.key", [first])
     assert str(raised.value) == (
@@ -293,8 +300,11 @@ def test_migrating_a_legacy_value_refuses_anything_else_naming_the_endpoint() ->
         f"Secrets of inference endpoint [f] failed authentication with secrets key "
         f"[{key.key_id}]: the value was altered or belongs to another endpoint"
     )
-    with pytest.raises(SecretsUnreadable, match=r"decrypted to an unexpected shape"):
+    with pytest.raises(SecretsUnreadable) as raised:
         cipher.open_legacy("e", seal_legacy(key, "e", [1]))  # type: ignore[arg-type]
+    assert raised.value.reason == (
+        "Secrets of inference endpoint [e] decrypted to an unexpected shape"
+    )
 
 
 def respelled(sealed: str, version: str | None = None, key_id: str | None = None) -> str:
