@@ -7,6 +7,7 @@ import base64
 import logging
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,19 @@ def test_a_key_file_of_exactly_the_largest_size_is_read_whole(tmp_path: Path) ->
     path = private_file(tmp_path / "secrets.key", head + filler + tail)
     assert path.stat().st_size == KEY_FILE_MAX_BYTES
     assert read_key_file_keys(path) == [first, last]
+
+
+def test_key_files_are_made_only_inside_their_own_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never by way of the system's temporary directory: no copy of a key is left there."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-temporary-directory"))
+    path = tmp_path / "data" / "secrets.key"
+    key = load_or_create_key_file(path)
+    new = new_key()
+    write_key_file(path, [new, key])
+    assert read_key_file_keys(path) == [new, key]
+    assert os.listdir(path.parent) == ["secrets.key"]
 
 
 # -- a rotation while the server runs ----------------------------------------------------------
