@@ -59,11 +59,12 @@ def test_a_record_opens_whatever_key_order_its_store_returns() -> None:
 
 def test_the_canonical_encoding_is_sorted_compact_utf8_without_the_seal() -> None:
     stored = dataclasses.replace(RECORD, sealed_secrets=SEALED)
-    assert canonical_encoding(stored) == (
+    expected = (
         '{"config":{"service":"amazonbedrock","service_settings":{"model":"m","région":"é"},'
         '"task_type":"completion"},"inference_id":"my-endpoint",'
         '"internal":{"chunking":null,"n":[1,2.5]}}'
-    ).encode()
+    )
+    assert canonical_encoding(stored) == expected.encode()
 
 
 @pytest.mark.parametrize(
