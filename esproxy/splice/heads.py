@@ -111,7 +111,11 @@ def parse_request_head(head: bytes) -> RequestHead | None:
     if at >= 0:
         end = lower.find(b"\r\n", at + 17)
         value = (head[at + 17 : end] if end >= 0 else head[at + 17 :]).strip(b" \t")
-        if not value.isdigit() or len(value) > 15 or b"\r\ncontent-length:" in lower[at + 17 :]:
+        if (
+            not value.isdigit()
+            or len(value) > 15
+            or lower.find(b"\r\ncontent-length:", at + 17) >= 0
+        ):
             return None
         content_length = int(value)
     at = lower.find(b"\r\nhost:")
@@ -120,7 +124,7 @@ def parse_request_head(head: bytes) -> RequestHead | None:
     end = lower.find(b"\r\n", at + 7)
     if end < 0:
         return RequestHead(method, target, head[eol:at], content_length, False, False)
-    if b"\r\nhost:" in lower[end:]:
+    if lower.find(b"\r\nhost:", end) >= 0:
         return None  # two Host headers
     headers = head[eol:at] + head[end:]
     return RequestHead(method, target, headers, content_length, False, False)
