@@ -62,6 +62,11 @@ def upstream(head: RequestHead | None) -> bytes:
             b"%s\r\nHost: node:9200\r\nContent-Length:11\r\n\r\n" % LINE,
             11,
         ),
+        (  # an empty Host: only that line goes
+            LINE + b"\r\nHost:\r\nX-A: 1",
+            b"%s\r\nHost: node:9200\r\nX-A: 1\r\n\r\n" % LINE,
+            0,
+        ),
         (
             LINE + b"\r\nX-Host: h\r\nX-Content-Length: 5",
             b"%s\r\nHost: node:9200\r\nX-Host: h\r\nX-Content-Length: 5\r\n\r\n" % LINE,
