@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import time
 from urllib.parse import parse_qsl
 
 from esproxy.errors import PlainError, ProxyError, UpstreamUnavailable
@@ -423,13 +424,16 @@ class ClientConnection(asyncio.Protocol):
         access = splicer.access
         if access is not None and request is not None:
             access.forwarded(
-                request.method,
-                request.path,
-                status,
-                self.loop.time() - self.started,
-                self.request_bytes,
-                bytes_out,
-                request.rest,
+                (
+                    time(),
+                    request.method,
+                    request.path,
+                    status,
+                    self.loop.time() - self.started,
+                    self.request_bytes,
+                    bytes_out,
+                    request.rest,
+                )
             )
 
     def fail(self, error: ProxyError, reason: str | None = None) -> None:
