@@ -100,8 +100,9 @@ def open_writer(destination: str) -> LineWriter:
 
 
 class AccessLog:
-    """Gathers lines and forwarded exchanges on the event loop; makes and hands over a batch every
-    FLUSH_SECONDS (made in a running loop: the flush timer starts at once)."""
+    """Gathers lines and forwarded exchanges on the event loop, makes lines ~BATCH_ENTRIES at a
+    time and hands them to the writer every FLUSH_SECONDS (made in a running loop: its timer
+    starts at once)."""
 
     def __init__(self, writer: LineWriter, *, json_lines: bool) -> None:
         self.writer = writer
@@ -130,7 +131,7 @@ class AccessLog:
         count = len(self._values) // WIDTH
         self.make()
         now = self._loop.time()
-        if now >= self._hand_over_at:
+        if now >= self._hand_over_at - MIN_TICK_SECONDS:  # slack: uvloop's clock is in ms
             self.hand_over()
             self._hand_over_at = now + FLUSH_SECONDS
         wanted = self._interval * BATCH_ENTRIES / count if count else FLUSH_SECONDS
