@@ -19,6 +19,8 @@ leaves it out).
 Experiment (off by default, see esproxy_experiment.py): --static-ua adds esproxy without
 botocore's per-call User-Agent rebuild. esproxy's embedding cache is off in these runs; the
 embedding cache benchmark (embedding_cache.py) follows them, or runs alone with --cache-only.
+With BENCH_FEATURES=all (scripts/bench/all) every feature is on instead: esproxy is a sidecar of
+an OpenSearch node (store and leases), the cache is on and the embedding endpoints opt out of it.
 """
 
 # ruff: noqa: RUF001 - the tables print the multiplication sign and an en dash on purpose
@@ -448,7 +450,7 @@ def main() -> int:
     if "chat_stream" in workloads:
         result["chat_stream_first_delta"] = first_deltas(emulator, targets, duration)
     if "completion-role" in workloads:
-        ab = role_call_path(emulator, 50 if lib.quick() else 100, 10 if lib.quick() else 30)
+        ab = role_call_path(emulator, 50 if lib.quick() else 100, 10 if lib.quick() else 20)
         print(
             f"  call path A/B ({ab['calls_each']} calls each): key p50 {ab['key_p50_ms']:.3f} ms, "
             f"role p50 {ab['role_p50_ms']:.3f} ms, role adds {ab['role_added_p50_ms']:+.3f} ms "

@@ -279,10 +279,12 @@ def opensearch_node(logs: Path) -> tuple[str, subprocess.Popen[bytes]]:
         log=logs / "opensearch.log",
     )
     assert node.stdout is not None
+    began = time.monotonic()
     ready, _, _ = select.select([node.stdout], [], [], 240)  # the URL is printed once ready
     url = node.stdout.readline().decode().strip() if ready else ""
     if not url.startswith("http"):
         raise RuntimeError("the OpenSearch node did not start")
+    print(f"  OpenSearch node ready in {time.monotonic() - began:.0f} s", flush=True)
     return url, node
 
 
