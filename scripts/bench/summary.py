@@ -487,7 +487,7 @@ def evaluate(since: float) -> dict[str, Any]:
         stale = bool(r) and since > 0 and when(r) < since
         try:
             got = b.measure(r) if r else None
-        except (KeyError, TypeError, ZeroDivisionError) as error:
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
             got = None
             print(f"summary: {b.id}: {error!r}", file=sys.stderr)
         status = "not measured" if got is None else ("met" if got[1] else "missed")
@@ -529,13 +529,14 @@ def inference_context(r: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "workload": workload,
                     "concurrency": int(conc),
-                    "vs_direct_rps": e["rps"] / d["rps"],
+                    "vs_direct_rps": lib.ratio(e["rps"], d["rps"]),
                     "added_p50_ms": e["latency_ms"]["p50"] - d["latency_ms"]["p50"],
-                    "p99_vs_direct": e["latency_ms"]["p99"] / d["latency_ms"]["p99"],
+                    "p99_vs_direct": lib.ratio(e["latency_ms"]["p99"], d["latency_ms"]["p99"]),
                     "cpu_ms": e.get("cpu_ms_per_request"),
                     "direct_cpu_ms": d.get("cpu_ms_per_request"),
                     "cpu_beyond_direct_pct": extra_cpu(runs) * 100,
-                    "vs_litellm_rps": e["rps"] / lite["rps"] if lite else None,
+                    # A contender that finished no request in the run has no ratio (NaN).
+                    "vs_litellm_rps": lib.ratio(e["rps"], lite["rps"]) if lite else None,
                 }
             )
     return out
