@@ -1,7 +1,8 @@
 """The float32 vector round trip alone, in ns per number: Bedrock's JSON answer in, ES's printed
 vectors out, as esproxy does it now (`vector_json`) and as it did before (`orjson.loads`, then
 `array("f")`, which is still the fallback), next to what direct aiobotocore does with the same
-body (`orjson.loads` only). Best of N CPU times (process_time) in one process, so it moves little with the machine's load.
+body (`orjson.loads` only). Best of N CPU times (process_time) in one process, so it moves
+little with the machine's load.
 
     .venv/bin/python scripts/bench/vector_conversion.py [--rounds N]
 
