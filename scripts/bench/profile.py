@@ -124,7 +124,18 @@ def main() -> int:
         )
         target, method, body, name = url + "/bench/_search", "POST", forwarding.QUERY, "forwarding"
     else:
-        emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
+        keys = inference.KEYS
+        emulator, _ = lib.emulator(
+            "emulator",
+            "--latency-ms",
+            "20",
+            # As in the benchmark: the role endpoint's AssumeRole needs the role and its key.
+            "--key",
+            f"{keys['access_key']}:{keys['secret_key']}",
+            "--role",
+            inference.ROLE,
+            log_dir=logs,
+        )
         url, esp = inference.start_esproxy(emulator, logs)
         path, body = inference.esproxy_requests()[args.workload]
         target, method, name = url + path, "POST", f"inference-{args.workload}"
