@@ -25,6 +25,7 @@ import secrets
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -105,6 +106,7 @@ class LimitsCoordinator:
         leases: LeaseIndex | None = None,
         lease_seconds: float = 5.0,
         clock: Any = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if mode == "cluster" and leases is None:
             raise ValueError("cluster mode needs a lease index")
@@ -114,6 +116,8 @@ class LimitsCoordinator:
         self._limiters = limiters
         self._leases = leases
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
+        # Heartbeats are wall-clock time: the only clock processes on other hosts share.
+        self._wall = wall_clock
         low, high = DEMAND_WINDOW_BOUNDS
         self._demand_window = min(high, max(low, DEMAND_PERIODS * lease_seconds))
         self._seq = 0
@@ -380,7 +384,7 @@ class LimitsCoordinator:
         return Lease(
             process=self.process,
             host=socket.gethostname(),
-            heartbeat_ms=int(time.time() * 1000),
+            heartbeat_ms=int(self._wall() * 1000),
             seq=self._seq,
             lease_seconds=self.lease_seconds,
             endpoints=endpoints,
@@ -390,7 +394,7 @@ class LimitsCoordinator:
         """Note which leases moved, and follow the AIMD cuts other processes made."""
         previous = self._others or {}
         others: dict[str, Seen] = {}
-        wall_ms = time.time() * 1000
+        wall_ms = self._wall() * 1000
         for lease in leases:
             if lease.process == self.process:
                 continue
@@ -436,7 +440,7 @@ class LimitsCoordinator:
 
     async def _delete_dead(self, leases: list[Lease]) -> None:
         assert self._leases is not None
-        wall_ms = time.time() * 1000
+        wall_ms = self._wall() * 1000
         for lease in leases:
             if lease.process != self.process and wall_ms - lease.heartbeat_ms > (
                 DEAD_LEASE_SECONDS * 1000

@@ -15,7 +15,6 @@ from esproxy.inference.rate_limits import (
     current_deadline,
     deadline_at,
     limiter_for_rate,
-    report_usage,
 )
 
 SLOW = RateLimit("amazonbedrock/slow", 60, inference_id="slow")  # one slot, then one a second
@@ -126,26 +125,6 @@ async def test_a_call_larger_than_a_minutes_token_budget_is_refused_at_once():
     # A whole minute's budget is allowed: it waits about that minute (0.1 s here), in pieces.
     async with asyncio.timeout(1.0), limiters.slot(limit, tokens=1000):
         pass
-
-
-async def test_tokens_are_paced_and_reported_usage_replaces_the_estimate():
-    # A 1 s "minute" of 1000 tokens: calls of 100 tokens pass at about 10 a second.
-    limiters = RateLimiters(minute=1.0)
-    limit = RateLimit("k", 60_000, tokens_per_minute=1000)
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    for _ in range(6):
-        async with limiters.slot(limit, tokens=100):
-            pass
-    took = loop.time() - began
-    assert 0.4 <= took <= 0.8, took
-    # A call estimated at 10 that really used 500 leaves the budget in debt for half a second.
-    async with limiters.slot(limit, tokens=10):
-        report_usage(500)
-    began = loop.time()
-    async with limiters.slot(limit, tokens=10):
-        pass
-    assert loop.time() - began >= 0.4
 
 
 async def test_a_full_queue_refuses_with_elasticsearchs_text():

@@ -1,0 +1,887 @@
+"""LimitsCoordinator's decisions, without servers: each endpoint's share of the deployment's rate
+from the leases and demand, the round a newcomer's rise waits, leases that go stale or dead, AIMD
+cuts followed across processes, the token share, and what happens while the cluster is away.
+
+Every test runs on a virtual-time loop (tests/fake_clock.py), so waiting takes no real time and
+the numbers are exact. Other processes' leases are plain data in a MemoryLeases store. The real
+lease index, with real replicas, is tests/limits/test_deployment.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+
+import pytest
+
+from esproxy.inference.rate_limits import RateLimit, RateLimiters
+from esproxy.limits import LimitsCoordinator
+from esproxy.limits.leases import Lease
+from tests.fake_clock import Clock, run_virtual
+from tests.limits.memory_leases import MemoryLeases
+
+KEY = "amazonbedrock/k"
+LEASE = 6.0  # demand is counted over 5 periods, 30 s: each arrival in it is 2 calls a minute
+# Wall-clock time (heartbeats) is the loop's clock plus this.
+WALL = 1_700_000_000.0
+
+
+def virtual(test):
+    """Run an async test that takes the clock on a virtual-time loop driven by that clock."""
+
+    def run():
+        clock = Clock()
+        run_virtual(test(clock), clock)
+
+    run.__name__, run.__doc__ = test.__name__, test.__doc__
+    return run
+
+
+def limit(per_minute=120, **options):
+    return RateLimit(KEY, per_minute, inference_id="k", **options)
+
+
+def coordinator(clock, store=None, lease_seconds=LEASE, mode="cluster"):
+    limiters = RateLimiters()
+    if store is None and mode == "cluster":
+        store = MemoryLeases()
+    coordinator = LimitsCoordinator(
+        limiters, mode, store, lease_seconds, wall_clock=lambda: clock.now + WALL
+    )
+    return coordinator, limiters
+
+
+def queue_of(limiters, key=KEY):
+    [queue] = [queue for queue in limiters.queues() if queue.limit.key == key]
+    return queue
+
+
+def arrive(limiters, rate_limit, count):
+    """`count` calls asking for a slot, counted as RateLimiters.acquire counts them (without
+    waiting for the pace here)."""
+    limiters.limiter_for(rate_limit)
+    queue = queue_of(limiters, rate_limit.key)
+    for _ in range(count):
+        limiters.pacer.arrived(queue)
+    return queue
+
+
+def succeed(limiters, queue, count=1):
+    for _ in range(count):
+        limiters.pacer.finished(queue, False, True)
+
+
+def throttle(limiters, queue):
+    limiters.pacer.finished(queue, True, False)
+
+
+def put_lease(store, clock, process, seq, endpoints, *, age=0.0, lease_seconds=LEASE):
+    """Another process's lease, written `age` seconds ago by its own clock."""
+    heartbeat_ms = int((clock.now + WALL - age) * 1000)
+    lease = Lease(process, "elsewhere", heartbeat_ms, seq, lease_seconds, endpoints)
+    store.documents[process] = lease.to_document()
+
+
+def figures(demand, share, ok=0.0, **more):
+    return {KEY: {"demand": demand, "share": share, "ok": ok, **more}}
+
+
+def own_figures(store, coordinator):
+    return store.documents[coordinator.process]["endpoints"].get(KEY)
+
+
+def live_processes(coordinator):
+    return coordinator.stats()["leases"]["processes"]
+
+
+async def established(clock, store, b_demand=200.0, b_share=90.0, lease_seconds=LEASE, **more):
+    """A process with a demand of 30 a minute for KEY (rate 120), past its first two rounds,
+    beside process "b". Rounds at 1000, 1006 and 1012; the clock is left at 1012."""
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    for seq in (1, 2, 3):
+        if seq > 1:
+            clock.now += LEASE
+        put_lease(
+            store, clock, "b", seq, figures(b_demand, b_share, **more), lease_seconds=lease_seconds
+        )
+        await coordinator_.run_round()
+    return coordinator_, limiters, queue
+
+
+# -- shares -------------------------------------------------------------------------------------
+
+
+@virtual
+async def test_alone_a_process_paces_at_the_whole_rate_and_says_so_in_its_lease(clock):
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 3)
+    await coordinator_.run_round()
+    assert queue.pace == 120.0
+    assert store.documents == {
+        coordinator_.process: {
+            "process": coordinator_.process,
+            "host": socket.gethostname(),
+            "heartbeat": int((1000.0 + WALL) * 1000),
+            "seq": 1,
+            "lease_seconds": LEASE,
+            "endpoints": {
+                KEY: {"demand": 6.0, "share": 120.0, "ok": 0.0, "effective": 120.0, "cuts": 0.0}
+            },
+        }
+    }
+    await coordinator_.run_round()
+    assert store.documents[coordinator_.process]["seq"] == 2
+    assert coordinator_.stats()["leases"] == {
+        "index": "esproxy-leases",
+        "process": coordinator_.process,
+        "lease_seconds": LEASE,
+        "state": "ok",
+        "processes": 1,
+    }
+
+
+@virtual
+async def test_before_the_first_read_a_process_paces_as_if_alone_and_is_not_ok(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "b", 1, figures(200.0, 119.0))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    assert queue.pace == 120.0
+    stats = coordinator_.stats()
+    assert stats["ok"] is False
+    assert stats["leases"]["state"] == "starting"
+    assert stats["leases"]["processes"] == 1
+
+
+@virtual
+async def test_an_established_share_follows_demand_and_headroom_goes_where_calls_come_from(clock):
+    store = MemoryLeases()
+    coordinator_, limiters, queue = await established(clock, store)
+    # 120 a minute between b wanting 200 and this process 30: this one's demand is met.
+    assert queue.pace == pytest.approx(30.0)
+    assert limiters.rate(KEY) == 30
+    assert live_processes(coordinator_) == 2
+    # b's demand falls: the share rises at once, with the unwanted 70 split 20:30.
+    clock.now += LEASE
+    put_lease(store, clock, "b", 4, figures(20.0, 90.0))
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(30.0 + 70.0 * 30 / 50)
+
+
+@virtual
+async def test_an_established_share_rises_with_its_own_demand_only_a_round_later(clock):
+    store = MemoryLeases()
+    coordinator_, limiters, queue = await established(clock, store)
+    clock.now += 3.0
+    arrive(limiters, limit(), 15)  # now 60 a minute
+    clock.now += 3.0
+    put_lease(store, clock, "b", 4, figures(200.0, 90.0))
+    await coordinator_.run_round()
+    # b is reading the lease that said 30: taking 60 now would add up to more than 120.
+    assert own_figures(store, coordinator_)["demand"] == 60.0
+    assert queue.pace == pytest.approx(30.0)
+    clock.now += 3.0
+    put_lease(store, clock, "b", 5, figures(200.0, 90.0))
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(60.0)
+
+
+@virtual
+async def test_an_established_share_falls_with_its_own_demand_at_once(clock):
+    store = MemoryLeases()
+    coordinator_, _limiters, queue = await established(clock, store, b_demand=20.0)
+    assert queue.pace == pytest.approx(72.0)
+    # The arrivals of 1000 leave the 30 s window at 1030: no demand left but none waiting.
+    clock.now = 1030.0
+    put_lease(store, clock, "b", 4, figures(20.0, 48.0))
+    await coordinator_.run_round()
+    # On the idle floor (1% of 120), plus headroom in proportion to demand: none for a zero.
+    assert queue.pace == pytest.approx(1.2)
+
+
+@virtual
+async def test_a_newcomer_takes_only_what_the_others_leave(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "b", 1, figures(200.0, 110.0))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    await coordinator_.run_round()
+    # Its fair share is 30, but b paces at 110 until it reads this process's lease.
+    assert queue.pace == pytest.approx(10.0)
+    assert queue.token_pace is None
+
+
+@virtual
+async def test_a_newcomer_keeps_a_sliver_when_the_others_take_everything(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "b", 1, figures(200.0, 119.9))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(1.2)
+
+
+@virtual
+async def test_a_newcomer_assumes_every_live_process_wants_as_much_as_it_does(clock):
+    store = MemoryLeases()
+    # b and d do not use the key yet: they may be starting on it too.
+    put_lease(store, clock, "b", 1, {})
+    put_lease(store, clock, "d", 1, {"amazonbedrock/other": {"demand": 5.0, "share": 5.0}})
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(40.0)
+
+
+@virtual
+async def test_an_established_process_ignores_processes_that_do_not_use_the_key(clock):
+    store = MemoryLeases()
+    coordinator_, _limiters, queue = await established(clock, store)
+    clock.now += LEASE
+    put_lease(store, clock, "b", 4, {})
+    put_lease(store, clock, "d", 1, {})
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(120.0)
+    assert live_processes(coordinator_) == 3
+
+
+@virtual
+async def test_a_newcomers_rise_waits_one_round(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "b", 1, figures(200.0, 110.0))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(10.0)
+    # b has read this process's lease and lowered its share: the rise to 30 waits a round...
+    clock.now += 5.0
+    put_lease(store, clock, "b", 2, figures(200.0, 60.0))
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(10.0)
+    # ...so that every process has read the lease that shows this one's demand.
+    clock.now += 5.0
+    put_lease(store, clock, "b", 3, figures(200.0, 60.0))
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(30.0)
+
+
+@virtual
+async def test_a_newcomers_rise_is_at_once_when_a_process_has_gone(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "b", 1, figures(200.0, 60.0))
+    put_lease(store, clock, "d", 1, figures(200.0, 50.0))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(10.0)
+    clock.now += 5.0
+    put_lease(store, clock, "b", 2, figures(200.0, 60.0))
+    del store.documents["d"]  # what d leaves is nobody's
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(30.0)
+
+
+@virtual
+async def test_a_newcomer_still_waits_a_round_for_a_rise_after_a_fall(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "b", 1, figures(200.0, 60.0))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(30.0)
+    clock.now += 2.0
+    put_lease(store, clock, "b", 2, figures(200.0, 110.0))
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(10.0)
+    clock.now += 2.0
+    put_lease(store, clock, "b", 3, figures(200.0, 60.0))
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(10.0)
+    clock.now += 2.0
+    put_lease(store, clock, "b", 4, figures(200.0, 60.0))
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(30.0)
+
+
+@virtual
+async def test_tokens_follow_the_same_share_as_calls(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "b", 1, figures(200.0, 90.0))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(tokens_per_minute=6000), 15)
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(30.0)
+    assert queue.token_pace == pytest.approx(1500.0)
+    stats = coordinator_.stats()["endpoints"][KEY]
+    assert (stats["tokens_per_minute"], stats["token_pace_per_minute"]) == (6000, 1500.0)
+
+
+# -- stale and dead leases ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("own_seconds", "other_seconds", "lasts"),
+    [(6.0, 6.0, 9.0), (6.0, 10.0, 15.0), (10.0, 6.0, 15.0), (1.0, 1.0, 2.0)],
+)
+def test_a_lease_that_stops_moving_is_left_out_after_one_and_a_half_periods(
+    own_seconds, other_seconds, lasts
+):
+    async def scenario(clock):
+        store = MemoryLeases()
+        coordinator_, _ = coordinator(clock, store, lease_seconds=own_seconds)
+        put_lease(store, clock, "b", 1, {}, lease_seconds=other_seconds)
+        await coordinator_.run_round()
+        moved = clock.now
+        clock.now += 1.0
+        await coordinator_.run_round()  # the same lease again: it has not moved
+        clock.now = moved + lasts
+        assert live_processes(coordinator_) == 2
+        clock.now = moved + lasts + 0.01
+        assert live_processes(coordinator_) == 1
+
+    clock = Clock()
+    run_virtual(scenario(clock), clock)
+
+
+@virtual
+async def test_a_stale_process_loses_its_share_to_the_others(clock):
+    store = MemoryLeases()
+    coordinator_, _limiters, queue = await established(clock, store)
+    assert queue.pace == pytest.approx(30.0)
+    clock.now = 1012.0 + 9.0  # b last moved at 1012
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(30.0)
+    clock.now += 0.5
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(120.0)
+
+
+@pytest.mark.parametrize(
+    ("age", "lasts"),
+    [
+        (-5.0, 9.0),  # a clock ahead of ours: trusted only to within a period
+        (0.0, 9.0),
+        (4.0, 5.0),
+        (7.0, 3.0),  # older than a period: as if it moved a period ago
+        (12.0, 3.0),
+        (12.5, None),  # older than two periods when first seen: a dead process's
+    ],
+)
+def test_a_lease_first_seen_counts_from_its_heartbeat(age, lasts):
+    async def scenario(clock):
+        store = MemoryLeases()
+        coordinator_, _ = coordinator(clock, store)
+        put_lease(store, clock, "b", 1, {}, age=age)
+        await coordinator_.run_round()
+        if lasts is None:
+            assert live_processes(coordinator_) == 1
+            return
+        start = clock.now
+        clock.now = start + lasts
+        assert live_processes(coordinator_) == 2
+        clock.now = start + lasts + 0.01
+        assert live_processes(coordinator_) == 1
+
+    clock = Clock()
+    run_virtual(scenario(clock), clock)
+
+
+@virtual
+async def test_a_lease_that_moves_with_an_old_heartbeat_is_still_live(clock):
+    store = MemoryLeases()
+    coordinator_, _ = coordinator(clock, store)
+    put_lease(store, clock, "b", 1, {})
+    await coordinator_.run_round()
+    clock.now += 5.0
+    put_lease(store, clock, "b", 2, {}, age=30.0)  # b's clock is 30 s behind ours
+    await coordinator_.run_round()
+    start = clock.now
+    clock.now = start + 3.0
+    assert live_processes(coordinator_) == 2
+    clock.now = start + 3.01
+    assert live_processes(coordinator_) == 1
+
+
+@virtual
+async def test_dead_leases_are_deleted_one_a_round(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "d1", 1, {}, age=601.0)
+    put_lease(store, clock, "d2", 1, {}, age=700.0)
+    put_lease(store, clock, "e", 1, {}, age=600.0)
+    coordinator_, _ = coordinator(clock, store)
+    await coordinator_.run_round()
+    assert sorted(store.documents) == sorted(["d2", "e", coordinator_.process])
+    await coordinator_.run_round()
+    assert sorted(store.documents) == sorted(["e", coordinator_.process])
+    await coordinator_.run_round()
+    assert sorted(store.documents) == sorted(["e", coordinator_.process])
+    assert live_processes(coordinator_) == 1
+
+
+@virtual
+async def test_an_idle_key_leaves_the_lease_after_five_minutes(clock):
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    arrive(limiters, limit(), 1)
+    clock.now += 300.0
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_) == {
+        "demand": 0.0,
+        "share": 120.0,
+        "ok": 0.0,
+        "effective": 120.0,
+        "cuts": 0.0,
+    }
+    clock.now += 0.5
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_) is None
+
+
+@pytest.mark.parametrize(("lease_seconds", "per_arrival"), [(1.0, 6.0), (6.0, 2.0), (20.0, 1.0)])
+def test_demand_is_counted_over_five_periods_between_10_and_60_seconds(lease_seconds, per_arrival):
+    async def scenario(clock):
+        store = MemoryLeases()
+        coordinator_, limiters = coordinator(clock, store, lease_seconds=lease_seconds)
+        arrive(limiters, limit(), 3)
+        await coordinator_.run_round()
+        assert own_figures(store, coordinator_)["demand"] == 3 * per_arrival
+
+    clock = Clock()
+    run_virtual(scenario(clock), clock)
+
+
+@virtual
+async def test_callers_waiting_count_in_the_demand(clock):
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    slow = limit(60)  # one call, then one a second
+
+    async def call():
+        async with limiters.slot(slow):
+            pass
+
+    callers = [asyncio.create_task(call()) for _ in range(4)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert limiters.waiting(KEY) == 3
+    await coordinator_.run_round()
+    # 4 arrivals in 30 s are 8 a minute, and 3 callers waiting want a slot within the minute.
+    assert own_figures(store, coordinator_)["demand"] == 11.0
+    await asyncio.gather(*callers)
+    # Idle for five minutes but for the waiting ones: still in the lease while any wait.
+    clock.now += 400.0
+    callers = [asyncio.create_task(call()) for _ in range(2)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert limiters.waiting(KEY) == 1
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_)["demand"] == 5.0
+    await asyncio.gather(*callers)
+
+
+# -- AIMD across processes ----------------------------------------------------------------------
+
+
+@virtual
+async def test_a_cut_keeps_what_the_whole_deployment_delivered(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "b", 1, figures(200.0, 300.0, ok=500.0))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(600), 10)
+    await coordinator_.run_round()
+    succeed(limiters, queue, 100)
+    throttle(limiters, queue)
+    # 600 got through in the last minute (100 here, 500 at b): the cut keeps 95% of it.
+    stats = coordinator_.stats()["endpoints"][KEY]
+    assert stats["effective_per_minute"] == 570.0
+    assert (stats["throttled_last_minute"], stats["succeeded_last_minute"]) == (1, 100)
+    clock.now += 2.0
+    put_lease(store, clock, "b", 2, figures(200.0, 300.0, ok=500.0))
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_) == {
+        "demand": 20.0,
+        # 20 of the 570 by demand and 20/220 of the headroom (less than the 270 that b's
+        # share of 300 leaves).
+        "share": round(20 + 350 * 20 / 220, 3),
+        "ok": 100.0,
+        "effective": 570.0,
+        "cuts": 1.0,
+        "cut_ago": 2.0,
+        "ceiling": 600.0,
+    }
+
+
+@virtual
+async def test_a_cut_ignores_what_a_stale_process_delivered(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "b", 1, figures(200.0, 300.0, ok=500.0))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(600), 10)
+    await coordinator_.run_round()
+    succeed(limiters, queue, 100)
+    clock.now += 9.5
+    throttle(limiters, queue)
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 420.0
+
+
+@virtual
+async def test_a_cut_in_cluster_mode_lowers_the_share_at_once(clock):
+    store = MemoryLeases()
+    coordinator_, limiters, queue = await established(clock, store, b_demand=20.0)
+    assert queue.pace == pytest.approx(72.0)
+    throttle(limiters, queue)
+    # 84 a minute left for the deployment: b's 20 and this process's 30, headroom 34 by 2:3.
+    assert queue.pace == pytest.approx(30.0 + 34.0 * 30 / 50)
+    # Throttles of calls already on their way cut nothing more (cooldown: 3 calls at 84/min).
+    clock.now += 2.1
+    throttle(limiters, queue)
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == pytest.approx(84.0)
+    clock.now += 0.1
+    throttle(limiters, queue)
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == pytest.approx(58.8)
+
+
+@virtual
+async def test_another_process_cut_is_followed_once(clock):
+    store = MemoryLeases()
+    cut = {"effective": 84.0, "cuts": 1.0, "cut_ago": 2.0, "ceiling": 100.0}
+    put_lease(store, clock, "b", 1, figures(10.0, 10.0, **cut))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    await coordinator_.run_round()
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 84.0
+    # Successes climb back; near b's ceiling of 100 the steps would be slower.
+    succeed(limiters, queue, 5)
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 85.0
+    clock.now += 1.0
+    put_lease(store, clock, "b", 2, figures(10.0, 10.0, **cut))
+    await coordinator_.run_round()
+    # The same cut is not followed twice, and it started a cooldown here too.
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 85.0
+    assert own_figures(store, coordinator_) == {
+        "demand": 30.0,
+        # Its pace at 84, 30 of it by demand and 3/4 of the headroom; the rise to 85 waited.
+        "share": 63.0,
+        "ok": 5.0,
+        "effective": 85.0,
+        "cuts": 0.0,
+        "cut_ago": 1.0,
+        "ceiling": 100.0,
+    }
+    # b cuts again: followed.
+    put_lease(store, clock, "b", 3, figures(10.0, 10.0, effective=60.0, cuts=2.0, cut_ago=0.5))
+    await coordinator_.run_round()
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 60.0
+
+
+@pytest.mark.parametrize(("cut_ago", "followed"), [(18.0, True), (18.5, False)])
+def test_a_cut_seen_first_is_followed_only_while_recent(cut_ago, followed):
+    async def scenario(clock):
+        store = MemoryLeases()
+        cut = {"effective": 84.0, "cuts": 3.0, "cut_ago": cut_ago}
+        put_lease(store, clock, "b", 1, figures(10.0, 10.0, **cut))
+        coordinator_, limiters = coordinator(clock, store)
+        arrive(limiters, limit(), 15)
+        await coordinator_.run_round()
+        effective = coordinator_.stats()["endpoints"][KEY]["effective_per_minute"]
+        assert effective == (84.0 if followed else 120.0)
+
+    clock = Clock()
+    run_virtual(scenario(clock), clock)
+
+
+@virtual
+async def test_cuts_are_not_followed_from_stale_leases_or_on_fixed_keys(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "b", 1, figures(10.0, 10.0, effective=84.0, cuts=1.0), age=7.0)
+    put_lease(
+        store,
+        clock,
+        "d",
+        1,
+        {"amazonbedrock/fixed": {"demand": 1.0, "share": 1.0, "effective": 50.0, "cuts": 1.0}},
+    )
+    coordinator_, limiters = coordinator(clock, store)
+    arrive(limiters, limit(), 15)
+    arrive(limiters, RateLimit("amazonbedrock/fixed", 120, adaptive=False), 1)
+    clock.now += 3.5  # b moved 7 s ago, as far as we know: 9.5 s now
+    await coordinator_.run_round()
+    endpoints = coordinator_.stats()["endpoints"]
+    assert endpoints[KEY]["effective_per_minute"] == 120.0
+    assert endpoints["amazonbedrock/fixed"]["effective_per_minute"] == 120.0
+    assert endpoints["amazonbedrock/fixed"]["adaptive"] is False
+    # No cut figures in the lease for a fixed key.
+    assert store.documents[coordinator_.process]["endpoints"]["amazonbedrock/fixed"] == {
+        "demand": 2.0,
+        "share": 120.0,
+        "ok": 0.0,
+    }
+
+
+@virtual
+async def test_a_followed_cut_keeps_what_this_process_saw_delivered(clock):
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(600), 15)
+    succeed(limiters, queue, 500)
+    put_lease(store, clock, "b", 1, figures(10.0, 10.0, effective=100.0, cuts=1.0, cut_ago=1.0))
+    await coordinator_.run_round()
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 475.0
+
+
+@virtual
+async def test_steps_back_up_weigh_this_process_part_of_the_deployment(clock):
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(600), 15)
+    throttle(limiters, queue)  # nothing delivered yet: 420, and no ceiling learned
+    put_lease(store, clock, "b", 1, figures(10.0, 10.0, ok=30.0))
+    await coordinator_.run_round()
+    succeed(limiters, queue, 10)  # one step of 1/600 of the rate each: 1 a minute
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 430.0
+    put_lease(store, clock, "b", 2, figures(10.0, 10.0, ok=30.0))
+    await coordinator_.run_round()
+    # 40 got through in the deployment, 10 of them here: each success here stands for 4.
+    succeed(limiters, queue, 1)
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 434.0
+
+
+# -- local mode and what operators see ----------------------------------------------------------
+
+
+@virtual
+async def test_local_stats_show_the_cut_and_recent_calls(clock):
+    coordinator_, limiters = coordinator(clock, mode="local")
+    queue = arrive(limiters, limit(600), 1)
+    throttle(limiters, queue)
+    succeed(limiters, queue, 10)
+    assert coordinator_.stats() == {
+        "ok": True,
+        "mode": "local",
+        "endpoints": {
+            KEY: {
+                "requests_per_minute": 600,
+                "effective_per_minute": 430.0,
+                "pace_per_minute": 430.0,
+                "adaptive": True,
+                "waiting": 0,
+                "throttled_last_minute": 1,
+                "succeeded_last_minute": 10,
+            }
+        },
+    }
+    assert queue.pace == 430.0
+    clock.now += 60.0
+    stats = coordinator_.stats()["endpoints"][KEY]
+    assert (stats["throttled_last_minute"], stats["succeeded_last_minute"]) == (0, 0)
+
+
+@virtual
+async def test_a_changed_limit_reconfigures_the_effective_rate(clock):
+    coordinator_, limiters = coordinator(clock, mode="local")
+    queue = arrive(limiters, limit(600), 1)
+    throttle(limiters, queue)
+    assert queue.pace == pytest.approx(420.0)
+    limiters.limiter_for(limit(1200))  # raised: the cut stays
+    assert queue.pace == pytest.approx(420.0)
+    limiters.limiter_for(limit(300))  # lowered below the cut: the new rate
+    assert queue.pace == pytest.approx(300.0)
+    limiters.limiter_for(limit(300, adaptive=False))
+    throttle(limiters, queue)
+    assert queue.pace == pytest.approx(300.0)
+    limiters.limiter_for(limit(240))  # adaptive again: a fresh start
+    assert queue.pace == pytest.approx(240.0)
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 240.0
+
+
+@virtual
+async def test_a_local_cut_keeps_the_whole_token_budget(clock):
+    _, limiters = coordinator(clock, mode="local")
+    queue = arrive(limiters, limit(600, tokens_per_minute=6000), 1)
+    throttle(limiters, queue)
+    assert (queue.pace, queue.token_pace) == (pytest.approx(420.0), pytest.approx(6000.0))
+
+
+def test_cluster_mode_needs_a_lease_index():
+    with pytest.raises(ValueError, match="cluster mode needs a lease index"):
+        LimitsCoordinator(RateLimiters(), "cluster")
+
+
+# -- the lease loop -----------------------------------------------------------------------------
+
+
+@virtual
+async def test_the_loop_runs_a_round_each_period_and_removes_its_lease_at_close(clock):
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    arrive(limiters, limit(), 1)
+    await coordinator_.start()
+    assert clock.now == 1000.0
+    assert store.created == 1
+    assert store.documents[coordinator_.process]["seq"] == 1
+    await asyncio.sleep(3.0 + 2 * LEASE)
+    assert store.documents[coordinator_.process]["seq"] == 3
+    await coordinator_.close()
+    assert store.documents == {}
+
+
+@virtual
+async def test_an_unreachable_cluster_keeps_each_share_never_more_until_it_answers(clock):
+    store = MemoryLeases()
+    put_lease(store, clock, "b", 1, figures(200.0, 90.0))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    await coordinator_.start()
+    assert queue.pace == pytest.approx(30.0)
+    store.error = "the lease index is out of reach: [n1]: refused"
+    await asyncio.sleep(3.0 + LEASE)  # the round at 1006 fails
+    store.error = "the lease index is out of reach: [n1]: reset"
+    await asyncio.sleep(LEASE)  # so does the one at 1012
+    stats = coordinator_.stats()
+    assert stats["ok"] is False
+    assert stats["leases"] == {
+        "index": "esproxy-leases",
+        "process": coordinator_.process,
+        "lease_seconds": LEASE,
+        "state": "unreachable",
+        "processes": 1,  # b's lease is stale by now
+        "unreachable_for_s": 9.0,
+        "error": "the lease index is out of reach: [n1]: reset",
+        "note": "keeping each endpoint's last share, never more",
+    }
+    # b looks gone, but this process keeps its last share; a cut may still lower it.
+    succeed(limiters, queue, 1)
+    throttle(limiters, queue)
+    assert queue.pace == pytest.approx(30.0)
+    assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == pytest.approx(84.0)
+    store.error = None
+    await asyncio.sleep(LEASE)
+    assert coordinator_.stats()["ok"] is True
+    assert coordinator_.stats()["leases"]["state"] == "ok"
+    assert queue.pace == pytest.approx(84.0)  # alone now, at the cut rate
+    await coordinator_.close()
+
+
+@virtual
+async def test_outages_are_logged_once_and_the_return_too(clock):
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    arrive(limiters, limit(), 1)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("esproxy.limits.coordinator")
+    logger.addHandler(handler)
+    try:
+        await coordinator_.start()
+        store.error = "down"
+        await asyncio.sleep(3.0 + 3 * LEASE)
+        store.error = None
+        await asyncio.sleep(LEASE)
+        await coordinator_.close()
+    finally:
+        logger.removeHandler(handler)
+    messages = [record.getMessage() for record in records if record.levelno >= logging.WARNING]
+    assert messages == [
+        "down; every endpoint keeps its last share of the rate, never more, until the cluster "
+        "answers again",
+        "the lease index [esproxy-leases] is reachable again after 18 s: shares follow demand "
+        "again",
+    ]
+
+
+@virtual
+async def test_a_cluster_away_at_startup_leaves_local_pacing_until_it_answers(clock):
+    store = MemoryLeases()
+    store.error = "the lease index is out of reach"
+    put_lease(store, clock, "b", 1, figures(200.0, 90.0))
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    await coordinator_.start()
+    assert clock.now == 1000.0  # a refusal does not hold startup
+    assert store.created == 0
+    stats = coordinator_.stats()
+    assert (stats["ok"], stats["leases"]["state"]) == (False, "unreachable")
+    assert queue.pace == 120.0
+    store.error = None
+    put_lease(store, clock, "b", 2, figures(200.0, 90.0))
+    await asyncio.sleep(LEASE)
+    assert coordinator_.stats()["ok"] is True
+    assert queue.pace == pytest.approx(30.0)
+    await coordinator_.close()
+
+
+@virtual
+async def test_a_cluster_that_does_not_answer_delays_startup_two_seconds_at_most(clock):
+    store = MemoryLeases()
+    store.hang = asyncio.Event()
+    coordinator_, _ = coordinator(clock, store)
+    await coordinator_.start()
+    assert clock.now == 1002.0
+    await coordinator_.close()  # the removal of the lease gives up after two seconds too
+    assert clock.now == 1004.0
+
+
+@virtual
+async def test_a_bug_in_a_round_does_not_end_the_loop(clock):
+    store = MemoryLeases()
+    coordinator_, _ = coordinator(clock, store)
+    await coordinator_.start()
+    store.crash = RuntimeError("a bug")
+    await asyncio.sleep(3.0 + LEASE)  # the round at 1006 crashes before its write
+    assert store.documents[coordinator_.process]["seq"] == 1
+    await asyncio.sleep(LEASE)
+    assert store.documents[coordinator_.process]["seq"] == 3
+    assert coordinator_.stats()["ok"] is True
+    await coordinator_.close()
+
+
+@virtual
+async def test_closing_survives_an_unreachable_cluster(clock):
+    store = MemoryLeases()
+    coordinator_, _ = coordinator(clock, store)
+    await coordinator_.start()
+    store.error = "down"
+    await coordinator_.close()
+    assert coordinator_.process in store.documents
+
+
+@virtual
+async def test_local_mode_has_no_loop(clock):
+    coordinator_, _ = coordinator(clock, mode="local")
+    await coordinator_.start()
+    await coordinator_.close()
+    assert "leases" not in coordinator_.stats()
+
+
+# -- the whole deployment -----------------------------------------------------------------------
+
+
+@virtual
+async def test_processes_sharing_a_key_never_pace_above_its_rate_together(clock):
+    """Three processes with lease loops, one store, demand that shifts among them: at every
+    moment the shares they pace at add up to no more than the rate."""
+    store = MemoryLeases()
+    draw = random.Random(10)
+    processes = [coordinator(clock, store, lease_seconds=2.0) for _ in range(3)]
+    for coordinator_, _ in processes:
+        await coordinator_.start()
+        await asyncio.sleep(0.3)
+    worst = 0.0
+    for tick in range(600):
+        for index, (_, limiters) in enumerate(processes):
+            # Each process's load changes every 20 s.
+            phase = (tick // 100 + index) % 3
+            if draw.random() < (0.05, 0.5, 1.0)[phase]:
+                arrive(limiters, limit(), 1)
+        await asyncio.sleep(0.2)
+        total = sum(queue.pace for _, limiters in processes for queue in limiters.queues())
+        worst = max(worst, total)
+    assert worst <= 120.0 + 1e-6
+    assert worst >= 100.0  # and they do use it
+    for coordinator_, _ in processes:
+        await coordinator_.close()
