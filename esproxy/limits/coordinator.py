@@ -45,6 +45,8 @@ MINUTE = 60.0
 # second) belongs to a process that is gone: a live one's may lag by a slow write or a busy loop.
 LATE_FRACTION = 0.5
 LATE_SECONDS = 1.0
+# How long a process on its way out waits to remove its lease.
+CLOSE_SECONDS = 2.0
 # A lease whose heartbeat is this old is deleted by whoever reads it.
 DEAD_LEASE_SECONDS = 600.0
 # A process takes part in an endpoint's division while it used the endpoint this recently.
@@ -296,10 +298,15 @@ class LimitsCoordinator:
             await self._task
         assert self._leases is not None
         try:
-            async with asyncio.timeout(2.0):
+            async with asyncio.timeout(CLOSE_SECONDS):
                 await self._leases.delete(self.process)
-        except (LeasesUnavailable, TimeoutError) as error:
-            log.info("could not remove this process's lease on the way out: %s", error)
+        except LeasesUnavailable as error:
+            log.info("could not remove this process's lease on the way out: %s", error.reason)
+        except TimeoutError:
+            log.info(
+                "could not remove this process's lease on the way out: no answer within %.0f s",
+                CLOSE_SECONDS,
+            )
 
     async def _run(self) -> None:
         assert self._leases is not None

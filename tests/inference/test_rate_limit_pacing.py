@@ -15,7 +15,9 @@ from esproxy.inference.rate_limits import (
     RateLimit,
     RateLimiters,
     estimate_tokens,
+    limiter_for_rate,
     report_usage,
+    token_parameters,
 )
 from esproxy.limits import LimitsCoordinator
 from tests.fake_clock import Clock, run_virtual
@@ -266,3 +268,36 @@ def test_tokens_are_estimated_at_four_characters_each():
         2,
         100,
     ]
+
+
+def test_a_limiter_never_paces_slower_than_the_slowest_pace():
+    limiter = limiter_for_rate(0)
+    # 0.05 a minute: a bucket of one that drains in 40 minutes.
+    assert (limiter.max_rate, limiter.time_period) == (1, 2400.0)
+
+
+@pytest.mark.parametrize(
+    ("share", "budget", "expected"),
+    [
+        (1000, 1000, (5.0, 60 * 5 / 995)),  # a bucket of 0.5% of the budget drains the rest
+        (8, 1000, (5.0, 60 * 5 / 4)),  # a share under twice the bucket drains at half of it
+        (0.5, 100, (1.0, 60 / 0.5)),  # a bucket of one token at least, a share of one at least
+        (300, 100, (1.0, 60 / 299)),
+    ],
+)
+def test_a_token_bucket_keeps_a_minute_within_the_share(share, budget, expected):
+    assert token_parameters(share, budget) == pytest.approx(expected)
+
+
+@virtual
+async def test_a_slot_left_in_another_task_returns_its_permit_and_counts(clock):
+    """A stream's slot can be closed by another task than the one that opened it."""
+    limiters = RateLimiters(max_concurrent_calls=1)
+    coordinator = LimitsCoordinator(limiters, "local")
+    limit = RateLimit("k", 600)
+    slot = limiters.slot(limit)
+    await slot.__aenter__()
+    await asyncio.create_task(slot.__aexit__(None, None, None))
+    assert coordinator.stats()["endpoints"]["k"]["succeeded_last_minute"] == 1
+    async with asyncio.timeout(1.0), limiters.slot(limit):
+        pass

@@ -16,6 +16,7 @@ from esproxy.inference.rate_limits import (
     deadline_at,
     limiter_for_rate,
 )
+from esproxy.observability import events
 
 SLOW = RateLimit("amazonbedrock/slow", 60, inference_id="slow")  # one slot, then one a second
 FAST = RateLimit("amazonbedrock/fast", 60_000, inference_id="fast")  # bursts of 1000
@@ -45,7 +46,8 @@ async def cancel_all(tasks):
 
 
 @pytest.mark.parametrize(
-    ("per_minute", "burst"), [(1, 1), (30, 1), (60, 1), (120, 2), (600, 2), (6000, 10)]
+    ("per_minute", "burst"),
+    [(1, 1), (30, 1), (60, 1), (119, 1), (120, 2), (600, 2), (6000, 10), (6599, 10)],
 )
 async def test_burst_is_small_and_a_minute_never_exceeds_the_rate(per_minute, burst):
     limiter = limiter_for_rate(per_minute)
@@ -286,3 +288,15 @@ async def test_deadline_is_seen_by_calls_and_tasks_within():
 
 async def read_deadline():
     return current_deadline()
+
+
+async def test_the_wait_for_a_slot_is_recorded_for_the_request():
+    limiters = RateLimiters(minute=1.0)  # 60 a "minute" of 1 s: one, then one every 1/59 s
+    record = events.start_request()
+    limit = RateLimit("k", 60)
+    async with limiters.slot(limit):
+        pass
+    async with limiters.slot(limit):
+        pass
+    # At least the wait the limiter imposed (a loaded machine only makes it longer).
+    assert 0.9 / 59 <= record.rate_limit_wait < 30

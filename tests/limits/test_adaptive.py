@@ -48,3 +48,45 @@ def test_following_another_process_cut_lowers_and_starts_a_cooldown():
     assert not rate.throttled(now=5.1, delivered_per_minute=0.0)
     rate.follow(now=6.0, value=100.0, ceiling=None)  # a cut never raises the rate
     assert rate.value == 70.0
+
+
+def test_a_cut_comes_again_exactly_when_the_cooldown_ends():
+    rate = AdaptiveRate(600.0)
+    assert rate.throttled(now=10.0, delivered_per_minute=0.0)
+    assert rate.cooldown() == 1.0  # 3 calls at 420 a minute take less than the least cooldown
+    assert rate.throttled(now=11.0, delivered_per_minute=0.0)
+    assert rate.value == pytest.approx(600.0 * BACKOFF**2)
+
+
+def test_the_rate_never_falls_below_a_hundredth_nor_is_cut_below_what_got_through():
+    rate = AdaptiveRate(120.0)
+    for second in range(0, 2000, 5):
+        rate.throttled(now=float(second), delivered_per_minute=0.0)
+    assert rate.value == pytest.approx(1.2)
+    full = AdaptiveRate(600.0)
+    assert full.throttled(now=0.0, delivered_per_minute=1000.0)  # all of it got through
+    assert full.value == 600.0
+
+
+def test_the_ceiling_slows_steps_for_ten_minutes_and_from_exactly_its_rate():
+    def step(value, ceiling_at, now):
+        rate = AdaptiveRate(120.0)
+        rate.value, rate.ceiling, rate.ceiling_at = value, 60.0, ceiling_at
+        rate.succeeded(now=now)
+        return rate.value - value
+
+    fast = 120.0 / 600
+    assert step(60.0, 0.0, 599.0) == pytest.approx(fast / 20)
+    assert step(60.0, 0.0, 600.0) == pytest.approx(fast)
+    assert step(59.9, 0.0, 1.0) == pytest.approx(fast)
+
+
+def test_a_changed_rate_keeps_a_cut_unless_it_is_lowered_below_it():
+    rate = AdaptiveRate(600.0)
+    rate.throttled(now=0.0, delivered_per_minute=0.0)
+    rate.reconfigure(600.0)
+    assert rate.value == pytest.approx(420.0)
+    rate.reconfigure(1200.0)
+    assert (rate.value, rate.configured) == (pytest.approx(420.0), 1200.0)
+    rate.reconfigure(300.0)
+    assert (rate.value, rate.configured) == (300.0, 300.0)

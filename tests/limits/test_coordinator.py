@@ -10,8 +10,11 @@ lease index, with real replicas, is tests/limits/test_deployment.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
+import re
 import socket
 
 import pytest
@@ -252,21 +255,17 @@ async def test_an_established_process_ignores_processes_that_do_not_use_the_key(
 @virtual
 async def test_a_newcomers_rise_waits_one_round(clock):
     store = MemoryLeases()
-    put_lease(store, clock, "b", 1, figures(200.0, 110.0))
     coordinator_, limiters = coordinator(clock, store)
-    queue = arrive(limiters, limit(), 15)
-    await coordinator_.run_round()
-    assert queue.pace == pytest.approx(10.0)
-    # b has read this process's lease and lowered its share: the rise to 30 waits a round...
-    clock.now += 5.0
-    put_lease(store, clock, "b", 2, figures(200.0, 60.0))
-    await coordinator_.run_round()
-    assert queue.pace == pytest.approx(10.0)
-    # ...so that every process has read the lease that shows this one's demand.
-    clock.now += 5.0
-    put_lease(store, clock, "b", 3, figures(200.0, 60.0))
-    await coordinator_.run_round()
-    assert queue.pace == pytest.approx(30.0)
+    queue = arrive(limiters, limit(), 45)  # 90 a minute: a fair share of 60 beside b
+    # b's share as it reads this process's leases, round by round, and this process's pace.
+    # A rise waits a round, so that every process has read the lease that shows this one's
+    # demand (and lowered its own share) before it paces higher.
+    rounds = [(110.0, 10.0), (110.0, 10.0), (80.0, 10.0), (80.0, 40.0), (60.0, 40.0), (60.0, 60.0)]
+    for seq, (b_share, pace) in enumerate(rounds, start=1):
+        put_lease(store, clock, "b", seq, figures(200.0, b_share))
+        await coordinator_.run_round()
+        assert queue.pace == pytest.approx(pace), seq
+        clock.now += 2.0
 
 
 @virtual
@@ -312,12 +311,12 @@ async def test_tokens_follow_the_same_share_as_calls(clock):
     store = MemoryLeases()
     put_lease(store, clock, "b", 1, figures(200.0, 90.0))
     coordinator_, limiters = coordinator(clock, store)
-    queue = arrive(limiters, limit(tokens_per_minute=6000), 15)
+    queue = arrive(limiters, limit(tokens_per_minute=6001), 15)
     await coordinator_.run_round()
     assert queue.pace == pytest.approx(30.0)
-    assert queue.token_pace == pytest.approx(1500.0)
+    assert queue.token_pace == pytest.approx(1500.25)
     stats = coordinator_.stats()["endpoints"][KEY]
-    assert (stats["tokens_per_minute"], stats["token_pace_per_minute"]) == (6000, 1500.0)
+    assert (stats["tokens_per_minute"], stats["token_pace_per_minute"]) == (6001, 1500.2)
 
 
 # -- stale and dead leases ----------------------------------------------------------------------
@@ -441,14 +440,16 @@ async def test_an_idle_key_leaves_the_lease_after_five_minutes(clock):
     assert own_figures(store, coordinator_) is None
 
 
-@pytest.mark.parametrize(("lease_seconds", "per_arrival"), [(1.0, 6.0), (6.0, 2.0), (20.0, 1.0)])
+@pytest.mark.parametrize(
+    ("lease_seconds", "per_arrival"), [(1.0, 6.0), (6.0, 2.0), (7.0, 60 / 35), (20.0, 1.0)]
+)
 def test_demand_is_counted_over_five_periods_between_10_and_60_seconds(lease_seconds, per_arrival):
     async def scenario(clock):
         store = MemoryLeases()
         coordinator_, limiters = coordinator(clock, store, lease_seconds=lease_seconds)
         arrive(limiters, limit(), 3)
         await coordinator_.run_round()
-        assert own_figures(store, coordinator_)["demand"] == 3 * per_arrival
+        assert own_figures(store, coordinator_)["demand"] == round(3 * per_arrival, 3)
 
     clock = Clock()
     run_virtual(scenario(clock), clock)
@@ -472,14 +473,15 @@ async def test_callers_waiting_count_in_the_demand(clock):
     # 4 arrivals in 30 s are 8 a minute, and 3 callers waiting want a slot within the minute.
     assert own_figures(store, coordinator_)["demand"] == 11.0
     await asyncio.gather(*callers)
-    # Idle for five minutes but for the waiting ones: still in the lease while any wait.
-    clock.now += 400.0
+    # A caller that has waited five minutes keeps the key in the lease, though nothing arrived.
+    limiters.queues()[0].set_pace(0)  # one call in 40 minutes
     callers = [asyncio.create_task(call()) for _ in range(2)]
     for _ in range(5):
         await asyncio.sleep(0)
-    assert limiters.waiting(KEY) == 1
+    assert limiters.waiting(KEY) == 2
+    clock.now += 301.0
     await coordinator_.run_round()
-    assert own_figures(store, coordinator_)["demand"] == 5.0
+    assert own_figures(store, coordinator_)["demand"] == 2.0
     await asyncio.gather(*callers)
 
 
@@ -549,8 +551,11 @@ async def test_a_cut_in_cluster_mode_lowers_the_share_at_once(clock):
 async def test_another_process_cut_is_followed_once(clock):
     store = MemoryLeases()
     cut = {"effective": 84.0, "cuts": 1.0, "cut_ago": 2.0, "ceiling": 100.0}
+    # A dead process's cut is not followed.
+    put_lease(store, clock, "a", 1, figures(10.0, 10.0, effective=50.0, cuts=5.0), age=20.0)
     put_lease(store, clock, "b", 1, figures(10.0, 10.0, **cut))
     coordinator_, limiters = coordinator(clock, store)
+    arrive(limiters, RateLimit("amazonbedrock/fixed", 60, adaptive=False), 1)
     queue = arrive(limiters, limit(), 15)
     await coordinator_.run_round()
     assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 84.0
@@ -578,11 +583,18 @@ async def test_another_process_cut_is_followed_once(clock):
     assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 60.0
 
 
-@pytest.mark.parametrize(("cut_ago", "followed"), [(18.0, True), (18.5, False)])
-def test_a_cut_seen_first_is_followed_only_while_recent(cut_ago, followed):
+@pytest.mark.parametrize(
+    ("cuts", "cut_ago", "followed"),
+    [
+        (3.0, 18.0, True),
+        (3.0, 18.5, False),
+        (0.0, 1.0, False),  # b followed a cut itself: whoever made it tells
+    ],
+)
+def test_a_cut_seen_first_is_followed_only_while_recent(cuts, cut_ago, followed):
     async def scenario(clock):
         store = MemoryLeases()
-        cut = {"effective": 84.0, "cuts": 3.0, "cut_ago": cut_ago}
+        cut = {"effective": 84.0, "cuts": cuts, "cut_ago": cut_ago}
         put_lease(store, clock, "b", 1, figures(10.0, 10.0, **cut))
         coordinator_, limiters = coordinator(clock, store)
         arrive(limiters, limit(), 15)
@@ -740,7 +752,7 @@ async def test_an_unreachable_cluster_keeps_each_share_never_more_until_it_answe
     store.error = "the lease index is out of reach: [n1]: refused"
     await asyncio.sleep(3.0 + LEASE)  # the round at 1006 fails
     store.error = "the lease index is out of reach: [n1]: reset"
-    await asyncio.sleep(LEASE)  # so does the one at 1012
+    await asyncio.sleep(LEASE + 0.26)  # so does the one at 1012
     stats = coordinator_.stats()
     assert stats["ok"] is False
     assert stats["leases"] == {
@@ -749,7 +761,7 @@ async def test_an_unreachable_cluster_keeps_each_share_never_more_until_it_answe
         "lease_seconds": LEASE,
         "state": "unreachable",
         "processes": 1,  # b's lease is stale by now
-        "unreachable_for_s": 9.0,
+        "unreachable_for_s": 9.3,
         "error": "the lease index is out of reach: [n1]: reset",
         "note": "keeping each endpoint's last share, never more",
     }
@@ -885,3 +897,120 @@ async def test_processes_sharing_a_key_never_pace_above_its_rate_together(clock)
     assert worst >= 100.0  # and they do use it
     for coordinator_, _ in processes:
         await coordinator_.close()
+
+
+# -- more of what callers and operators see -----------------------------------------------------
+
+
+@contextlib.contextmanager
+def logged():
+    """The coordinator's log records, from INFO up."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("esproxy.limits.coordinator")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def messages(records, level=logging.INFO):
+    return [record.getMessage() for record in records if record.levelno == level]
+
+
+def test_a_process_is_named_by_its_host_its_pid_and_a_random_suffix():
+    first = LimitsCoordinator(RateLimiters(), "local").process
+    second = LimitsCoordinator(RateLimiters(), "local").process
+    pattern = rf"{re.escape(socket.gethostname())}-{os.getpid()}-[0-9a-f]{{6}}"
+    assert re.fullmatch(pattern, first)
+    assert re.fullmatch(pattern, second)
+    assert first != second
+
+
+@virtual
+async def test_a_cut_is_logged(clock):
+    _, limiters = coordinator(clock, mode="local")
+    queue = arrive(limiters, limit(600), 1)
+    with logged() as records:
+        throttle(limiters, queue)
+        throttle(limiters, queue)  # within the cooldown: no cut, nothing logged
+    assert messages(records, logging.WARNING) == [
+        "bedrock throttled [amazonbedrock/k]: effective rate cut from 600.0 to 420.0 a minute"
+    ]
+
+
+@virtual
+async def test_startup_and_shutdown_troubles_are_logged(clock):
+    store = MemoryLeases()
+    store.hang = asyncio.Event()
+    coordinator_, _ = coordinator(clock, store)
+    with logged() as records:
+        await coordinator_.start()
+        await coordinator_.close()
+    assert messages(records, logging.WARNING) == [
+        "the lease index did not answer at startup; pacing waits for it"
+    ]
+    assert messages(records) == [
+        "could not remove this process's lease on the way out: no answer within 2 s"
+    ]
+    store = MemoryLeases()
+    coordinator_, _ = coordinator(clock, store)
+    with logged() as records:
+        await coordinator_.start()
+        store.crash = RuntimeError("a bug")
+        await asyncio.sleep(LEASE + 1.0)
+        store.error = "down"
+        await coordinator_.close()
+    assert messages(records, logging.ERROR) == ["lease round failed"]
+    [crash] = [record.exc_info[1] for record in records if record.exc_info]
+    assert (type(crash), str(crash)) == (RuntimeError, "a bug")
+    assert messages(records) == ["could not remove this process's lease on the way out: down"]
+
+
+@virtual
+async def test_a_key_is_new_until_two_leases_have_shown_it(clock):
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    limiters.limiter_for(limit())  # opened long before the first round
+    clock.now += 60.0
+    queue = arrive(limiters, limit(), 15)
+    put_lease(store, clock, "b", 1, figures(200.0, 110.0))
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(10.0)
+
+
+@virtual
+async def test_a_lease_without_a_demand_counts_as_wanting_nothing(clock):
+    store = MemoryLeases()
+    coordinator_, _, queue = await established(clock, store)
+    clock.now += LEASE
+    put_lease(store, clock, "b", 4, {KEY: {"share": 50.0}})
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(118.8)
+
+
+@virtual
+async def test_figures_are_rounded_for_the_lease_and_the_stats(clock):
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(100), 1)
+    await coordinator_.run_round()
+    throttle(limiters, queue)  # 70
+    succeed(limiters, queue)  # 70 + 1/6
+    clock.now += 0.1234567
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_) == {
+        "demand": 2.0,
+        "share": 70.0,  # the rise waited for this round
+        "ok": 1.0,
+        "effective": 70.167,
+        "cuts": 1.0,
+        "cut_ago": 0.123,
+    }
+    stats = coordinator_.stats()["endpoints"][KEY]
+    assert (stats["effective_per_minute"], stats["pace_per_minute"]) == (70.17, 70.17)

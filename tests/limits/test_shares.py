@@ -67,3 +67,20 @@ def test_a_share_never_grows_with_another_demand_nor_shrinks_with_its_own():
         less = {**demands, "p0": demands["p0"] * draw.random()}
         assert divide(rate, more)["p0"] <= share + 1e-6, (rate, demands, more)
         assert divide(rate, less)["p0"] <= share + 1e-6, (rate, demands, less)
+
+
+def test_nobody_gets_nothing_from_an_empty_division():
+    assert divide(120.0, {}) == {}
+
+
+def test_many_idle_processes_leave_half_the_rate_to_those_that_want_it():
+    demands = {f"idle{i}": 0.0 for i in range(59)}
+    shares = divide(120.0, {**demands, "busy": 1000.0})
+    assert shares["idle0"] == pytest.approx(1.0)  # not 1% each: 59 of them would take 59%
+    assert shares["busy"] == pytest.approx(61.0)
+
+
+def test_a_sliver_of_headroom_is_not_lost():
+    assert divide(120.0, {"a": 119.5}) == {"a": pytest.approx(120.0)}
+    shares = divide(120.0, {"a": 59.5, "b": 60.0})
+    assert sum(shares.values()) == pytest.approx(120.0)
