@@ -1014,3 +1014,27 @@ async def test_figures_are_rounded_for_the_lease_and_the_stats(clock):
     }
     stats = coordinator_.stats()["endpoints"][KEY]
     assert (stats["effective_per_minute"], stats["pace_per_minute"]) == (70.17, 70.17)
+
+
+@virtual
+async def test_a_key_back_after_five_idle_minutes_is_new_again(clock):
+    store = MemoryLeases()
+    coordinator_, limiters, queue = await established(clock, store)
+    assert queue.pace == pytest.approx(30.0)
+    # Idle: the key leaves the lease, and its share falls to the idle floor at once.
+    clock.now = 1012.0 + 301.0
+    put_lease(store, clock, "b", 4, figures(200.0, 90.0))
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_) is None
+    assert queue.pace == pytest.approx(1.2)
+    # Back: b took the rest meanwhile, and this process takes only what b leaves...
+    arrive(limiters, limit(), 15)
+    clock.now += LEASE
+    put_lease(store, clock, "b", 5, figures(200.0, 118.8))
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(1.2)
+    # ...until its second lease showing the key: by then b has read the first and made room.
+    clock.now += LEASE
+    put_lease(store, clock, "b", 6, figures(200.0, 90.0))
+    await coordinator_.run_round()
+    assert queue.pace == pytest.approx(30.0)
