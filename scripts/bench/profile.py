@@ -124,7 +124,17 @@ def main() -> int:
         )
         target, method, body, name = url + "/bench/_search", "POST", forwarding.QUERY, "forwarding"
     else:
-        emulator, _ = lib.emulator("emulator", "--latency-ms", "20", log_dir=logs)
+        emulator, _ = lib.emulator(
+            "emulator",
+            "--latency-ms",
+            "20",
+            # As in inference.py: the role endpoint it creates assumes this role at the emulator.
+            "--key",
+            f"{inference.KEYS['access_key']}:{inference.KEYS['secret_key']}",
+            "--role",
+            inference.ROLE,
+            log_dir=logs,
+        )
         url, esp = inference.start_esproxy(emulator, logs)
         path, body = inference.esproxy_requests()[args.workload]
         target, method, name = url + path, "POST", f"inference-{args.workload}"
