@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -353,6 +354,7 @@ async def serve_until_stopped(settings: Settings, *, checked: bool = False) -> N
         shutdown_timeout=server.shutdown_grace_seconds,
     )
     await runner.setup()
+    freeze_startup_objects()
     try:
         site = web.TCPSite(
             runner, server.host, server.port, reuse_port=server.workers > 1, backlog=1024
@@ -364,6 +366,17 @@ async def serve_until_stopped(settings: Settings, *, checked: bool = False) -> N
         log.info("esproxy stopping: finishing requests in flight, then closing")
         await runner.cleanup()
         log.info("esproxy stopped")
+
+
+def freeze_startup_objects() -> None:
+    """Keep what startup made (modules, the app, schemas: ~80k objects) out of every later GC pass.
+
+    A full collection walks every tracked object: ~100 ms on the loop with all of them, during
+    which no request moves; once frozen, it walks only what serving has made since. Collected once
+    first, so that startup's garbage is not kept.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def start_site(site: web.TCPSite, host: str, port: int) -> None:

@@ -63,6 +63,7 @@ class ClientConnection(asyncio.Protocol):
         self.backend_paused = False
         self.activity = self.started = self.loop.time()
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0  # when `timer` fires: kept here, read on every exchange
         self.closed = False
 
     # -- the client's side --------------------------------------------------------------------
@@ -496,10 +497,11 @@ class ClientConnection(asyncio.Protocol):
         deadline = self.activity + seconds
         timer = self.timer
         if timer is not None:
-            if timer.when() <= deadline:
+            if self.timer_at <= deadline:
                 return
             timer.cancel()
         self.timer = self.loop.call_at(deadline, self.check_time)
+        self.timer_at = deadline
 
     def check_time(self) -> None:
         self.timer = None
@@ -517,7 +519,8 @@ class ClientConnection(asyncio.Protocol):
                 self.time_out()
                 if self.closed or self.request is None:
                     return
-        self.timer = self.loop.call_at(max(self.activity + seconds, now + 0.01), self.check_time)
+        self.timer_at = max(self.activity + seconds, now + 0.01)
+        self.timer = self.loop.call_at(self.timer_at, self.check_time)
 
     def time_out(self) -> None:
         seconds = self.splicer.read_timeout

@@ -49,10 +49,54 @@ def test_a_plain_head_is_parsed_and_rewritten_for_the_node() -> None:
         PLAIN + b"\r\nConnection: content-length",
         b"post /x HTTP/1.1\r\nHost: es",
         b"GET /a b HTTP/1.1\r\nHost: es",
+        b"GET  /a HTTP/1.1\r\nHost: es",  # two spaces
+        b"GET /a HTTP/1.1 \r\nHost: es",
+        b"G3T /a HTTP/1.1\r\nHost: es",
+        b"GET /a\rb HTTP/1.1\r\nHost: es",  # bare CR in the target
+        PLAIN + b"\r\nX-A: b\rc",  # bare CR in a value
+        PLAIN + b"\r\nX-A\t: b",
+        PLAIN + b"\r\n: b",  # no name
+        PLAIN + b"\r\nno colon at all",
+        PLAIN + b"\r\nX-\xe9: b",  # not a token
+        PLAIN + b"\r\nhost: again",
     ],
 )
 def test_anything_parsers_could_read_differently_is_not_spliced(head: bytes) -> None:
     assert parse_request_head(head) is None
+
+
+TOKEN = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def plain_line_by_line(head: bytes) -> bool:
+    """The rules the splicer's one-pass check stands for, read the slow way."""
+    lines = head.split(b"\r\n")
+    if any(b"\r" in line or b"\n" in line for line in lines):
+        return False
+    request_line = lines[0].split(b" ")
+    if len(request_line) != 3:
+        return False
+    method, target, version = request_line
+    if not (method.isalpha() and method.isupper()) or not target or version != b"HTTP/1.1":
+        return False
+    for line in lines[1:]:
+        name, colon, _ = line.partition(b":")
+        if not colon or not name or name.translate(None, TOKEN):
+            return False
+    return True
+
+
+FRAGMENTS = [
+    *(b"GET", b"get", b"POST", b" ", b"/i/_search?q=a b", b"/x", b"HTTP/1.1", b"HTTP/1.0"),
+    *(b"\r\n", b"\r\n", b"\r", b"\n", b"\t", b":", b"\x00", b"\xe9", b"X-A", b"Accept"),
+    *(b"Authorization: ApiKey a:b", b" folded", b"X A"),
+]
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=14))
+def test_a_request_head_is_spliced_only_when_every_line_reads_plainly(parts: list[bytes]) -> None:
+    head = b"GET /x HTTP/1.1" + b"".join(parts) if len(parts) % 2 else b"".join(parts)
+    assert (parse_request_head(head) is not None) == plain_line_by_line(head)
 
 
 def test_answers_keep_their_framing_and_lose_per_hop_headers() -> None:
