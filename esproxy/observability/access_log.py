@@ -6,7 +6,9 @@ retries and the rate-limit wait) and nothing that could hold a secret: no query 
 header other than those two ids.
 
 Lines are gathered on the event loop and handed in batches to one writer thread, so a slow disk or
-a full pipe never stalls requests; a line costs one `orjson.dumps` and a list append.
+a full pipe never stalls requests. esproxy's own requests cost one `orjson.dumps` each; forwarded
+requests, the hot path, cost one list `extend` on the splicer's side, and their lines are made a
+whole batch at a time (see docs/benchmarks.md, "Observability").
 """
 
 from __future__ import annotations
@@ -18,62 +20,52 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate, chain, repeat
+from operator import floordiv, mod, mul
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final
 
 import orjson
 
-# Lines are handed to the writer thread in batches: each hand-over wakes the thread, and the
-# thread competes with the event loop for the GIL, so fewer, larger batches cost less. But a batch
-# is rendered on the loop, ~1 µs a line, and nothing else runs meanwhile: 4096 lines stalled every
-# exchange in flight for ~4 ms, five times a second at 20k lines/s, which was the forwarding p99.
+# Lines are handed to the writer thread every FLUSH_SECONDS: each hand-over wakes the thread, which
+# competes with the event loop for the GIL, so fewer, larger hand-overs cost less. But lines are
+# made on the loop, and nothing else runs meanwhile: a 4096-line batch stalled every exchange in
+# flight for ~4 ms (the forwarding p99, see docs/benchmarks.md), so they are made ~BATCH_ENTRIES
+# at a time.
 FLUSH_SECONDS: Final = 0.2
-MAX_PENDING: Final = 256  # lines gathered before a batch is handed over without waiting
+BATCH_ENTRIES: Final = 256
+MIN_TICK_SECONDS: Final = 0.005
+MAX_PENDING: Final = 256  # esproxy's own lines gathered before they are made without waiting
 MAX_ID_CHARS: Final = 256  # longer X-Opaque-Id / traceparent values are cut
-PATHS_KEPT: Final = 1024
+FRAGMENTS_KEPT: Final = 1024
+STAMPS_KEPT: Final = 4096
 # Bytes a JSON string cannot hold as they are (and non-ASCII, which a head carries as latin-1).
 _NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f"\\\x7f-\xff]')
 _OPAQUE_ID = b"\r\nx-opaque-id:"
 _TRACEPARENT = b"\r\ntraceparent:"
 
-
-# A forwarded exchange waiting to become a line: (time, method, path, status, seconds, bytes in,
-# bytes out, header lines). The splicer only appends one of these; lines are made per batch.
+# A forwarded exchange, as the splicer hands it over: (time.time(), method, path, status, seconds,
+# bytes in, bytes out, header lines). `AccessLog.forwarded` keeps its values in one flat list: each
+# column of a batch is then a slice, and no per-request container lives on until the batch (one
+# holding an object the garbage collector tracks made it run ~3x as often).
 Entry = tuple[float, bytes, bytes, int, float, int, int, bytes]
+WIDTH: Final = 8  # values per entry
 
 
 class LineWriter:
-    """Batches of lines written by a daemon thread to a binary stream, in order.
-
-    Pending items are lines, or entries that `render` turns into lines when the batch is made.
-    """
+    """Batches of lines written by a daemon thread to a binary stream, in order."""
 
     def __init__(self, stream: BinaryIO, *, owned: bool = False) -> None:
         self._stream = stream
         self._owned = owned
-        self._pending: list[bytes | Entry] = []
-        self.render: Callable[[list[bytes | Entry]], bytes] = join_lines
-        self._timer: asyncio.TimerHandle | None = None
         self._batches: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="esproxy-access-log", daemon=True)
         self._thread.start()
 
-    def write(self, line: bytes | Entry) -> None:
-        pending = self._pending
-        pending.append(line)
-        if len(pending) >= MAX_PENDING:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
-
-    def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._pending:
-            self._batches.put(self.render(self._pending))
-            self._pending.clear()
+    def put(self, batch: bytes) -> None:
+        self._batches.put(batch)
 
     def _run(self) -> None:
         try:
@@ -93,15 +85,10 @@ class LineWriter:
                 pass  # a closed or broken log must not take requests down with it
 
     async def close(self) -> None:
-        self.flush()
         self._batches.put(None)
         await asyncio.to_thread(self._thread.join)
         if self._owned:
             self._stream.close()
-
-
-def join_lines(items: list[bytes | Entry]) -> bytes:
-    return b"".join(item for item in items if isinstance(item, bytes))
 
 
 def open_writer(destination: str) -> LineWriter:
@@ -113,98 +100,122 @@ def open_writer(destination: str) -> LineWriter:
 
 
 class AccessLog:
+    """Gathers lines and forwarded exchanges on the event loop, makes lines ~BATCH_ENTRIES at a
+    time and hands them to the writer every FLUSH_SECONDS (made in a running loop: its timer
+    starts at once)."""
+
     def __init__(self, writer: LineWriter, *, json_lines: bool) -> None:
         self.writer = writer
         self.json_lines = json_lines
         self._second = -1
         self._stamp = ""
-        self._millis = -1
-        self._stamp_bytes = b""
-        self._paths: dict[bytes, bytes] = {}  # forwarded paths repeat: each is quoted once
-        writer.render = self.render
+        self._values: list[object] = []  # forwarded entries, WIDTH values each
+        self._lines: list[tuple[int, bytes]] = []  # esproxy's own lines, each before entry i
+        # The splicer's hot path: one C call, no Python frame (see `Entry`).
+        self.forwarded: Callable[[Entry], None] = self._values.extend
+        self._stamps = Stamps()
+        self._fragments = Fragments(json_lines)
+        self._template = FORWARDED_JSON if json_lines else FORWARDED_TEXT
+        self._no_ids = self._fragments.ids(b"null", b"null")
+        self._made: list[bytes] = []  # lines made, not yet handed to the writer
+        self._loop = asyncio.get_running_loop()
+        self._hand_over_at = self._loop.time() + FLUSH_SECONDS
+        self._interval = MIN_TICK_SECONDS  # grows to FLUSH_SECONDS while nothing comes
+        self._timer: asyncio.TimerHandle | None = None
+        self._tick()
 
-    def forwarded(
-        self,
-        method: bytes,
-        path: bytes,
-        status: int,
-        seconds: float,
-        bytes_in: int,
-        bytes_out: int,
-        headers: bytes,
-    ) -> None:
-        """A spliced exchange, from the bytes of its head (`headers`: its CRLF-led header lines).
+    def _tick(self) -> None:
+        """Make lines from what has gathered, the next tick timed for ~BATCH_ENTRIES (the
+        splicer's path has no room for a count check); hand them over every FLUSH_SECONDS. An idle
+        esproxy ticks 5 times a second."""
+        count = len(self._values) // WIDTH
+        self.make()
+        now = self._loop.time()
+        if now >= self._hand_over_at - MIN_TICK_SECONDS:  # slack: uvloop's clock is in ms
+            self.hand_over()
+            self._hand_over_at = now + FLUSH_SECONDS
+        wanted = self._interval * BATCH_ENTRIES / count if count else FLUSH_SECONDS
+        self._interval = min(FLUSH_SECONDS, max(MIN_TICK_SECONDS, wanted))
+        self._timer = self._loop.call_later(self._interval, self._tick)
 
-        The splicer's hot path: it only records the values; `render` makes the lines per batch.
-        """
-        self.writer.write(
-            (time.time(), method, path, status, seconds, bytes_in, bytes_out, headers)
+    def make(self) -> None:
+        values, lines = self._values, self._lines
+        if values or lines:
+            self._made.append(self.render(values, lines))
+            values.clear()  # in place: the splicer holds its `extend`
+            lines.clear()
+
+    def hand_over(self) -> None:
+        if self._made:
+            self.writer.put(b"".join(self._made))
+            self._made.clear()
+
+    def flush(self) -> None:
+        self.make()
+        self.hand_over()
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.flush()
+        await self.writer.close()
+
+    def render(self, values: list[object], lines: list[tuple[int, bytes]]) -> bytes:
+        """A batch as bytes: esproxy's own lines in place among the forwarded entries."""
+        parts: list[bytes] = []
+        done = 0
+        for index, line in lines:
+            if index > done:
+                parts.append(self.render_entries(values, done, index))
+                done = index
+            parts.append(line)
+        count = len(values) // WIDTH
+        if count > done:
+            parts.append(self.render_entries(values, done, count))
+        return b"".join(parts)
+
+    def render_entries(self, values: list[object], first: int, end: int) -> bytes:
+        """Entries first..end-1 as lines, all at once: each column is a slice of the flat list and
+        goes through C-level maps; the lines are one `%` of the template repeated."""
+        if len(self._stamps) > STAMPS_KEPT:
+            self._stamps.clear()
+        if len(self._fragments) > FRAGMENTS_KEPT:
+            self._fragments.clear()
+
+        def column(k: int) -> list[Any]:
+            return values[first * WIDTH + k : end * WIDTH : WIDTH]
+
+        count = end - first
+        micros = list(map(round, map(mul, column(4), repeat(1e6))))
+        rows = zip(
+            map(self._stamps.__getitem__, map(int, map(mul, column(0), repeat(1000.0)))),
+            map(self._fragments.__getitem__, zip(column(1), column(2), column(3), strict=True)),
+            map(floordiv, micros, repeat(1000)),
+            map(mod, micros, repeat(1000)),
+            column(5),
+            column(6),
+            self.ids(column(7)),
+            strict=True,
         )
+        return (self._template * count) % tuple(chain.from_iterable(rows))
 
-    def render(self, items: list[bytes | Entry]) -> bytes:
-        """A batch as bytes: lines as they are, entries formatted in one loop."""
-        lines: list[bytes] = []
-        add = lines.append
-        paths = self._paths
-        last_millis, text = -1, b""
-        template = FORWARDED_JSON if self.json_lines else FORWARDED_TEXT
-        for item in items:
-            if isinstance(item, bytes):
-                add(item)
-                continue
-            now, method, path, status, seconds, bytes_in, bytes_out, headers = item
-            # One lowering and two finds: cheaper than any case-insensitive pre-check.
-            lower = headers.lower()
-            opaque_id = traceparent = b"null"
-            if lower.find(_OPAQUE_ID) >= 0:
-                opaque_id = header_json(headers, lower, _OPAQUE_ID)
-            if lower.find(_TRACEPARENT) >= 0:
-                traceparent = header_json(headers, lower, _TRACEPARENT)
-            quoted = paths.get(path)
-            if quoted is None:
-                quoted = quote_path(path)
-                if len(paths) >= PATHS_KEPT:
-                    paths.clear()
-                paths[path] = quoted
-            if int(now * 1000) != last_millis:  # one time text per millisecond
-                last_millis, text = int(now * 1000), self.stamp(now)
-            millis, micros = divmod(int(seconds * 1_000_000), 1000)
-            if self.json_lines:
-                values = (
-                    text,
-                    method,
-                    quoted,
-                    status,
-                    millis,
-                    micros,
-                    bytes_in,
-                    bytes_out,
-                    opaque_id,
-                    traceparent,
-                )
-            else:
-                values = (
-                    text,
-                    method,
-                    quoted,
-                    status,
-                    millis,
-                    micros,
-                    bytes_in,
-                    bytes_out,
-                    b"" if opaque_id == b"null" else b" x_opaque_id=" + opaque_id,
-                    b"" if traceparent == b"null" else b" traceparent=" + traceparent,
-                )
-            add(template % values)
-        return b"".join(lines)
-
-    def stamp(self, now: float) -> bytes:
-        """`timestamp` as bytes, made once per millisecond."""
-        millis = int(now * 1000)
-        if millis != self._millis:
-            self._millis = millis
-            self._stamp_bytes = self.timestamp(now).encode()
-        return self._stamp_bytes
+    def ids(self, heads: list[bytes]) -> Iterable[bytes]:
+        """The id part of each line. One lowering and two finds over the whole batch's header
+        lines; only the heads that hold an id are read one by one."""
+        lower = b"\n".join(heads).lower()
+        at = [i for name in (_OPAQUE_ID, _TRACEPARENT) for i in find_all(lower, name)]
+        if not at:
+            return repeat(self._no_ids, len(heads))
+        ids = [self._no_ids] * len(heads)
+        ends = list(accumulate(len(head) + 1 for head in heads))  # +1: the joining newline
+        for index in {bisect_right(ends, i) for i in at}:
+            head = heads[index]
+            lowered = head.lower()
+            ids[index] = self._fragments.ids(
+                header_json(head, lowered, _OPAQUE_ID), header_json(head, lowered, _TRACEPARENT)
+            )
+        return ids
 
     def timestamp(self, now: float) -> str:
         """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
@@ -251,19 +262,77 @@ class AccessLog:
             "retries": retries,
             "rate_limit_wait_ms": round(rate_limit_wait * 1000, 3),
         }
+        line = orjson.dumps(fields) + b"\n" if self.json_lines else text_line(fields)
+        lines = self._lines
+        lines.append((len(self._values) // WIDTH, line))
+        if len(lines) >= MAX_PENDING:
+            self.make()
+
+
+# A forwarded line: time, then the fragment of its (method, path, status), the duration in
+# milliseconds with 3 decimals, bytes in and out, then the ids part (see `Fragments`).
+FORWARDED_JSON: Final = b'{"time":"%s%s%d.%03d,"bytes_in":%d,"bytes_out":%d%s'
+FORWARDED_TEXT: Final = b"%s%s%d.%03dms in=%d out=%d forwarded%s"
+
+
+class Stamps(dict[int, bytes]):
+    """Milliseconds since the epoch -> ISO 8601 UTC text; the seconds part made once per second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._prefix = b""
+
+    def __missing__(self, millis: int) -> bytes:
+        second, part = divmod(millis, 1000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
+        stamp = b"%s.%03dZ" % (self._prefix, part)
+        self[millis] = stamp
+        return stamp
+
+
+class Fragments(dict[tuple[bytes, bytes, int], bytes]):
+    """(method, path, status) -> the line's text between the time and the duration, quoted once:
+    forwarded requests repeat a few combinations."""
+
+    def __init__(self, json_lines: bool) -> None:
+        super().__init__()
+        self.json_lines = json_lines
+
+    def __missing__(self, key: tuple[bytes, bytes, int]) -> bytes:
+        method, path, status = key
         if self.json_lines:
-            self.writer.write(orjson.dumps(fields) + b"\n")
+            fragment = b'","method":"%s","path":%s,"status":%d,"duration_ms":' % (
+                method,
+                quote_path(path),
+                status,
+            )
         else:
-            self.writer.write(text_line(fields))
+            fragment = b" %s %s %d " % (method, quote_path(path), status)
+        self[key] = fragment
+        return fragment
+
+    def ids(self, opaque_id: bytes, traceparent: bytes) -> bytes:
+        """The end of a line from its two ids (JSON strings, or `null`)."""
+        if self.json_lines:
+            return (
+                b',"forwarded":true,"inference_id":null,"x_opaque_id":%s,"traceparent":%s,'
+                b'"bedrock_request_ids":[],"retries":0,"rate_limit_wait_ms":0.0}\n'
+                % (opaque_id, traceparent)
+            )
+        return b"%s%s\n" % (
+            b"" if opaque_id == b"null" else b" x_opaque_id=" + opaque_id,
+            b"" if traceparent == b"null" else b" traceparent=" + traceparent,
+        )
 
 
-FORWARDED_JSON: Final = (
-    b'{"time":"%s","method":"%s","path":%s,"status":%d,"duration_ms":%d.%03d,'
-    b'"bytes_in":%d,"bytes_out":%d,"forwarded":true,"inference_id":null,'
-    b'"x_opaque_id":%s,"traceparent":%s,"bedrock_request_ids":[],"retries":0,'
-    b'"rate_limit_wait_ms":0.0}\n'
-)
-FORWARDED_TEXT: Final = b"%s %s %s %d %d.%03dms in=%d out=%d forwarded%s%s\n"
+def find_all(text: bytes, name: bytes) -> Iterator[int]:
+    at = text.find(name)
+    while at >= 0:
+        yield at
+        at = text.find(name, at + 1)
 
 
 def quote_path(path: bytes) -> bytes:

@@ -62,7 +62,7 @@ async def open_observability(app: web.Application) -> AsyncIterator[None]:
         if side is not None:
             await side.cleanup()
         if access is not None:
-            await access.writer.close()
+            await access.close()
 
 
 def build_metrics(settings: Settings) -> Metrics:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter, time
 from urllib.parse import parse_qsl
 
 from esproxy.errors import PlainError, ProxyError, UpstreamUnavailable
@@ -61,7 +62,8 @@ class ClientConnection(asyncio.Protocol):
         self.request_bytes = self.answer_bytes = 0
         self.paused = 0
         self.backend_paused = False
-        self.activity = self.started = self.loop.time()
+        self.activity = self.loop.time()
+        self.started = 0.0  # perf_counter() at each head: uvloop's clock ticks in whole ms
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0  # when `timer` fires: kept here, read on every exchange
         self.closed = False
@@ -155,7 +157,7 @@ class ClientConnection(asyncio.Protocol):
         self.answer, self.answer_head, self.scanner = None, b"", None
         self.close_after = head.close or self.splicer.closing
         self.retried = False
-        self.started = self.activity
+        self.started = perf_counter()
         self.forwarding = route != APP
         self.request_bytes = end + 4 + head.content_length
         self.answer_bytes = 0
@@ -394,7 +396,7 @@ class ClientConnection(asyncio.Protocol):
                 request.method.decode(),
                 request.target.decode("latin-1"),
                 answer.status,
-                (self.loop.time() - self.started) * 1000,
+                (perf_counter() - self.started) * 1000,
                 self.node.url,
             )
         self.end_exchange()
@@ -424,13 +426,16 @@ class ClientConnection(asyncio.Protocol):
         access = splicer.access
         if access is not None and request is not None:
             access.forwarded(
-                request.method,
-                request.path,
-                status,
-                self.loop.time() - self.started,
-                self.request_bytes,
-                bytes_out,
-                request.rest,
+                (
+                    time(),
+                    request.method,
+                    request.path,
+                    status,
+                    perf_counter() - self.started,
+                    self.request_bytes,
+                    bytes_out,
+                    request.rest,
+                )
             )
 
     def fail(self, error: ProxyError, reason: str | None = None) -> None:

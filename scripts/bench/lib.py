@@ -16,6 +16,7 @@ import io
 import json
 import os
 import platform
+import select
 import signal
 import socket
 import subprocess
@@ -50,6 +51,30 @@ _tmpdirs: list[tempfile.TemporaryDirectory[str]] = []
 def quick() -> bool:
     """BENCH_QUICK=1 (or --quick) shortens every run, for building and debugging the harness."""
     return os.environ.get("BENCH_QUICK") == "1" or "--quick" in sys.argv
+
+
+def all_features() -> bool:
+    """BENCH_FEATURES=all (set by scripts/bench/all): every esproxy runs with every feature on."""
+    return os.environ.get("BENCH_FEATURES") == "all"
+
+
+def features_env(name: str, log_dir: Path) -> dict[str, str]:
+    """The settings that turn every feature on, as one deployment would run them: metrics, the
+    JSON access log written to a file (forwarded requests too), the embedding cache with its
+    defaults, and the OpenAI-compatible bridge. Cluster mode with leases needs an OpenSearch node
+    as the store: the benchmarks that have one add it (ESPROXY_UPSTREAM). A bench's own settings
+    (e.g. the observability A/B's `off`) win over these."""
+    if not all_features():
+        return {}
+    return {
+        "ESPROXY_METRICS_ENABLED": "true",
+        "ESPROXY_LOG_ACCESS": "true",
+        "ESPROXY_LOG_FORMAT": "json",
+        "ESPROXY_LOG_ACCESS_FILE": str(log_dir / f"{name}-access.log"),
+        "ESPROXY_LOG_FORWARDED": "true",
+        "ESPROXY_CACHE_ENABLED": "true",
+        "ESPROXY_BRIDGE_ENABLED": "true",
+    }
 
 
 def tmpdir(prefix: str) -> Path:
@@ -231,12 +256,43 @@ def esproxy(
             *args,
         ],
         cpus=cpus,
-        env={"ESPROXY_AUTH_MODE": "none", **(env or {}), **(experiment or {})},
+        env={
+            "ESPROXY_AUTH_MODE": "none",
+            **features_env(name, log_dir),
+            **(env or {}),
+            **(experiment or {}),
+        },
         log=log_dir / f"{name}.log",
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/_esproxy/health", proc)
     return url, proc
+
+
+def opensearch_node(logs: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """The OpenSearch 2.19.6 test node on core 0; returns its URL once it is ready."""
+    node = start(
+        "opensearch",
+        [str(REPO / "scripts" / "opensearch-node")],
+        cpus=LOAD_CPU,
+        stdout=subprocess.PIPE,
+        log=logs / "opensearch.log",
+    )
+    assert node.stdout is not None
+    began = time.monotonic()
+    ready, _, _ = select.select([node.stdout], [], [], 240)  # the URL is printed once ready
+    url = node.stdout.readline().decode().strip() if ready else ""
+    if not url.startswith("http"):
+        raise RuntimeError("the OpenSearch node did not start")
+    print(f"  OpenSearch node ready in {time.monotonic() - began:.0f} s", flush=True)
+    return url, node
+
+
+def secrets_key() -> str:
+    """A fresh `esproxy generate-key`, for a store in the cluster."""
+    return subprocess.run(
+        [PROJECT_PY, "-m", "esproxy", "generate-key"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def ensure_uvloop() -> None:
@@ -410,6 +466,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "quick": quick(),
+        "features": "all" if all_features() else "default",
     }
 
 

@@ -41,10 +41,12 @@ gc.callbacks.append(on_gc)
 render = access_log.AccessLog.render
 
 
-def timed_render(self, items):  # type: ignore[no-untyped-def]
+def timed_render(self, *batch):  # type: ignore[no-untyped-def]
+    # render(items) in older trees; render(values, lines) since forwarded entries are flat values.
+    lines = len(batch[0]) if len(batch) == 1 else len(batch[0]) // access_log.WIDTH + len(batch[1])
     t = time.perf_counter()
-    out = render(self, items)
-    renders.append((len(items), (time.perf_counter() - t) * 1000))
+    out = render(self, *batch)
+    renders.append((lines, (time.perf_counter() - t) * 1000))
     return out
 
 

@@ -124,13 +124,14 @@ def main() -> int:
         )
         target, method, body, name = url + "/bench/_search", "POST", forwarding.QUERY, "forwarding"
     else:
+        keys = inference.KEYS
         emulator, _ = lib.emulator(
             "emulator",
             "--latency-ms",
             "20",
-            # As in inference.py: the role endpoint it creates assumes this role at the emulator.
+            # As in the benchmark: the role endpoint's AssumeRole needs the role and its key.
             "--key",
-            f"{inference.KEYS['access_key']}:{inference.KEYS['secret_key']}",
+            f"{keys['access_key']}:{keys['secret_key']}",
             "--role",
             inference.ROLE,
             log_dir=logs,

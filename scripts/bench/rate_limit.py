@@ -240,16 +240,19 @@ def lease_latency(rounds: int, calls: int) -> dict[str, Any]:
     if status != 200:
         raise RuntimeError(f"PUT: {status} {answer}")
     took: dict[str, list[float]] = {mode: [] for mode in modes}
-    for _ in range(rounds):
-        for mode, (url, _) in modes.items():
+    round_p50s: dict[str, list[float]] = {mode: [] for mode in modes}
+    for rnd in range(rounds):
+        for mode, (url, _) in modes.items() if rnd % 2 == 0 else reversed(modes.items()):
+            mark = len(took[mode])
             for n in range(calls):
                 began = time.perf_counter()
                 status, _ = lib.http(
-                    "POST", f"{url}/_inference/text_embedding/lat", {"input": f"latency {n}"}
+                    "POST", f"{url}/_inference/text_embedding/lat", {"input": f"latency {rnd} {n}"}
                 )
                 took[mode].append((time.perf_counter() - began) * 1000)
                 if status != 200:
                     raise RuntimeError(f"{mode}: {status}")
+            round_p50s[mode].append(statistics.median(took[mode][mark:]))
     for proc in [*(p for _, p in modes.values()), emu, node]:
         lib.stop(proc)
     result = {
@@ -261,6 +264,13 @@ def lease_latency(rounds: int, calls: int) -> dict[str, Any]:
         for mode, ms in took.items()
     }
     result["p50_difference_ms"] = result["cluster"]["p50_ms"] - result["local"]["p50_ms"]
+    # "No measurable latency": the difference is within the noise of the measure itself, the
+    # spread of local mode's p50 from round to round (and never more than 0.5 ms).
+    local = round_p50s["local"]
+    noise = max(local) - min(local) if len(local) > 1 else 0.0
+    result["round_p50s_ms"] = round_p50s
+    result["noise_ms"] = noise
+    result["within_noise"] = result["p50_difference_ms"] <= min(max(noise, 0.1), 0.5)
     print(f"  lease latency: {result}", flush=True)
     return result
 
@@ -284,7 +294,7 @@ def main() -> int:
             results[SCENARIOS[short]] = run()
     latency = old.get("lease_latency")
     if not only or "lease-latency" in only:
-        latency = lease_latency(*((1, 20) if lib.quick() else (5, 100)))
+        latency = lease_latency(*((2, 20) if lib.quick() else (6, 100)))
     bounds = {n: 3.0 if n == "three replicas" else 2.0 for n in results}
     summary = {
         "targets": {
@@ -293,6 +303,9 @@ def main() -> int:
         }
         | {f"{n}: zero throttles": r["throttles"] == 0 for n, r in results.items()},
     }
+    if latency and "within_noise" in latency:
+        lease_target = "lease machinery adds no measurable latency (p50 within noise)"
+        summary["targets"][lease_target] = latency["within_noise"]
     data = {
         "machine": lib.machine(),
         "scenarios": results,
@@ -358,7 +371,11 @@ def report(data: dict[str, Any]) -> None:
                 ],
             )
         )
-        print(f"\n  lease machinery, p50 cluster - local: {latency['p50_difference_ms']:+.2f} ms")
+        print(
+            f"\n  lease machinery, p50 cluster - local: {latency['p50_difference_ms']:+.2f} ms "
+            "(round-to-round spread of local's p50: "
+            f"{latency.get('noise_ms', float('nan')):.2f} ms)"
+        )
     print()
     for target, ok in data["summary"]["targets"].items():
         print(f"  {'MET ' if ok else 'MISS'} {target}")

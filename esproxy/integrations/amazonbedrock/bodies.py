@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
+
+import numpy as np
 
 from esproxy.errors import ProxyError
 from esproxy.integrations.amazonbedrock.model_providers import ModelProvider
@@ -18,6 +20,8 @@ DEFAULT_MAX_NEW_TOKENS = 64
 
 # ES characters-per-token estimate for `max_input_tokens` (its Truncator).
 CHARS_PER_TOKEN = 3
+
+NOT_A_NUMBER = "Amazon Bedrock embeddings response holds a value that is not a number"
 
 COHERE_INPUT_TYPES = {
     "ingest": "search_document",
@@ -122,8 +126,11 @@ def titan_token_count(body: Mapping[str, Any]) -> int | None:
     return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
-def parse_cohere_vectors(body: Mapping[str, Any], expected: int, kind: str = "float") -> list[Any]:
-    """The raw vectors of one type; typed answers (and Cohere v4's) key the vectors by type."""
+def parse_cohere_vectors(
+    body: Mapping[str, Any], expected: int, kind: str = "float"
+) -> Sequence[Any]:
+    """The raw vectors of one type; typed answers (and Cohere v4's) key the vectors by type.
+    Float vectors may come as the rows of one 2-D float32 array (`vector_json`)."""
     vectors = require_field(body, "embeddings", "embeddings")
     if isinstance(vectors, Mapping):
         vectors = require_field(vectors, kind, "embeddings")
@@ -131,13 +138,13 @@ def parse_cohere_vectors(body: Mapping[str, Any], expected: int, kind: str = "fl
         raise ProxyError(
             f"Amazon Bedrock returned float embeddings where [{kind}] was asked for", status=500
         )
-    if not isinstance(vectors, list) or len(vectors) != expected:
-        count = len(vectors) if isinstance(vectors, list) else 0
+    if not is_list(vectors) or len(vectors) != expected:
+        count = len(vectors) if is_list(vectors) else 0
         raise ProxyError(
             f"Amazon Bedrock returned [{count}] embeddings for [{expected}] inputs",
             status=500,
         )
-    return vectors
+    return cast(Sequence[Any], vectors)
 
 
 def parse_cohere_embeddings(body: Mapping[str, Any], expected: int) -> list[array[float]]:
@@ -153,15 +160,23 @@ def parse_converse_output(response: Mapping[str, Any]) -> list[str]:
 
 
 def float32_vector(values: Any) -> array[float]:
-    """A vector held as float32, which is how ES reads Bedrock's numbers."""
+    """A vector held as float32, which is how ES reads Bedrock's numbers (`vector_json` reads
+    most answers' vectors as float32 arrays already)."""
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:  # a list of lists where one vector belongs
+            raise ProxyError(NOT_A_NUMBER, status=500)
+        return array("f", values.tobytes())  # a copy of the bytes: ~1 µs for 1024 numbers
     if not isinstance(values, list):
         raise ProxyError("Amazon Bedrock embeddings response holds no list of numbers", status=500)
     try:
         return array("f", values)
     except TypeError:
-        raise ProxyError(
-            "Amazon Bedrock embeddings response holds a value that is not a number", status=500
-        ) from None
+        raise ProxyError(NOT_A_NUMBER, status=500) from None
+
+
+def is_list(value: Any) -> bool:
+    """A JSON list: a list, or the float32 array `vector_json` reads a list of numbers into."""
+    return isinstance(value, (list, np.ndarray))
 
 
 def require_field(body: Any, name: str, kind: str) -> Any:

@@ -28,7 +28,7 @@ from types_aiobotocore_bedrock_runtime import BedrockRuntimeClient
 
 from esproxy.errors import ProviderError, ProviderUnavailable, ProxyError, snake_case
 from esproxy.inference.rate_limits import current_deadline, report_usage
-from esproxy.integrations.amazonbedrock import log_redaction, usage
+from esproxy.integrations.amazonbedrock import log_redaction, usage, vector_json
 from esproxy.integrations.amazonbedrock.credentials import BedrockCredentials, Egress, Identity
 from esproxy.integrations.amazonbedrock.user_agent import memoize_user_agent
 from esproxy.observability import events
@@ -211,7 +211,7 @@ class BedrockClients:
             call.request_id = usage.request_id_of(response)
             async with response["body"] as stream:
                 raw = await stream.read()
-        answer = parse_json(raw)
+        answer = vector_json.load_answer(raw)
         headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         counted = usage.invoke_model_usage(headers, answer)
         events.bedrock_tokens(*counted)
@@ -402,16 +402,6 @@ def with_rotation_hint(error: ProviderError, account: Account) -> ProviderError:
         request_id=error.request_id,
         headers=error.headers,
     )
-
-
-def parse_json(raw: bytes) -> dict[str, Any]:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        body = None
-    if not isinstance(body, dict):
-        raise ProxyError("Amazon Bedrock answered with a body that is not a JSON object")
-    return body
 
 
 def mark_retrieved(task: asyncio.Task[Any]) -> None:
