@@ -39,7 +39,8 @@ class AdaptiveRate:
         self.cuts = 0  # how many cuts this process made; other processes follow new ones
 
     def reconfigure(self, configured: float) -> None:
-        self.value = min(self.value, configured) if configured >= self.configured else configured
+        """A changed rate keeps a cut deeper than it: what Bedrock throttled has not changed."""
+        self.value = min(self.value, configured)
         self.configured = configured
 
     def throttled(self, now: float, delivered_per_minute: float) -> bool:

@@ -127,7 +127,6 @@ class LimitsCoordinator:
         self._others: dict[str, Seen] | None = None  # None until the first read
         self._stale_since: float | None = None
         self._last_error: str | None = None
-        self._last_round: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._first_round = asyncio.Event()
         limiters.pacer = self
@@ -347,7 +346,7 @@ class LimitsCoordinator:
                 self._leases.alias,
                 now - self._stale_since,
             )
-        self._stale_since, self._last_error, self._last_round = None, None, now
+        self._stale_since, self._last_error = None, None
         self._rounds += 1
         for queue in self._limiters.queues():
             state = self._state(queue)

@@ -140,8 +140,9 @@ async def test_a_new_token_budget_starts_a_new_bucket(clock):
     bucket = queue.tokens
     limiters.limiter_for(RateLimit("k", 60_000, inference_id="t", tokens_per_minute=4000))
     assert queue.tokens is not bucket
-    # A bucket of 20 that nobody used yet.
+    # A bucket of 20 that nobody used yet, draining 3980 a second.
     assert await timed_call(limiters, queue.limit, 20) == 0.0
+    assert await timed_call(limiters, queue.limit, 20) == pytest.approx(20 / 3980)
     limiters.limiter_for(RateLimit("k", 60_000, inference_id="t"))
     assert queue.tokens is None
     assert await timed_call(limiters, queue.limit, 10_000) == 0.0
@@ -301,3 +302,53 @@ async def test_a_slot_left_in_another_task_returns_its_permit_and_counts(clock):
     assert coordinator.stats()["endpoints"]["k"]["succeeded_last_minute"] == 1
     async with asyncio.timeout(1.0), limiters.slot(limit):
         pass
+
+
+@virtual
+async def test_tokens_are_taken_in_pieces_no_bigger_than_needed(clock):
+    limiters = RateLimiters(minute=1.0)
+    began = clock.now
+    for _ in range(3):
+        async with limiters.slot(TOKENS, tokens=12):  # pieces of 5, 5 and 2
+            pass
+    assert clock.now - began == pytest.approx((36 - 5) / 995)
+
+
+@virtual
+async def test_calls_without_an_estimate_take_no_tokens_and_single_tokens_count(clock):
+    limiters = RateLimiters(minute=1.0)
+    for _ in range(6):
+        assert await timed_call(limiters, TOKENS) == 0.0
+        await limiters.acquire(TOKENS)
+        limiters.release()
+    for _ in range(5):
+        assert await timed_call(limiters, TOKENS, 1) == 0.0
+    assert await timed_call(limiters, TOKENS, 1) == pytest.approx(1 / 995)
+
+
+@virtual
+async def test_a_call_without_an_estimate_never_waits_for_the_token_budget(clock):
+    limiters = RateLimiters(minute=1.0)
+    big = asyncio.create_task(timed_call(limiters, TOKENS, 500))
+    await settle()
+    assert await timed_call(limiters, TOKENS) == 0.0
+    assert await big == pytest.approx(495 / 995)
+
+
+@virtual
+async def test_a_call_that_used_less_gives_back_exactly_the_difference(clock):
+    limiters = RateLimiters(minute=1.0)
+    done = asyncio.Event()
+
+    async def estimated_20_used_10():
+        async with limiters.slot(TOKENS, tokens=20):
+            await done.wait()
+            report_usage(10)
+
+    first = asyncio.create_task(estimated_20_used_10())
+    await asyncio.sleep(0.1)
+    await timed_call(limiters, TOKENS, 5, used=500)  # meanwhile: 495 more than estimated
+    done.set()
+    await first
+    # The bucket held 500 when the first call gave back its 10: 490 to drain first.
+    assert await timed_call(limiters, TOKENS, 5) == pytest.approx(490 / 995)

@@ -76,9 +76,9 @@ def test_the_ceiling_slows_steps_for_ten_minutes_and_from_exactly_its_rate():
         return rate.value - value
 
     fast = 120.0 / 600
-    assert step(60.0, 0.0, 599.0) == pytest.approx(fast / 20)
-    assert step(60.0, 0.0, 600.0) == pytest.approx(fast)
-    assert step(59.9, 0.0, 1.0) == pytest.approx(fast)
+    assert step(60.0, 100.0, 699.0) == pytest.approx(fast / 20)
+    assert step(60.0, 100.0, 700.0) == pytest.approx(fast)
+    assert step(59.9, 100.0, 101.0) == pytest.approx(fast)
 
 
 def test_a_changed_rate_keeps_a_cut_unless_it_is_lowered_below_it():
@@ -88,5 +88,19 @@ def test_a_changed_rate_keeps_a_cut_unless_it_is_lowered_below_it():
     assert rate.value == pytest.approx(420.0)
     rate.reconfigure(1200.0)
     assert (rate.value, rate.configured) == (pytest.approx(420.0), 1200.0)
+    rate.reconfigure(500.0)  # lowered, but above the cut: the cut stays
+    assert (rate.value, rate.configured) == (pytest.approx(420.0), 500.0)
     rate.reconfigure(300.0)
     assert (rate.value, rate.configured) == (300.0, 300.0)
+
+
+def test_each_cut_is_counted_and_a_single_call_through_is_a_ceiling():
+    """Other processes follow a cut when the count grows; the ceiling slows the steps back."""
+    rate = AdaptiveRate(120.0)
+    rate.throttled(now=0.0, delivered_per_minute=1.0)
+    rate.throttled(now=100.0, delivered_per_minute=1.0)
+    assert rate.cuts == 2
+    assert rate.ceiling == 1.0
+    before = rate.value
+    rate.succeeded(now=101.0)
+    assert rate.value - before == pytest.approx(120.0 / 600 / 20)
