@@ -318,9 +318,11 @@ async def test_tokens_are_taken_in_pieces_no_bigger_than_needed(clock):
 async def test_calls_without_an_estimate_take_no_tokens_and_single_tokens_count(clock):
     limiters = RateLimiters(minute=1.0)
     for _ in range(6):
-        assert await timed_call(limiters, TOKENS) == 0.0
+        async with limiters.slot(TOKENS):
+            pass
         await limiters.acquire(TOKENS)
         limiters.release()
+    assert clock.now == 1000.0
     for _ in range(5):
         assert await timed_call(limiters, TOKENS, 1) == 0.0
     assert await timed_call(limiters, TOKENS, 1) == pytest.approx(1 / 995)
