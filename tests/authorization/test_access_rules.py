@@ -126,6 +126,7 @@ async def through_middleware(app, method, target, headers=None, body=b""):
         ("GET", "/_inference/completion/_services", "GET_ENDPOINTS"),
         ("GET", "/_inference/_services", "GET_SERVICES"),
         ("GET", "/_inference/_services/completion", "GET_SERVICES"),
+        ("GET", "/_inference/_servicesX", "GET_ENDPOINTS"),
         ("POST", "/_inference/titan", "INFER"),
         ("POST", "/_inference/completion/titan", "INFER"),
         ("POST", "/_inference/completion/titan/_stream", "INFER"),
@@ -173,6 +174,12 @@ async def test_the_caller_is_judged_by_its_own_headers_and_request():
     [(credentials, _, uri)] = recorder.calls
     assert credentials == Credentials("Basic YWxpY2U6cw==", "carol")
     assert uri == target
+
+
+async def test_the_request_is_quoted_as_sent_fragment_and_all():
+    recorder = Recorder()
+    await through_middleware(routed_app(recorder), "GET", "/_inference?x=1#f")
+    assert recorder.calls[0][2] == "/_inference?x=1#f"
 
 
 async def test_an_absolute_form_target_is_quoted_as_its_path_and_query():

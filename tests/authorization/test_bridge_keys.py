@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from esproxy.openai_bridge import keys as keys_module
 from esproxy.openai_bridge.keys import BridgeKeys, derive_bridge_secret, looks_like_bridge_key
 
 MATERIAL = bytes(range(32))
@@ -35,6 +36,19 @@ def test_a_key_is_a_prefix_a_random_nonce_and_a_mac_of_the_inference_id():
         nonce = key.split(".")[1]
         assert key == expected_key(MATERIAL, nonce, "titan")  # minted with the first key
         assert looks_like_bridge_key(key)
+
+
+def test_the_nonce_is_12_random_bytes_written_whole(monkeypatch):
+    asked = []
+
+    def token_bytes(n):
+        asked.append(n)
+        return bytes(11) + b"\x17"  # base64 ends in "X"
+
+    monkeypatch.setattr(keys_module.secrets, "token_bytes", token_bytes)
+    key = BridgeKeys(lambda: [MATERIAL]).mint("titan")
+    assert asked == [12]
+    assert key == expected_key(MATERIAL, "AAAAAAAAAAAAAAAX", "titan")
 
 
 def test_the_mac_key_is_derived_from_the_secrets_key_not_the_key_itself():
@@ -66,9 +80,9 @@ def test_a_key_made_with_any_known_secrets_key_opens_and_a_forgotten_one_does_no
     materials[:] = [NEWER]  # the old key retired while the server runs
     assert not keys.opens(old, "titan") and keys.opens(new, "titan")
     materials[:] = []
-    with pytest.raises(ValueError, match="bridge keys need at least one secrets key"):
+    with pytest.raises(ValueError, match=r"^bridge keys need at least one secrets key$"):
         keys.opens(new, "titan")
-    with pytest.raises(ValueError, match="bridge keys need at least one secrets key"):
+    with pytest.raises(ValueError, match=r"^bridge keys need at least one secrets key$"):
         keys.mint("titan")
 
 

@@ -421,6 +421,14 @@ async def test_a_401_keeps_the_clusters_metadata_and_listed_challenges():
     assert error.to_body()["error"]["es.additional_unsuccessful_credentials"] == "jwt"
 
 
+async def test_the_401s_challenge_headers_win_over_those_its_body_lists():
+    body = security_error(401, "no", header={"WWW-Authenticate": ["Bearer"]})
+    auth, _ = authorizer(lambda asked: Reply(401, body, [("WWW-Authenticate", "Basic")]))
+    with pytest.raises(AuthenticationFailed) as raised:
+        await auth.authorize(ALICE, INFER, URI)
+    assert raised.value.challenges == ("Basic",)
+
+
 @pytest.mark.parametrize(
     "body", [None, {"error": "plain text"}, {"error": {"type": "x"}}, {"error": {"header": 5}}]
 )
