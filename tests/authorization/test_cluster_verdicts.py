@@ -70,7 +70,9 @@ PUT_DENIED_ALICE = (
 def authorizer(answer, *, allow=False, ttl=30.0, timeout=1.0):
     cluster = ScriptedCluster(answer)
     cache = DecisionCache(ttl=ttl, size=100, clock=Clock())
-    return ClusterAuthorizer(cluster, cache, timeout=timeout, allow_unsecured=allow), cluster
+    if not allow:  # the default, as the operator leaves it
+        return ClusterAuthorizer(cluster, cache, timeout=timeout), cluster
+    return ClusterAuthorizer(cluster, cache, timeout=timeout, allow_unsecured=True), cluster
 
 
 def body_of(error):
