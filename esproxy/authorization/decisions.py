@@ -19,11 +19,13 @@ from esproxy.authorization.privileges import Credentials
 
 @dataclass(frozen=True)
 class Decision:
-    denial: str | None = None  # ES's denial text; None when the caller is allowed
+    # How ES names the caller in a denial; None when the caller is allowed. Actions that need
+    # the same privilege share a decision, so the denial's text is made per action.
+    denied: str | None = None
 
     @property
     def allowed(self) -> bool:
-        return self.denial is None
+        return self.denied is None
 
 
 ALLOWED = Decision()

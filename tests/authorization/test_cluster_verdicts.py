@@ -619,3 +619,27 @@ def test_the_refusal_names_an_unknown_node_as_such():
     assert "the cluster at [?] authenticates callers" in auth.refusal_reason()
     auth.security = Security.ABSENT
     assert "the cluster at [?] shows no security" in auth.refusal_reason()
+
+
+async def test_a_cached_denial_names_the_action_asked_each_time():
+    """PUT and DELETE share `manage_inference`, so one check serves both; each denial still
+    names its own action, as Elasticsearch's does."""
+    auth, cluster = authorizer(secured_es)
+    with pytest.raises(AccessDenied) as put:
+        await auth.authorize(ALICE, PUT_ENDPOINT, URI)
+    with pytest.raises(AccessDenied) as delete:
+        await auth.authorize(ALICE, DELETE_ENDPOINT, URI)
+    assert put.value.reason == PUT_DENIED_ALICE
+    assert delete.value.reason == PUT_DENIED_ALICE.replace("inference/put", "inference/delete")
+    assert cluster.paths() == [CHECK_PATH, AUTHENTICATE_PATH]  # asked once
+
+
+@pytest.mark.parametrize("shown", [[1], b'"alice"', b"5", b"null"])
+async def test_an_odd_authenticate_answer_still_gives_the_403(shown):
+    def answer(asked):
+        return Reply(200, shown) if asked.path == AUTHENTICATE_PATH else granted("dave", False)
+
+    auth, _ = authorizer(answer)
+    with pytest.raises(AccessDenied) as raised:
+        await auth.authorize(ALICE, DELETE_ENDPOINT, URI)
+    assert "is unauthorized for user [dave], this action" in raised.value.reason

@@ -263,7 +263,7 @@ def test_an_authorizer_needs_a_digest_and_shows_none():
 
 def test_a_decision_is_allowed_only_without_a_denial():
     assert ALLOWED.allowed and Decision().allowed
-    assert not Decision("no").allowed and Decision("no").denial == "no"
+    assert not Decision("no").allowed and Decision("no").denied == "no"
 
 
 def test_a_decision_expires_exactly_at_its_ttl():
