@@ -299,6 +299,26 @@ async def test_a_body_of_exactly_the_bound_is_read_whole():
     assert request[CHECKED_BODY] == body
 
 
+async def test_a_body_arriving_in_pieces_is_read_whole_and_at_most_one_byte_past_the_bound():
+    app = web.Application()
+    for pieces, found, unread in [
+        ([b"abc", b"d"], b"abcd", 0),
+        ([b"abc", b"defghijklm"], None, 8),
+        ([b"a", b"b", b"c", b"d"], b"abcd", 0),
+    ]:
+        reader = StreamReader(
+            mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop()
+        )
+        request = make_mocked_request("POST", "/_aliases", app=app, payload=reader)
+        reading = asyncio.create_task(read_bounded(request, 4))
+        for piece in pieces:
+            reader.feed_data(piece)
+            await asyncio.sleep(0)  # the reader takes what has arrived so far
+        reader.feed_eof()
+        assert await reading == found
+        assert len(await reader.read()) == unread
+
+
 async def test_read_bounded_reads_up_to_its_limit():
     app = web.Application()
     for body, limit, headers, found in [
@@ -512,6 +532,10 @@ async def test_with_endpoints_in_the_cluster_the_guard_learns_aliases_as_esproxy
     await started.aclose()
 
 
+def errors(caplog):
+    return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+
+
 async def eventually(condition, seconds=10.0):
     """Waits for the refresh loop (which runs every 10 ms here), however loaded the machine."""
     async with asyncio.timeout(seconds):
@@ -548,7 +572,7 @@ async def test_the_clusters_security_and_aliases_are_learned_again_until_shutdow
     assert len(cluster.asked) == asked  # stopped with the server
 
 
-async def test_with_endpoints_in_sqlite_only_the_clusters_security_is_learned_again():
+async def test_with_endpoints_in_sqlite_only_the_clusters_security_is_learned_again(caplog):
     cluster = ScriptedCluster(secured)
     app = app_for(
         cluster,
@@ -558,8 +582,37 @@ async def test_with_endpoints_in_sqlite_only_the_clusters_security_is_learned_ag
     )
     started = open_authorization(app)
     await started.__anext__()
-    await eventually(lambda: len(cluster.asked) >= 3)
+    with caplog.at_level(logging.ERROR, logger="esproxy.web.authorization"):
+        await eventually(lambda: len(cluster.asked) >= 3)
     assert set(cluster.paths()) == {CHECK_PATH}
+    assert errors(caplog) == []  # every round succeeded
+    await started.aclose()
+
+
+@pytest.mark.parametrize("mode", ["none", "api_keys"])
+async def test_without_cluster_checks_the_aliases_are_still_learned_again(mode, caplog):
+    state = {"alias": "endpoints"}
+
+    def answer(asked):
+        return Reply(200, {INDEX: {"aliases": {state["alias"]: {}}}})
+
+    cluster = ScriptedCluster(answer)
+    keys = {"ESPROXY_AUTH_API_KEYS": DIGEST} if mode == "api_keys" else {}
+    app = app_for(
+        cluster,
+        ESPROXY_UPSTREAM="http://es:9200",
+        ESPROXY_AUTH_MODE=mode,
+        ESPROXY_AUTH_REFRESH_SECONDS="0.01",
+        **keys,
+    )
+    started = open_authorization(app)
+    await started.__anext__()
+    guard = app[RESERVED_INDEX]
+    state["alias"] = "renamed"
+    with caplog.at_level(logging.ERROR, logger="esproxy.web.authorization"):
+        await eventually(lambda: guard.check("GET", "/renamed/_search") is not None)
+    assert set(cluster.paths()) == {cluster.asked[0].path}  # only the aliases are asked
+    assert errors(caplog) == []
     await started.aclose()
 
 
@@ -578,23 +631,28 @@ async def test_a_failed_refresh_round_does_not_end_the_loop(caplog):
         started = open_authorization(app)
         await started.__anext__()
         await eventually(lambda: state["calls"] > 5)
-    assert "refreshing the cluster's security state and index aliases failed" in caplog.text
+    assert "refreshing the cluster's security state and index aliases failed" in caplog.messages
     await started.aclose()
 
 
-async def test_nothing_is_refreshed_when_nothing_can_change():
+@pytest.mark.parametrize("mode", ["none", "api_keys"])
+async def test_nothing_is_refreshed_when_nothing_can_change(mode, caplog):
     cluster = ScriptedCluster(no_handler)
+    keys = {"ESPROXY_AUTH_API_KEYS": DIGEST} if mode == "api_keys" else {}
     app = app_for(
         cluster,
         ESPROXY_UPSTREAM="http://es:9200",
-        ESPROXY_AUTH_MODE="none",
+        ESPROXY_AUTH_MODE=mode,
         ESPROXY_STORAGE_BACKEND="sqlite",
         ESPROXY_AUTH_REFRESH_SECONDS="0.01",
+        **keys,
     )
-    started = open_authorization(app)
-    await started.__anext__()
-    await asyncio.sleep(0.05)
+    with caplog.at_level(logging.ERROR, logger="esproxy.web.authorization"):
+        started = open_authorization(app)
+        await started.__anext__()
+        await asyncio.sleep(0.05)
     assert cluster.asked == []
+    assert errors(caplog) == []  # no loop at all, so no failing rounds either
     await started.aclose()
 
 
