@@ -649,3 +649,12 @@ async def test_an_odd_authenticate_answer_still_gives_the_403(shown):
     with pytest.raises(AccessDenied) as raised:
         await auth.authorize(ALICE, DELETE_ENDPOINT, URI)
     assert "is unauthorized for user [dave], this action" in raised.value.reason
+
+
+async def test_a_grant_of_one_privilege_is_never_reused_for_another():
+    auth, cluster = authorizer(secured_es)
+    await auth.authorize(ALICE, INFER, URI)  # monitor_inference: granted and cached
+    with pytest.raises(AccessDenied):
+        await auth.authorize(ALICE, PUT_ENDPOINT, URI)  # manage_inference: asked, denied
+    bodies = [asked.body for asked in cluster.asked if asked.path == CHECK_PATH]
+    assert bodies == [{"cluster": ["monitor_inference"]}, {"cluster": ["manage_inference"]}]
