@@ -266,6 +266,8 @@ BODY_SCHEMA = InferenceBodySchema()
 
 def load_inference_request(task_type: TaskType, body: Mapping[str, Any]) -> InferenceRequest:
     """A POST body, parsed then validated as ES's `InferenceAction.Request` is."""
+    if task_type is not TaskType.RERANK and (inputs := plain_inputs(body)) is not None:
+        return InferenceRequest(inputs=inputs)
     try:
         loaded = BODY_SCHEMA.load(body)
     except ValidationError as error:
@@ -277,6 +279,19 @@ def load_inference_request(task_type: TaskType, body: Mapping[str, Any]) -> Infe
         task_settings=loaded["task_settings"] or {},
         timeout=loaded["timeout"],
     )
+
+
+def plain_inputs(body: Mapping[str, Any]) -> list[str] | None:
+    """The inputs of the commonest body, `{"input": ...}` with text or a list of texts, which the
+    schema would pass as they are (~10 us of marshmallow per call); None for any other body."""
+    if len(body) != 1 or "input" not in body:
+        return None
+    value = body["input"]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return list(value)
+    return None
 
 
 def check_request(task_type: TaskType, loaded: Mapping[str, Any]) -> None:

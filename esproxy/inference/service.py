@@ -46,6 +46,7 @@ from esproxy.observability.events import NoTelemetry, Telemetry
 from esproxy.sealed_records import open_any_record, open_record, seal_record
 from esproxy.secret_cipher import SecretCipher
 from esproxy.storage.base import EndpointRecord, EndpointStore
+from esproxy.storage.cache import CachedEndpointStore
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +288,7 @@ class InferenceService:
 
     async def holds(self, inference_id: str) -> bool:
         try:
-            await self._store.get(inference_id)
+            await self._read(inference_id)
         except EndpointNotFound:
             return False
         return True
@@ -305,7 +306,7 @@ class InferenceService:
         self, inference_id: str, *, allow_legacy: bool
     ) -> tuple[EndpointRecord, StoredEndpoint]:
         try:
-            record = await self._store.get(inference_id)
+            record = await self._read(inference_id)
         except EndpointNotFound:
             # Deleted, perhaps by another instance: its decrypted secrets need not stay, nor its
             # series.
@@ -324,6 +325,12 @@ class InferenceService:
             if not is_legacy(endpoint):
                 self._parsed.put(inference_id, record, endpoint)
         return record, endpoint
+
+    async def _read(self, inference_id: str) -> EndpointRecord:
+        """The stored record, shared with the store's cache when there is one: never change it."""
+        if isinstance(self._store, CachedEndpointStore):
+            return await self._store.get_shared(inference_id)
+        return await self._store.get(inference_id)
 
     def effective_rate(self, config: EndpointConfig) -> int:
         """Requests per minute the endpoint's Bedrock calls are paced at now."""

@@ -67,6 +67,11 @@ class CachedEndpointStore:
         return f"CachedEndpointStore({self.inner!r}, ttl_seconds={self.ttl_seconds})"
 
     async def get(self, inference_id: str) -> EndpointRecord:
+        return copy.deepcopy(await self.get_shared(inference_id))
+
+    async def get_shared(self, inference_id: str) -> EndpointRecord:
+        """`get` without the copy, for readers that never change the record: the inference path,
+        where copying it took ~40 us of every call."""
         entry = self._entries.get(inference_id)
         if entry is None or self._is_expired(entry):
             entry = await self._read_once(inference_id)
@@ -74,7 +79,7 @@ class CachedEndpointStore:
             self._entries.move_to_end(inference_id)
         if entry.record is None:
             raise EndpointNotFound(inference_id)
-        return copy.deepcopy(entry.record)
+        return entry.record
 
     async def list(self) -> builtins.list[EndpointRecord]:
         return await self.inner.list()

@@ -30,11 +30,17 @@ async def read_raw_body(request: web.Request, limit: int, seconds: float = 60.0)
     """
     if request.content_length is not None and request.content_length > limit:
         raise too_large(limit)
+    content = request.content
+    if content.is_eof():  # all of it came with the head (most bodies): nothing to wait for
+        raw = content.read_nowait()
+        if len(raw) > limit:
+            raise too_large(limit)
+        return raw
     chunks: list[bytes] = []
     size = 0
     try:
         async with asyncio.timeout(seconds):
-            async for chunk in request.content.iter_any():
+            async for chunk in content.iter_any():
                 size += len(chunk)
                 if size > limit:
                     raise too_large(limit)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import aiohttp
@@ -82,9 +82,10 @@ class Identity:
     def has_keys(self) -> bool:
         return bool(self.access_key and self.secret_key)
 
-    @property
+    @cached_property
     def cache_key(self) -> str:
-        """Names the identity without holding or revealing its secrets."""
+        """Names the identity without holding or revealing its secrets (kept: every Bedrock call
+        looks its client up by it)."""
         parts = (
             self.access_key,
             self.secret_key,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from marshmallow import ValidationError, fields, validates_schema
@@ -281,8 +282,9 @@ class BedrockEndpoint:
     external_id: str | None = field(default=None, repr=False)
     role_session_name: str | None = None
 
-    @property
+    @cached_property
     def identity(self) -> Identity:
+        """Kept, with its cache key, for every call this endpoint makes."""
         return Identity(
             self.access_key,
             self.secret_key,
