@@ -189,8 +189,8 @@ class ClusterAuthorizer:
             if decision is None:  # the cluster turned out to have no security, as allowed
                 return
             self.cache.put(key, decision)
-        if decision.denial is not None:
-            raise AccessDenied(decision.denial)
+        if decision.denied is not None:
+            raise AccessDenied(unauthorized(privilege, decision.denied))
 
     async def decide(
         self, credentials: Credentials, privilege: Privilege, uri: str
@@ -213,16 +213,16 @@ class ClusterAuthorizer:
         self.note(Security.ENABLED, answer)
         if granted:
             return ALLOWED
-        return Decision(await self.denial(credentials, privilege, answer.body.get("username")))
+        return Decision(await self.subject(credentials, answer.body.get("username")))
 
-    async def denial(self, credentials: Credentials, privilege: Privilege, username: Any) -> str:
-        """ES's text names the caller's roles, which only `_authenticate` tells."""
+    async def subject(self, credentials: Credentials, username: Any) -> str:
+        """ES's denial names the caller's roles, which only `_authenticate` tells."""
         try:
             answer = await self.ask("GET", AUTHENTICATE_PATH, credentials, None)
         except AuthorizationUnavailable:
             answer = None
-        found = answer.body if answer and answer.status == 200 else None
-        return unauthorized(privilege, describe_subject(found, username))
+        found = answer.body if answer is not None and answer.status == 200 else None
+        return describe_subject(found if isinstance(found, dict) else None, username)
 
     async def ask(
         self, method: str, path: str, credentials: Credentials | None, body: bytes | None

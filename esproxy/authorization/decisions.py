@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from collections import OrderedDict
@@ -19,11 +20,13 @@ from esproxy.authorization.privileges import Credentials
 
 @dataclass(frozen=True)
 class Decision:
-    denial: str | None = None  # ES's denial text; None when the caller is allowed
+    # How ES names the caller in a denial; None when the caller is allowed. Actions that need
+    # the same privilege share a decision, so the denial's text is made per action.
+    denied: str | None = None
 
     @property
     def allowed(self) -> bool:
-        return self.denial is None
+        return self.denied is None
 
 
 ALLOWED = Decision()
@@ -43,10 +46,10 @@ class DecisionCache:
         return len(self._entries)
 
     def key(self, credentials: Credentials, privilege: str) -> bytes:
-        # NUL cannot occur in header values, so the parts cannot run into each other.
-        parts = (credentials.authorization or "", credentials.run_as or "", privilege)
-        material = "\0".join(parts).encode("utf-8", "surrogateescape")
-        return hmac.new(self._salt, material, hashlib.sha256).digest()
+        # JSON keeps the parts apart, and an absent header apart from an empty one (the cluster
+        # may answer them differently); it writes undecodable bytes (surrogates) as escapes.
+        material = json.dumps([credentials.authorization, credentials.run_as, privilege])
+        return hmac.new(self._salt, material.encode(), hashlib.sha256).digest()
 
     def get(self, key: bytes) -> Decision | None:
         entry = self._entries.get(key)

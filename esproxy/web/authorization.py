@@ -171,7 +171,7 @@ async def open_authorization(app: web.Application) -> AsyncIterator[None]:
     cluster: ClusterAuthorizer | None = None
     if mode == "api_keys":
         app[AUTHORIZER] = ApiKeyAuthorizer(settings.auth.api_keys)
-        app[READINESS].add("auth", fixed_status({"mode": "api_keys"}), required=False)
+        status = fixed_status({"mode": "api_keys"})
     elif mode == "upstream":
         cache = DecisionCache(settings.auth.cache_seconds, settings.auth.cache_size)
         cluster = ClusterAuthorizer(
@@ -182,7 +182,7 @@ async def open_authorization(app: web.Application) -> AsyncIterator[None]:
         )
         await cluster.probe()
         app[AUTHORIZER] = cluster
-        app[READINESS].add("auth", cluster_status(cluster), required=False)
+        status = cluster_status(cluster)
     else:
         log.warning(
             "[auth] mode is none: esproxy's _inference API is OPEN to anyone who can reach "
@@ -190,8 +190,10 @@ async def open_authorization(app: web.Application) -> AsyncIterator[None]:
             settings.server.host,
             settings.server.port,
         )
-        status = {"mode": "none", "open": True, "reason": '[auth] mode = "none"'}
-        app[READINESS].add("auth", fixed_status(status), required=False)
+        status = fixed_status({"mode": "none", "open": True, "reason": '[auth] mode = "none"'})
+    # Not required: a cluster esproxy cannot check makes `_inference` answer 503, while the
+    # rest of the sidecar (forwarding) still serves.
+    app[READINESS].add("auth", status, required=False)
     guard = await open_guard(app)
     refresher = asyncio.create_task(refresh(app, cluster, guard))
     try:

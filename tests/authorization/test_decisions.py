@@ -64,3 +64,9 @@ def test_a_zero_ttl_caches_nothing():
 
 def test_credentials_are_not_in_reprs():
     assert "YWxpY2U" not in repr(ALICE)
+
+
+def test_a_zero_ttl_stores_nothing():
+    cache = DecisionCache(ttl=0, size=2)
+    cache.put(cache.key(ALICE, "p"), ALLOWED)
+    assert len(cache) == 0
