@@ -18,26 +18,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from esproxy.observability.prices import DEFAULT_PRICES
 from tests.emulator_control import add_fault, control
 from tests.observability.conftest import log_lines, matching, scrape, value
+from tests.observability.test_access_lines import FIELDS as LINE_FIELDS
 from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION, TITAN_EMBEDDINGS
 
 EMBED_MODEL = "amazon.titan-embed-text-v2:0"
 CHAT_MODEL = "amazon.titan-text-premier-v1:0"
-FIELDS = {
-    "time",
-    "method",
-    "path",
-    "status",
-    "duration_ms",
-    "bytes_in",
-    "bytes_out",
-    "forwarded",
-    "inference_id",
-    "x_opaque_id",
-    "traceparent",
-    "bedrock_request_ids",
-    "retries",
-    "rate_limit_wait_ms",
-}
+FIELDS = set(LINE_FIELDS)  # the access log's fields, in order in test_access_lines
 
 
 def with_rate(body: dict[str, Any]) -> str:
