@@ -13,7 +13,6 @@ from esproxy.splice.heads import (
     InvalidResponse,
     parse_request_head,
     parse_response_head,
-    read_response_head,
 )
 
 PLAIN = (
@@ -158,33 +157,3 @@ def test_the_end_of_a_chunked_body_is_found_however_it_is_split(cuts: list[int])
 def test_bad_chunk_sizes_are_refused(size: bytes) -> None:
     with pytest.raises(InvalidResponse):
         ChunkedScanner().feed(size + b"\r\nhello\r\n")
-
-
-@given(
-    st.sampled_from(
-        [
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d",
-            b"HTTP/1.1 201 Created\r\nConnection: keep-alive\r\ncontent-length:  %d \r\nX-A: b",
-            b"HTTP/1.0 404 Not Found\r\nContent-Length: %d\r\nTransfer-Encoding: chunked",
-            b"HTTP/1.1 304 Not Modified\r\nContent-Length: %d",
-        ]
-    ),
-    st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=4),
-    st.booleans(),
-    st.booleans(),
-)
-def test_remembered_answer_heads_read_as_a_fresh_parse_would(
-    shape: bytes, lengths: list[int], head_request: bool, close_client: bool
-) -> None:
-    for length in lengths:
-        head = shape % length
-        got = parse_response_head(head, head_request=head_request, close_client=close_client)
-        fresh = read_response_head(head, head_request=head_request, close_client=close_client)
-        assert (got.status, got.head, got.content_length, got.chunked, got.close) == (
-            fresh.status,
-            fresh.head,
-            fresh.content_length,
-            fresh.chunked,
-            fresh.close,
-        )
-        assert got.close_client == fresh.close_client
