@@ -55,7 +55,11 @@ def quick() -> bool:
 
 def all_features() -> bool:
     """BENCH_FEATURES=all (set by scripts/bench/all): every esproxy runs with every feature on."""
-    return os.environ.get("BENCH_FEATURES") == "all"
+    features = os.environ.get("BENCH_FEATURES") or "default"
+    if features not in ("all", "default"):
+        print(f"bench: BENCH_FEATURES=[{features}]: use all or default", file=sys.stderr)
+        sys.exit(2)
+    return features == "all"
 
 
 def features_env(name: str, log_dir: Path) -> dict[str, str]:
@@ -477,14 +481,15 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
-def publish(name: str, report: Any, *args: Any) -> str:
+def publish(name: str, report: Any, *args: Any, recorded: dict[str, Any] | None = None) -> str:
     """Print what `report(*args)` prints, and keep it as the latest result: docs/bench/<name>.md,
     and the block between `<!-- bench:<name> -->` and `<!-- /bench:<name> -->` in
-    docs/benchmarks.md (the prose around it is left alone)."""
+    docs/benchmarks.md (the prose around it is left alone). `recorded`: the machine the results
+    were taken on, when that was not now (a re-rendered summary)."""
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         report(*args)
-    info = machine()
+    info = recorded or machine()
     head = (
         f"_Recorded {info['when']} on {info['cpus']} cores, 1-minute load "
         f"{info['load_avg_at_start'][0]} at the end"

@@ -619,7 +619,46 @@ def report(data: dict[str, Any]) -> None:
         )
 
 
+OPTIONS = {
+    "--since": True,
+    "--durations": True,
+    "--total": True,
+    "--quick": False,
+    "--strict": False,
+}
+
+
+def refuse(why: str) -> None:
+    print(f"summary: {why}", file=sys.stderr)
+    sys.exit(2)
+
+
+def refuse_unknown_options(argv: list[str]) -> None:
+    """One line and exit 2 for an option this script does not take (it would re-render silently)."""
+    i = 0
+    while i < len(argv):
+        takes_value = OPTIONS.get(argv[i])
+        if takes_value is None:
+            refuse(f"unknown argument [{argv[i]}]; options: {', '.join(OPTIONS)}")
+        if takes_value and i + 1 >= len(argv):
+            refuse(f"{argv[i]} needs a value")
+        i += 2 if takes_value else 1
+
+
+def previous_run() -> dict[str, Any]:
+    """The last summary written, so that re-rendering it (new closing texts) keeps when and how
+    long the run was, instead of stamping the results with the time of the re-render."""
+    try:
+        data = json.loads((lib.RESULTS / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def main() -> int:
+    refuse_unknown_options(sys.argv[1:])
+    rerender = arg("--durations") is None and arg("--total") is None
+    previous = previous_run() if rerender else {}
     since = float(arg("--since") or 0)
     durations = {
         name: float(seconds)
@@ -627,7 +666,7 @@ def main() -> int:
             item.partition("=") for item in (arg("--durations") or "").split(",") if item
         )
     }
-    data: dict[str, Any] = {"machine": lib.machine(), **evaluate(since)}
+    data: dict[str, Any] = {"machine": previous.get("machine") or lib.machine(), **evaluate(since)}
     features = {r["features"] for r in data["rows"] if r["features"]}
     data["features_note"] = (
         "Every esproxy ran with every feature on (BENCH_FEATURES=all)"
@@ -636,11 +675,11 @@ def main() -> int:
         if features
         else "Results from before the feature flag was recorded"
     )
-    data["durations_s"] = durations
+    data["durations_s"] = durations or previous.get("durations_s", {})
     total = arg("--total")
-    data["total_s"] = float(total) if total else None
+    data["total_s"] = float(total) if total else previous.get("total_s")
     lib.write_json("summary", data)
-    lib.publish("summary", report, data)
+    lib.publish("summary", report, data, recorded=data["machine"])
     missed = [r for r in data["rows"] if r["status"] != "met"]
     return 0 if not missed or "--strict" not in sys.argv else 1
 
