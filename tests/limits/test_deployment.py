@@ -59,18 +59,32 @@ async def deployment(tmp_path, opensearch_url):
         await each.stop()
 
 
-async def test_skewed_load_a_killed_replica_and_aimd_side_by_side(tmp_path, deployment):
+@pytest.fixture
+async def emulator_at(tmp_path):
+    """Starts emulators for a test and stops them after it, so none outlives the run."""
+    started = []
+
+    async def start(quota_per_minute=None):
+        started.append(await start_emulator(tmp_path, quota_per_minute=quota_per_minute))
+        return started[-1]
+
+    yield start
+    for each in started:
+        await each.stop()
+
+
+async def test_skewed_load_a_killed_replica_and_aimd_side_by_side(emulator_at, deployment):
     """Two deployments at once, each with its own emulator: the issue's 60 s windows are long,
     and these two need not take turns. Each scenario asserts on its own emulator's calls."""
     await asyncio.gather(
-        skewed_load_then_a_killed_replica(tmp_path, deployment),
-        aimd_learns_the_quota_while_tokens_pace_another_endpoint(tmp_path, deployment),
+        skewed_load_then_a_killed_replica(emulator_at, deployment),
+        aimd_learns_the_quota_while_tokens_pace_another_endpoint(emulator_at, deployment),
     )
 
 
-async def skewed_load_then_a_killed_replica(tmp_path, deployment):
+async def skewed_load_then_a_killed_replica(emulator_at, deployment):
     # The emulator throttles past 120 calls in any sliding minute: the endpoint's own rate.
-    emulator = await start_emulator(tmp_path, quota_per_minute=120)
+    emulator = await emulator_at(quota_per_minute=120)
     group = await deployment(emulator.url)
     a, b, c = await group.start(3)
     loop = asyncio.get_running_loop()
@@ -113,9 +127,9 @@ async def skewed_load_then_a_killed_replica(tmp_path, deployment):
     assert 21 <= len(after) <= 26, f"after the kill: {len(after)} calls in 12 s"
 
 
-async def aimd_learns_the_quota_while_tokens_pace_another_endpoint(tmp_path, deployment):
+async def aimd_learns_the_quota_while_tokens_pace_another_endpoint(emulator_at, deployment):
     # The account allows 60 calls a minute per key; the endpoint says 120.
-    emulator = await start_emulator(tmp_path, quota_per_minute=60)
+    emulator = await emulator_at(quota_per_minute=60)
     group = await deployment(emulator.url)
     replicas = await group.start(3)
     first = replicas[0]
@@ -182,9 +196,9 @@ async def paces(session, replicas, key):
 
 
 async def test_upstream_outage_keeps_the_last_shares_and_leases_recover(
-    tmp_path, own_node, deployment
+    emulator_at, own_node, deployment
 ):
-    emulator = await start_emulator(tmp_path)
+    emulator = await emulator_at()
     group = await deployment(emulator.url, upstream=own_node.url)
     a, b, c = replicas = await group.start(3)
     key, url = "amazonbedrock/outage", "/_inference/completion/outage"
