@@ -24,10 +24,10 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate, chain, repeat
+from operator import add, floordiv, mod, mul, sub
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-import numpy as np
 import orjson
 
 from esproxy.observability.events import ForwardRecorder
@@ -209,10 +209,9 @@ class AccessLog:
         return b"".join(parts)
 
     def render_entries(self, values: list[object], first: int, end: int) -> bytes:
-        """Entries first..end-1 as lines, all at once: each column is a slice of the flat list;
-        the clock arithmetic is numpy's over whole columns (the same float operations, so the same
-        results, as one entry at a time), the rest C-level maps; the lines are one `%` of the
-        template repeated."""
+        """Entries first..end-1 as lines, all at once: each column is a slice of the flat list and
+        goes through C-level maps (the same float operations as one entry at a time); the lines
+        are one `%` of the template repeated."""
         if len(self._stamps) > STAMPS_KEPT:
             self._stamps.clear()
         if len(self._fragments) > FRAGMENTS_KEPT:
@@ -222,18 +221,14 @@ class AccessLog:
             return values[first * WIDTH + k : end * WIDTH : WIDTH]
 
         count = end - first
-        ended = np.fromiter(column(0), np.float64, count)
-        took = ended - np.fromiter(column(1), np.float64, count)
-        took *= 1e6
-        micros = np.rint(took, out=took).astype(np.int64)  # round(): halves to even
-        millis, part = np.divmod(micros, 1000)
-        ended += self.wall_offset()
-        ended *= 1000.0
+        ended = column(0)
+        micros = list(map(round, map(mul, map(sub, ended, column(1)), repeat(1e6))))
+        millis = map(int, map(mul, map(add, ended, repeat(self.wall_offset())), repeat(1000.0)))
         rows = zip(
-            map(self._stamps.__getitem__, ended.astype(np.int64).tolist()),  # int(): truncated
+            map(self._stamps.__getitem__, millis),
             map(self._fragments.__getitem__, zip(column(2), column(3), column(4), strict=True)),
-            millis.tolist(),
-            part.tolist(),
+            map(floordiv, micros, repeat(1000)),
+            map(mod, micros, repeat(1000)),
             column(5),
             column(6),
             self.ids(column(7)),

@@ -227,7 +227,12 @@ class ForwardSeries(Collector):
         self, statuses: list[int], bytes_in: list[int], bytes_out: list[int]
     ) -> None:
         by_class = self.by_class
-        for status, count in collections.Counter(statuses).items():
+        first = statuses[0] if statuses else 0
+        if statuses.count(first) == len(statuses):  # mostly one status: one C-level pass
+            counted = {first: len(statuses)} if statuses else {}
+        else:
+            counted = collections.Counter(statuses)
+        for status, count in counted.items():
             index = status // 100 - 1
             by_class[index if 0 <= index < 5 else 4] += count
         self.bytes_in += sum(bytes_in)

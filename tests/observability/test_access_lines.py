@@ -195,8 +195,9 @@ TOOK = st.floats(min_value=0.0, max_value=1e4, allow_nan=False)
 def test_batch_times_and_durations_are_what_one_entry_at_a_time_gives(
     timing: list[tuple[float, float]],
 ) -> None:
-    # The batch works out times and durations with numpy over whole columns: each must be the
-    # same float operations as `round((end - start) * 1e6)` and `int((end + offset) * 1000)`.
+    # The batch works out wall-clock times and durations from perf_counter() readings, a column at
+    # a time: each must be what `round((end - start) * 1e6)` and `int((end + offset) * 1000)`
+    # give for one entry.
     offset = NOON - 2.5e6
 
     async def render() -> list[str]:
