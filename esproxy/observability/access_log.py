@@ -7,8 +7,9 @@ header other than those two ids.
 
 Lines are gathered on the event loop and handed in batches to one writer thread, so a slow disk or
 a full pipe never stalls requests. esproxy's own requests cost one `orjson.dumps` each; forwarded
-requests, the hot path, cost one list `extend` on the splicer's side, and their lines are made a
-whole batch at a time (see docs/benchmarks.md, "Observability").
+requests, the hot path, cost one clock read and one list `extend` on the splicer's side: their
+lines are made, and their forwarded-request counters counted, a whole batch at a time (see
+docs/benchmarks.md, "Observability").
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import sys
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate, chain, repeat
-from operator import floordiv, mod, mul
+from operator import add, floordiv, mod, mul, sub
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import orjson
+
+from esproxy.observability.events import ForwardRecorder
 
 # Lines are handed to the writer thread every FLUSH_SECONDS: each hand-over wakes the thread, which
 # competes with the event loop for the GIL, so fewer, larger hand-overs cost less. But lines are
@@ -45,13 +48,23 @@ STAMPS_KEPT: Final = 4096
 _NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f"\\\x7f-\xff]')
 _OPAQUE_ID = b"\r\nx-opaque-id:"
 _TRACEPARENT = b"\r\ntraceparent:"
+# Either name in any letter case (and a few non-names, which then read as absent): a search of the
+# batch's header lines as they are, cheaper than lowering them all first.
+_ID_NAME = re.compile(rb"\r\n[xXtT][-rR][oOaA][pPcC][aAeE][qQpP][uUaA][eErR][-eE][iInN][dDtT]:")
 
-# A forwarded exchange, as the splicer hands it over: (time.time(), method, path, status, seconds,
-# bytes in, bytes out, header lines). `AccessLog.forwarded` keeps its values in one flat list: each
-# column of a batch is then a slice, and no per-request container lives on until the batch (one
-# holding an object the garbage collector tracks made it run ~3x as often).
-Entry = tuple[float, bytes, bytes, int, float, int, int, bytes]
+# A forwarded exchange, as the splicer hands it over: (perf_counter() at its end, perf_counter() at
+# its head, method, path, status, bytes in, bytes out, header lines). Only the end is read on the
+# splicer's path; the wall-clock time and the duration are worked out a batch at a time.
+# `AccessLog.forwarded` keeps the values in one flat list: each column of a batch is then a slice,
+# and no per-request container lives on until the batch (one holding an object the garbage
+# collector tracks made it run ~3x as often).
+Entry = tuple[float, float, bytes, bytes, int, int, int, bytes]
 WIDTH: Final = 8  # values per entry
+
+
+def wall_offset() -> float:
+    """What turns a `perf_counter()` reading into a `time.time()` one, as of now."""
+    return time.time() - time.perf_counter()
 
 
 class LineWriter:
@@ -113,6 +126,11 @@ class AccessLog:
         self._lines: list[tuple[int, bytes]] = []  # esproxy's own lines, each before entry i
         # The splicer's hot path: one C call, no Python frame (see `Entry`).
         self.forwarded: Callable[[Entry], None] = self._values.extend
+        # Where the forwarded exchanges are counted (the metrics), a batch at a time: the splicer
+        # reports them here only. `_counted` entries of the batch already are.
+        self.counts: ForwardRecorder | None = None
+        self._counted = 0
+        self.wall_offset: Callable[[], float] = wall_offset
         self._stamps = Stamps()
         self._fragments = Fragments(json_lines)
         self._template = FORWARDED_JSON if json_lines else FORWARDED_TEXT
@@ -141,9 +159,24 @@ class AccessLog:
     def make(self) -> None:
         values, lines = self._values, self._lines
         if values or lines:
+            self.count_pending()
             self._made.append(self.render(values, lines))
             values.clear()  # in place: the splicer holds its `extend`
             lines.clear()
+            self._counted = 0
+
+    def count_pending(self) -> None:
+        """Report the exchanges gathered and not yet counted to `counts` (before a scrape, too)."""
+        values, first = self._values, self._counted
+        end = len(values) // WIDTH
+        if end > first and self.counts is not None:
+            start = first * WIDTH
+            self.counts.forwarded_batch(
+                values[start + 4 : end * WIDTH : WIDTH],  # type: ignore[arg-type]
+                values[start + 5 : end * WIDTH : WIDTH],  # type: ignore[arg-type]
+                values[start + 6 : end * WIDTH : WIDTH],  # type: ignore[arg-type]
+            )
+        self._counted = end
 
     def hand_over(self) -> None:
         if self._made:
@@ -177,7 +210,8 @@ class AccessLog:
 
     def render_entries(self, values: list[object], first: int, end: int) -> bytes:
         """Entries first..end-1 as lines, all at once: each column is a slice of the flat list and
-        goes through C-level maps; the lines are one `%` of the template repeated."""
+        goes through C-level maps (the same float operations as one entry at a time); the lines
+        are one `%` of the template repeated."""
         if len(self._stamps) > STAMPS_KEPT:
             self._stamps.clear()
         if len(self._fragments) > FRAGMENTS_KEPT:
@@ -187,10 +221,12 @@ class AccessLog:
             return values[first * WIDTH + k : end * WIDTH : WIDTH]
 
         count = end - first
-        micros = list(map(round, map(mul, column(4), repeat(1e6))))
+        ended = column(0)
+        micros = list(map(round, map(mul, map(sub, ended, column(1)), repeat(1e6))))
+        millis = map(int, map(mul, map(add, ended, repeat(self.wall_offset())), repeat(1000.0)))
         rows = zip(
-            map(self._stamps.__getitem__, map(int, map(mul, column(0), repeat(1000.0)))),
-            map(self._fragments.__getitem__, zip(column(1), column(2), column(3), strict=True)),
+            map(self._stamps.__getitem__, millis),
+            map(self._fragments.__getitem__, zip(column(2), column(3), column(4), strict=True)),
             map(floordiv, micros, repeat(1000)),
             map(mod, micros, repeat(1000)),
             column(5),
@@ -201,10 +237,9 @@ class AccessLog:
         return (self._template * count) % tuple(chain.from_iterable(rows))
 
     def ids(self, heads: list[bytes]) -> Iterable[bytes]:
-        """The id part of each line. One lowering and two finds over the whole batch's header
-        lines; only the heads that hold an id are read one by one."""
-        lower = b"\n".join(heads).lower()
-        at = [i for name in (_OPAQUE_ID, _TRACEPARENT) for i in find_all(lower, name)]
+        """The id part of each line. One search over the whole batch's header lines; only the
+        heads that may hold an id are read one by one."""
+        at = [found.start() for found in _ID_NAME.finditer(b"\n".join(heads))]
         if not at:
             return repeat(self._no_ids, len(heads))
         ids = [self._no_ids] * len(heads)
@@ -326,13 +361,6 @@ class Fragments(dict[tuple[bytes, bytes, int], bytes]):
             b"" if opaque_id == b"null" else b" x_opaque_id=" + opaque_id,
             b"" if traceparent == b"null" else b" traceparent=" + traceparent,
         )
-
-
-def find_all(text: bytes, name: bytes) -> Iterator[int]:
-    at = text.find(name)
-    while at >= 0:
-        yield at
-        at = text.find(name, at + 1)
 
 
 def quote_path(path: bytes) -> bytes:

@@ -56,6 +56,14 @@ async def open_observability(app: web.Application) -> AsyncIterator[None]:
             }
         if settings.metrics.listen is not None:
             side = await serve_metrics_apart(metrics, *settings.metrics.listen, settings)
+    if access is not None:
+        # The splicer hands its exchanges to the access log only, which counts them for the
+        # forwarded-request series a batch at a time, and before each scrape.
+        forwarder = app.get(FORWARDER)
+        if forwarder is not None:
+            access.counts = forwarder.recorder
+        if metrics is not None:
+            metrics.forward.catch_up = access.count_pending
     try:
         yield
     finally:

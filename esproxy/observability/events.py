@@ -56,9 +56,15 @@ class Telemetry(Protocol):
 
 
 class ForwardRecorder(Protocol):
-    """What both forwarding paths (spliced and aiohttp) report."""
+    """What both forwarding paths (spliced and aiohttp) report. With the access log on, the splicer
+    hands its exchanges to the log only, which reports them here a batch at a time
+    (`forwarded_batch`: the statuses and sizes of many exchanges, as columns)."""
 
     def forwarded(self, status: int, bytes_in: int, bytes_out: int) -> None: ...
+
+    def forwarded_batch(
+        self, statuses: list[int], bytes_in: list[int], bytes_out: list[int]
+    ) -> None: ...
 
     def upstream_error(self, reason: str) -> None: ...
 
@@ -90,6 +96,11 @@ class NoTelemetry:
 
 class NoForwardRecording:
     def forwarded(self, status: int, bytes_in: int, bytes_out: int) -> None:
+        pass
+
+    def forwarded_batch(
+        self, statuses: list[int], bytes_in: list[int], bytes_out: list[int]
+    ) -> None:
         pass
 
     def upstream_error(self, reason: str) -> None:

@@ -9,6 +9,7 @@ dictionary lookup and an increment, never label resolution.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -212,12 +213,30 @@ class ForwardSeries(Collector):
         self.bytes_in = 0
         self.bytes_out = 0
         self.errors = dict.fromkeys(events.UPSTREAM_REASONS, 0)
+        # Reports exchanges held back for a later `forwarded_batch` (the access log's), so that a
+        # scrape counts every exchange that has ended: set by the composition, run by `refresh`.
+        self.catch_up: Callable[[], None] = do_nothing
 
     def forwarded(self, status: int, bytes_in: int, bytes_out: int) -> None:
         index = status // 100 - 1
         self.by_class[index if 0 <= index < 5 else 4] += 1
         self.bytes_in += bytes_in
         self.bytes_out += bytes_out
+
+    def forwarded_batch(
+        self, statuses: list[int], bytes_in: list[int], bytes_out: list[int]
+    ) -> None:
+        by_class = self.by_class
+        first = statuses[0] if statuses else 0
+        if statuses.count(first) == len(statuses):  # mostly one status: one C-level pass
+            counted = {first: len(statuses)} if statuses else {}
+        else:
+            counted = collections.Counter(statuses)
+        for status, count in counted.items():
+            index = status // 100 - 1
+            by_class[index if 0 <= index < 5 else 4] += count
+        self.bytes_in += sum(bytes_in)
+        self.bytes_out += sum(bytes_out)
 
     def upstream_error(self, reason: str) -> None:
         self.errors[reason] += 1
@@ -249,6 +268,10 @@ class ForwardSeries(Collector):
         for reason, count in self.errors.items():
             errors.add_metric([reason], count)
         yield errors
+
+
+def do_nothing() -> None:
+    pass
 
 
 class CallbackGauges(Collector):
@@ -404,7 +427,9 @@ class Metrics:
     # -- scraping ----------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Read the scrape-time gauges; on the event loop, before `render`."""
+        """Read the scrape-time gauges and count the exchanges held back; on the event loop,
+        before `render`."""
+        self.forward.catch_up()
         self.gauges.refresh()
 
     def render(self) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from time import perf_counter, time
+from time import perf_counter
 from urllib.parse import parse_qsl
 
 from esproxy.errors import PlainError, ProxyError, UpstreamUnavailable
@@ -420,23 +420,25 @@ class ClientConnection(asyncio.Protocol):
     # -- failures -----------------------------------------------------------------------------
 
     def record(self, status: int, bytes_out: int) -> None:
-        """Count and log the forwarded exchange in flight, as the client got it."""
+        """Count and log the forwarded exchange in flight, as the client got it. With the access
+        log on, its entry is all: the log counts it for the metrics a batch at a time."""
         splicer, request = self.splicer, self.request
-        splicer.recorder.forwarded(status, self.request_bytes, bytes_out)
         access = splicer.access
         if access is not None and request is not None:
             access.forwarded(
                 (
-                    time(),
+                    perf_counter(),
+                    self.started,
                     request.method,
                     request.path,
                     status,
-                    perf_counter() - self.started,
                     self.request_bytes,
                     bytes_out,
                     request.rest,
                 )
             )
+        else:
+            splicer.recorder.forwarded(status, self.request_bytes, bytes_out)
 
     def fail(self, error: ProxyError, reason: str | None = None) -> None:
         """Answer with an ES error; nothing of the backend's answer has reached the client.

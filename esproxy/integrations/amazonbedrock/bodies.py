@@ -159,6 +159,14 @@ def parse_converse_output(response: Mapping[str, Any]) -> list[str]:
     return [block["text"] for block in content if isinstance(block.get("text"), str)]
 
 
+def float32_rows(vectors: Sequence[Any]) -> Sequence[Sequence[float]]:
+    """Float vectors held as float32: the 2-D array `vector_json` read stays as it is (its rows
+    are the vectors; a copy per row cost ~0.3 ms per Cohere answer of 96), lists are narrowed."""
+    if isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype == np.float32:
+        return cast(Sequence[Sequence[float]], vectors)
+    return [float32_vector(vector) for vector in vectors]
+
+
 def float32_vector(values: Any) -> array[float]:
     """A vector held as float32, which is how ES reads Bedrock's numbers (`vector_json` reads
     most answers' vectors as float32 arrays already)."""

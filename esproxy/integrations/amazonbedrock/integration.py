@@ -238,7 +238,12 @@ class AmazonBedrockIntegration:
                     for batch in batches
                 ]
             )
-            vectors = [vector for batch in embedded for vector in batch]
+            # One batch keeps its 2-D float32 array whole: the answer prints from it without a copy.
+            vectors = (
+                embedded[0]
+                if len(embedded) == 1
+                else [vector for batch in embedded for vector in batch]
+            )
             # Bedrock gives Cohere's token count per call only; ES's estimate stands in per text.
             tokens = [-(-len(text) // bodies.CHARS_PER_TOKEN) for text in texts]
             return TextEmbeddingResult(vectors, kind, tokens)
@@ -276,7 +281,7 @@ class AmazonBedrockIntegration:
         input_type: str | None,
         truncate: str | None,
         slot: SlotSource,
-    ) -> list[Sequence[float]]:
+    ) -> Sequence[Sequence[float]]:
         kind = bedrock.embedding_type or "float"
         options = embedding_options.cohere_fields(kind)
         request = bodies.cohere_embedding_body(texts, input_type, truncate, options)
@@ -288,7 +293,7 @@ class AmazonBedrockIntegration:
         )
         vectors = bodies.parse_cohere_vectors(body, len(texts), kind)
         if kind == "float":
-            return [bodies.float32_vector(vector) for vector in vectors]
+            return bodies.float32_rows(vectors)
         return [embedding_options.cohere_typed(vector, kind) for vector in vectors]
 
 

@@ -1,0 +1,111 @@
+"""A/B of esproxy source trees on the inference workloads, as `scripts/bench/all` runs esproxy.
+
+Every feature on (BENCH_FEATURES=all) and an upstream set (a sink on core 0), so that the splicer
+is in front and hands `_inference` to the app as in the recorded run; the store is in memory and
+the limits local, so no OpenSearch node is needed. The emulator (20 ms) and wrk run on core 0,
+each variant's esproxy on core 1. Rounds alternate the variants, reversed every other round, and
+print each variant's sorted CPU ms per request (utime + stime of the process per completed
+request: what moves least when others share the machine), with `uptime`.
+
+    .cache/bench-venv/bin/python scripts/bench/inference_ab.py \
+        completion:64,cohere96:16 SECONDS ROUNDS name=SRC [name=SRC ...]
+
+SRC is a directory holding an `esproxy` package (e.g. `git archive main esproxy | tar -x -C
+/tmp/main`), or `.` for this worktree. Each variant is started from its own SRC, since
+`python -m esproxy` puts the working directory first on sys.path.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+os.environ["BENCH_FEATURES"] = "all"
+
+import inference
+import lib
+
+
+def start_variants(emulator: str, upstream: str, variants: dict[str, str], logs: Path) -> Any:
+    procs = {}
+    for name, src in variants.items():
+        env = {
+            "ESPROXY_UPSTREAM": upstream,
+            "ESPROXY_STORAGE_BACKEND": "memory",
+            "ESPROXY_LIMITS_MODE": "local",
+            "ESPROXY_SECRETS_KEY": lib.secrets_key(),
+        }
+        tree = lib.REPO if src == "." else Path(src).resolve()
+        if src != ".":
+            env["PYTHONPATH"] = str(tree)
+        os.chdir(tree)
+        procs[name] = inference.start_esproxy(emulator, logs, name=name, env=env)
+    os.chdir(lib.REPO)
+    return procs
+
+
+def main() -> int:
+    if len(sys.argv) < 5:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cases = [(w, int(c)) for w, c in (x.split(":") for x in sys.argv[1].split(","))]
+    seconds, rounds = float(sys.argv[2]), int(sys.argv[3])
+    variants = dict(arg.split("=", 1) for arg in sys.argv[4:])
+    logs = lib.tmpdir("inference-ab")
+    emulator, _ = lib.emulator(
+        "emulator",
+        "--latency-ms",
+        "20",
+        "--key",
+        f"{inference.KEYS['access_key']}:{inference.KEYS['secret_key']}",
+        "--role",
+        inference.ROLE,
+        log_dir=logs,
+    )
+    port = lib.free_port()
+    sink = lib.start(
+        "sink", [lib.PROJECT_PY, str(lib.BENCH / "sink.py"), str(port)], cpus=lib.LOAD_CPU
+    )
+    lib.wait_http(f"http://127.0.0.1:{port}", sink)
+    procs = start_variants(emulator, f"http://127.0.0.1:{port}", variants, logs)
+    requests = inference.esproxy_requests()
+    for workload, conc in cases:
+        path, body = requests[workload]
+        for url, _ in procs.values():
+            inference.check(url, path, body, None)
+            lib.wrk(url + path, connections=4, duration=1, method="POST", body=body)
+        got: dict[str, list[dict[str, Any]]] = {name: [] for name in procs}
+        for i in range(rounds):
+            for name in list(procs) if i % 2 == 0 else list(reversed(procs)):
+                url, proc = procs[name]
+                got[name].append(
+                    lib.wrk(
+                        url + path,
+                        connections=conc,
+                        duration=seconds,
+                        method="POST",
+                        body=body,
+                        measure=proc,
+                    )
+                )
+        uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+        for name, runs in got.items():
+            cpu = sorted(r["cpu_ms_per_request"] for r in runs)
+            mid = len(runs) // 2
+            rps = sorted(r["rps"] for r in runs)[mid]
+            p50 = sorted(r["latency_ms"]["p50"] for r in runs)[mid]
+            p99 = sorted(r["latency_ms"]["p99"] for r in runs)[mid]
+            print(
+                f"{workload}:{conc} {name:10} CPU ms/req {' '.join(f'{c:.3f}' for c in cpu)} | "
+                f"median {rps:.1f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms",
+                flush=True,
+            )
+        print(f"    {uptime}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
