@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         "ESPROXY_EMULATOR_STREAM_DELAY_MS; default: %(default)s)",
     )
     emulator.add_argument(
+        "--stream-burst",
+        type=int,
+        default=env_int("STREAM_BURST") or 1,
+        metavar="N",
+        help="the first N events of a stream go out back to back, the delay comes before each "
+        "later one (env: ESPROXY_EMULATOR_STREAM_BURST; default: %(default)s)",
+    )
+    emulator.add_argument(
         "--quota-per-minute",
         type=int,
         default=env_int("QUOTA_PER_MINUTE"),
@@ -411,6 +419,7 @@ def run_emulator(args: argparse.Namespace) -> int:
     settings = EmulatorSettings(
         latency_ms=args.latency_ms,
         stream_delay_ms=args.stream_delay_ms,
+        stream_burst=args.stream_burst,
         quota_per_minute=args.quota_per_minute,
         keys=dict(args.key),
         roles=dict(args.role),

@@ -15,6 +15,9 @@ class EmulatorSettings:
       means unlimited. Over quota the call fails with ThrottlingException (429).
     - `keys`: access key -> secret key for SigV4 verification; empty accepts any credentials.
     - `stream_delay_ms`: pause between consecutive ConverseStream events.
+    - `stream_burst`: how many events open a ConverseStream answer back to back, before the
+      pauses start (1: a pause before every event after the first; 2: the message start and the
+      first delta together, then a pause before each later event).
     - `clock_skew_s`: how far `X-Amz-Date` may drift from now when keys are configured (AWS: 5 min).
     - `max_recorded_requests`: the request log keeps only the newest this many calls.
     - `roles`: role ARN -> the external id it requires (or None), for STS `AssumeRole` by any
@@ -27,6 +30,7 @@ class EmulatorSettings:
     quota_per_minute: int | None = None
     keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     stream_delay_ms: float = 0.0
+    stream_burst: int = 1
     clock_skew_s: float = 300.0
     max_recorded_requests: int = 1000
     roles: Mapping[str, str | None] = field(default_factory=dict)

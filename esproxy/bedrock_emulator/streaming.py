@@ -35,7 +35,8 @@ STREAM_EXCEPTIONS: Final = frozenset(
 
 async def converse_stream(request: web.Request, call: ModelCall) -> web.StreamResponse:
     completion = answer_conversation(call)  # validation errors still go out as plain HTTP errors
-    delay_s = request.app[EMULATOR_STATE].settings.stream_delay_ms / 1000
+    settings = request.app[EMULATOR_STATE].settings
+    delay_s, burst = settings.stream_delay_ms / 1000, settings.stream_burst
     response = web.StreamResponse(
         headers={"Content-Type": EVENT_STREAM, "x-amzn-RequestId": call.request_id}
     )
@@ -45,7 +46,7 @@ async def converse_stream(request: web.Request, call: ModelCall) -> web.StreamRe
     finished = False
     try:
         for index, frame in enumerate(stream_frames(completion, call)):
-            if index:
+            if index >= burst:
                 await asyncio.sleep(delay_s)
             if frame is HOLD:
                 await wait_for_disconnect(request)

@@ -152,6 +152,16 @@ class InferenceService:
         check_requested_task_type(task_type, config)
         return [config]
 
+    async def endpoint_config(self, inference_id: str) -> EndpointConfig:
+        """`get_endpoints(None, inference_id)`'s one config, for readers that never change it
+        (the OpenAI bridge's routing). A record already parsed for inference is known intact, so
+        its config is read from the shared record, without the copy `get_endpoints` makes."""
+        record = await self._read(inference_id)
+        if self._parsed.get(inference_id, record) is None:
+            [config] = await self.get_endpoints(None, inference_id)
+            return config
+        return EndpointConfig.from_dict(record.config)
+
     def _is_intact(self, record: EndpointRecord) -> bool:
         """False only for a record known to be changed outside esproxy: GET never shows it.
 

@@ -65,7 +65,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     scope = await access.grant(request, privileges.INFER)
     chat = parse_chat(decode_body(request, await read_body_of(request)))
     access.require(scope, chat.model)
-    [config] = await request.app[INFERENCE_SERVICE].get_endpoints(None, chat.model)
+    config = await request.app[INFERENCE_SERVICE].endpoint_config(chat.model)
     if config.task_type == TaskType.CHAT_COMPLETION:
         service = request.app[CHAT_SERVICE]
         if not chat.stream:

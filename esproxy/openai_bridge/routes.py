@@ -54,7 +54,7 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     parsed = requests.parse_embeddings(decode_body(request, await read_body_of(request)))
     access.require(scope, parsed.model)
     service = request.app[INFERENCE_SERVICE]
-    [config] = await service.get_endpoints(None, parsed.model)
+    config = await service.endpoint_config(parsed.model)
     if config.task_type != TaskType.TEXT_EMBEDDING:
         raise BridgeRequestError(
             f"Model [{parsed.model}] is a [{config.task_type}] endpoint; the embeddings route "

@@ -267,7 +267,12 @@ def inf_load(what: str) -> Callable[[dict[str, Any]], str]:
             "c16": f"16 concurrent, {d:g} s, emulator 20 ms",
             "c64": f"64 concurrent, {d:g} s, emulator 20 ms",
             "peak": f"peak of 1/16/64 concurrent, {d:g} s each",
-            "delta": f"1 stream at a time, 2 × {d / 2:g} s alternating",
+            "delta": f"1 stream at a time, 2 × {d / 2:g} s alternating"
+            + (
+                f", emulator events {pace} ms apart, bare HTTP client"
+                if (pace := r.get("stream_pace_ms"))
+                else ""
+            ),
             "role": f"{get(r, 'role_call_path', 'calls_each') or '?'} sequential Converse calls "
             "each, key/role blocks alternating",
             "obs": f"1 completion at a time, {d:g} s, 3 rounds alternating; 20,000 calls timed",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from esproxy.splice.server import SplicingServer
 from tests.chat_examples import CHAT_ENDPOINT, CLAUDE, QUESTION, WEATHER_TOOL, parse_events
 from tests.user_examples import JSON_HEADERS
 
@@ -362,3 +363,33 @@ async def test_parallel_tool_results_share_one_user_turn(chat, emulator_calls):
         "call-paris",
         "call-rome",
     ]
+
+
+async def test_a_sidecar_streams_the_same_bytes(chat, start_proxy, settings_for, unused_tcp_port):
+    # With an upstream, `_inference` answers reach the client through the splicer, which relays
+    # the app's bytes; the first delta is let out before the rest of the answer is translated.
+    sidecar = await start_proxy(
+        settings_for(
+            ESPROXY_UPSTREAM=f"http://127.0.0.1:{unused_tcp_port}",
+            ESPROXY_STORAGE_BACKEND="memory",
+            ESPROXY_AUTH_MODE="none",
+        )
+    )
+    assert isinstance(sidecar.server.runner.server, SplicingServer)
+    put = await sidecar.put(
+        "/_inference/chat_completion/assistant",
+        data=json.dumps(CHAT_ENDPOINT),
+        headers=JSON_HEADERS,
+    )
+    assert put.status == 200, await put.text()
+    for body in (chat_body(), chat_body(tools=[WEATHER_TOOL])):
+        answers = []
+        for client in (chat, sidecar):
+            response = await client.post(STREAM, data=body, headers=JSON_HEADERS)
+            assert response.status == 200
+            assert response.headers["Transfer-Encoding"] == "chunked"
+            raw = await response.read()
+            ids = {json.loads(data)["id"] for _, data in parse_events(raw.decode())[:-1]}
+            assert len(ids) == 1
+            answers.append(raw.replace(ids.pop().encode(), b"chatcmpl-X"))
+        assert answers[0] == answers[1]

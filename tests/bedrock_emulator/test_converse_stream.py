@@ -72,6 +72,21 @@ async def test_events_arrive_one_by_one(start_emulator, make_client):
     assert arrivals[-1] - arrivals[0] >= 0.04 * (len(arrivals) - 1) * 0.9
 
 
+async def test_a_burst_opens_the_stream_before_the_pauses(start_emulator, make_client):
+    client = await make_client(await start_emulator(stream_delay_ms=40, stream_burst=2))
+    started = time.monotonic()
+    response = await client.converse_stream(modelId=CLAUDE, messages=user("pace me"))
+    events, arrivals = [], []
+    async for event in response["stream"]:
+        events.append(next(iter(event)))
+        arrivals.append(time.monotonic() - started)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert events[:2] == ["messageStart", "contentBlockDelta"]
+    assert gaps[0] < 0.02  # the message start and the first delta came together
+    assert min(gaps[1:]) > 0.02  # every later event waited its pause
+    assert len(gaps) > 5
+
+
 async def test_bad_request_fails_before_the_stream(bedrock):
     with pytest.raises(bedrock.exceptions.ValidationException):
         await bedrock.converse_stream(modelId=CLAUDE, messages=[])
