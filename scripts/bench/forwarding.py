@@ -78,6 +78,16 @@ def upstream_nginx() -> str:
 
 
 def main() -> int:
+    lib.refuse_unknown_options(
+        "forwarding",
+        sys.argv[1:],
+        {
+            "--quick": False,
+            "--floor": False,
+            "--no-opensearch": False,
+            "--only-observability": False,
+        },
+    )
     lib.banner("forwarding")
     duration = 3.0 if lib.quick() else 10.0
     logs = lib.tmpdir("forwarding-logs")

@@ -404,6 +404,19 @@ def check(url: str, path: str, body: str, header: str | None) -> None:
 
 
 def main() -> int:
+    lib.refuse_unknown_options(
+        "inference",
+        sys.argv[1:],
+        {
+            "--quick": False,
+            "--workloads": True,
+            "--cache-only": False,
+            "--only-observability": False,
+            "--no-bridge": False,
+            "--static-ua": False,
+            "--no-litellm": False,
+        },
+    )
     workloads = WORKLOADS
     if "--workloads" in sys.argv:
         workloads = sys.argv[sys.argv.index("--workloads") + 1].split(",")

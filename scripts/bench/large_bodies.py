@@ -90,6 +90,7 @@ def upload(url: str, body: Path, proc: Any = None) -> dict[str, Any]:
 
 
 def main() -> int:
+    lib.refuse_unknown_options("large-bodies", sys.argv[1:], {"--quick": False})
     lib.banner("large bodies")
     size_mb = 100 if lib.quick() else SIZE_MB
     rounds = 1 if lib.quick() else 3

@@ -571,3 +571,21 @@ def banner(title: str) -> None:
     )
     if info["noisy"]:
         print("note: the machine is busy (1-min load >= 0.5); numbers will be noisy", flush=True)
+
+
+def refuse_unknown_options(script: str, argv: list[str], options: dict[str, bool]) -> None:
+    """One line and exit 2 for an option the script does not take: these scripts read their
+    options by name, so a mistyped one (or `--help`) would otherwise start a full run."""
+    i = 0
+    while i < len(argv):
+        takes_value = options.get(argv[i])
+        if takes_value is None:
+            print(
+                f"{script}: unknown argument [{argv[i]}]; options: {', '.join(options)}",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        if takes_value and i + 1 >= len(argv):
+            print(f"{script}: {argv[i]} needs a value", file=sys.stderr)
+            sys.exit(2)
+        i += 2 if takes_value else 1

@@ -276,6 +276,7 @@ def lease_latency(rounds: int, calls: int) -> dict[str, Any]:
 
 
 def main() -> int:
+    lib.refuse_unknown_options("rate-limit", sys.argv[1:], {"--quick": False, "--only": True})
     lib.banner("rate limit")
     windows, window_s = (1, 15.0) if lib.quick() else (2, 60.0)
     only = [sys.argv[i + 1] for i, arg in enumerate(sys.argv[:-1]) if arg == "--only"]

@@ -25,6 +25,7 @@ WORKERS = 8
 
 
 def main() -> int:
+    lib.refuse_unknown_options("soak", sys.argv[1:], {"--quick": False, "--from-json": False})
     if "--from-json" in sys.argv:  # re-render docs/reliability.md from the recorded result
         result = json.loads((lib.RESULTS / "soak.json").read_text())
         text = report(result)

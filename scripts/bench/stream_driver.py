@@ -118,7 +118,7 @@ async def main_raw(url: str, body: str, header: str, concurrency: int, seconds: 
     elapsed = time.perf_counter() - began
     report(latencies, first_deltas, errors, concurrency, elapsed)
     if times := os.environ.get("STREAM_DRIVER_TIMES"):  # for stage timing against the server's
-        Path(times).write_text(json.dumps(stamps))
+        await asyncio.to_thread(Path(times).write_text, json.dumps(stamps))
 
 
 def report(

@@ -633,23 +633,6 @@ OPTIONS = {
 }
 
 
-def refuse(why: str) -> None:
-    print(f"summary: {why}", file=sys.stderr)
-    sys.exit(2)
-
-
-def refuse_unknown_options(argv: list[str]) -> None:
-    """One line and exit 2 for an option this script does not take (it would re-render silently)."""
-    i = 0
-    while i < len(argv):
-        takes_value = OPTIONS.get(argv[i])
-        if takes_value is None:
-            refuse(f"unknown argument [{argv[i]}]; options: {', '.join(OPTIONS)}")
-        if takes_value and i + 1 >= len(argv):
-            refuse(f"{argv[i]} needs a value")
-        i += 2 if takes_value else 1
-
-
 def previous_run() -> dict[str, Any]:
     """The last summary written, so that re-rendering it (new closing texts) keeps when and how
     long the run was, instead of stamping the results with the time of the re-render."""
@@ -661,7 +644,7 @@ def previous_run() -> dict[str, Any]:
 
 
 def main() -> int:
-    refuse_unknown_options(sys.argv[1:])
+    lib.refuse_unknown_options("summary", sys.argv[1:], OPTIONS)
     rerender = arg("--durations") is None and arg("--total") is None
     previous = previous_run() if rerender else {}
     since = float(arg("--since") or 0)
