@@ -481,6 +481,10 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+# What a load reading of 0.5 or more says; it includes the benchmark's own processes.
+BUSY = "busy: the 1-minute load includes the benchmark's own processes of the minute before"
+
+
 def publish(name: str, report: Any, *args: Any, recorded: dict[str, Any] | None = None) -> str:
     """Print what `report(*args)` prints, and keep it as the latest result: docs/bench/<name>.md,
     and the block between `<!-- bench:<name> -->` and `<!-- /bench:<name> -->` in
@@ -493,7 +497,7 @@ def publish(name: str, report: Any, *args: Any, recorded: dict[str, Any] | None 
     head = (
         f"_Recorded {info['when']} on {info['cpus']} cores, 1-minute load "
         f"{info['load_avg_at_start'][0]} at the end"
-        f"{' (busy machine: other work was running)' if info['noisy'] else ''}"
+        f"{f' ({BUSY})' if info['noisy'] else ''}"
         f"{'; QUICK run, not representative' if info['quick'] else ''}._\n"
     )
     text = head + buf.getvalue().rstrip() + "\n"

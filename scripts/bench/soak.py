@@ -204,7 +204,7 @@ def report(res: dict[str, Any]) -> str:
 
 def page(res: dict[str, Any], text: str) -> str:
     m = res["machine"]
-    busy = "(busy machine: other work was running)" if m["noisy"] else ""
+    busy = f"({lib.BUSY})" if m["noisy"] else ""
     quick = " — QUICK run, not representative" if m["quick"] else ""
     return f"""# Reliability: the soak run
 
