@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--stream-burst",
         type=int,
-        default=env_int("STREAM_BURST") or 1,
+        default=env_int("STREAM_BURST", 1),
         metavar="N",
         help="the first N events of a stream go out back to back, the delay comes before each "
         "later one (env: ESPROXY_EMULATOR_STREAM_BURST; default: %(default)s)",
@@ -258,10 +258,10 @@ def env_float(name: str, default: float) -> float:
         raise SettingsError(f"ESPROXY_EMULATOR_{name}: not a number: [{value}]") from None
 
 
-def env_int(name: str) -> int | None:
+def env_int(name: str, default: int | None = None) -> int | None:
     value = os.environ.get(f"ESPROXY_EMULATOR_{name}")
     try:
-        return int(value) if value else None
+        return int(value) if value else default
     except ValueError:
         raise SettingsError(f"ESPROXY_EMULATOR_{name}: not an integer: [{value}]") from None
 
@@ -405,6 +405,20 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def check_emulator_numbers(args: argparse.Namespace) -> None:
+    """Numbers the emulator would take silently and then misbehave on (a negative sleep, a quota
+    of 0); the flags and their environment variables alike."""
+    for flag, value, least in (
+        ("--latency-ms", args.latency_ms, 0),
+        ("--stream-delay-ms", args.stream_delay_ms, 0),
+        ("--stream-burst", args.stream_burst, 1),
+        ("--quota-per-minute", args.quota_per_minute, 1),
+    ):
+        if value is not None and not value >= least:
+            env = "ESPROXY_EMULATOR_" + flag.removeprefix("--").replace("-", "_").upper()
+            raise SettingsError(f"{flag} (or {env}): must be at least {least}, got [{value}]")
+
+
 def run_emulator(args: argparse.Namespace) -> int:
     from esproxy.bedrock_emulator import EmulatorSettings, create_emulator_app
 
@@ -416,6 +430,7 @@ def run_emulator(args: argparse.Namespace) -> int:
             sts = parse_listen(args.sts_listen)
         except ValidationError as error:
             raise SettingsError(f"--sts-listen: {' '.join(map(str, error.messages))}") from None
+    check_emulator_numbers(args)
     settings = EmulatorSettings(
         latency_ms=args.latency_ms,
         stream_delay_ms=args.stream_delay_ms,

@@ -128,6 +128,16 @@ def test_an_unknown_log_level_from_the_environment(tmp_path):
         ((), "the following arguments are required: command"),
         (("bedrock-emulator", "--listen", "nowhere"), "expected HOST:PORT, got [nowhere]"),
         (("bedrock-emulator", "--latency-ms", "soon"), "invalid float value: 'soon'"),
+        (
+            ("bedrock-emulator", "--latency-ms", "-5"),
+            "--latency-ms (or ESPROXY_EMULATOR_LATENCY_MS): must be at least 0, got [-5.0]",
+        ),
+        (("bedrock-emulator", "--stream-delay-ms", "nan"), "must be at least 0, got [nan]"),
+        (
+            ("bedrock-emulator", "--stream-burst", "0"),
+            "must be at least 1, got [0]",
+        ),
+        (("bedrock-emulator", "--quota-per-minute", "0"), "must be at least 1, got [0]"),
     ],
 )
 def test_bad_usage_exits_2_with_one_line(tmp_path, args, problem):
