@@ -301,6 +301,24 @@ def stream_driver(
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def start_emulator(logs: Path, name: str = "emulator", *options: str) -> str:
+    """The emulator every contender calls, answering after 20 ms. Signatures are verified for
+    every contender, so that the role's temporary keys (which the emulator always verifies) cost
+    it no more than the plain keys."""
+    emulator, _ = lib.emulator(
+        name,
+        "--latency-ms",
+        "20",
+        *options,
+        "--key",
+        f"{KEYS['access_key']}:{KEYS['secret_key']}",
+        "--role",
+        ROLE,
+        log_dir=logs,
+    )
+    return emulator
+
+
 def paced_first_deltas(
     logs: Path, targets: dict[str, Any], duration: float
 ) -> dict[str, dict[str, Any]]:
@@ -310,19 +328,8 @@ def paced_first_deltas(
     emulator otherwise writes at once while the proxies' client reads the first delta on the
     emulator's core, are spaced. The same emulator serves direct and esproxy; LiteLLM, which is
     no budget's reference here, is left out."""
-    emulator, _ = lib.emulator(
-        "emulator-paced",
-        "--latency-ms",
-        "20",
-        "--stream-delay-ms",
-        str(PACE_MS),
-        "--stream-burst",
-        "2",
-        "--key",
-        f"{KEYS['access_key']}:{KEYS['secret_key']}",
-        "--role",
-        ROLE,
-        log_dir=logs,
+    emulator = start_emulator(
+        logs, "emulator-paced", "--stream-delay-ms", str(PACE_MS), "--stream-burst", "2"
     )
     url, proc = start_esproxy(emulator, logs, "esproxy-paced")
     paced = {
@@ -424,18 +431,7 @@ def main() -> int:
     lib.banner(result_name)
     duration = 3.0 if lib.quick() else 10.0
     logs = lib.tmpdir("inference-logs")
-    emulator, _ = lib.emulator(
-        "emulator",
-        "--latency-ms",
-        "20",
-        # Verified signatures for every contender, so that the role's temporary keys (which the
-        # emulator always verifies) cost the emulator no more than the plain keys.
-        "--key",
-        f"{KEYS['access_key']}:{KEYS['secret_key']}",
-        "--role",
-        ROLE,
-        log_dir=logs,
-    )
+    emulator = start_emulator(logs)
     if "--cache-only" in sys.argv:
         embedding_cache.main(emulator, logs)
         return 0

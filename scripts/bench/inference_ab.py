@@ -55,16 +55,7 @@ def main() -> int:
     seconds, rounds = float(sys.argv[2]), int(sys.argv[3])
     variants = dict(arg.split("=", 1) for arg in sys.argv[4:])
     logs = lib.tmpdir("inference-ab")
-    emulator, _ = lib.emulator(
-        "emulator",
-        "--latency-ms",
-        "20",
-        "--key",
-        f"{inference.KEYS['access_key']}:{inference.KEYS['secret_key']}",
-        "--role",
-        inference.ROLE,
-        log_dir=logs,
-    )
+    emulator = inference.start_emulator(logs)
     port = lib.free_port()
     sink = lib.start(
         "sink", [lib.PROJECT_PY, str(lib.BENCH / "sink.py"), str(port)], cpus=lib.LOAD_CPU
