@@ -7,8 +7,13 @@ each variant's esproxy on core 1. Rounds alternate the variants, reversed every 
 print each variant's sorted CPU ms per request (utime + stime of the process per completed
 request: what moves least when others share the machine), with `uptime`.
 
+The case `first_delta:1` times the streamed chat's first delta instead, as the budget does
+(inference.paced_first_deltas): events paced PACE_MS apart after the first delta (the emulator
+always paces here; the other workloads do not stream), a bare client, and direct aiobotocore
+alternating with the variants; it prints each one's sorted p50s.
+
     .cache/bench-venv/bin/python scripts/bench/inference_ab.py \
-        completion:64,cohere96:16 SECONDS ROUNDS name=SRC [name=SRC ...]
+        completion:64,cohere96:16,first_delta:1 SECONDS ROUNDS name=SRC [name=SRC ...]
 
 SRC is a directory holding an `esproxy` package (e.g. `git archive main esproxy | tar -x -C
 /tmp/main`), or `.` for this worktree. Each variant is started from its own SRC, since
@@ -55,7 +60,9 @@ def main() -> int:
     seconds, rounds = float(sys.argv[2]), int(sys.argv[3])
     variants = dict(arg.split("=", 1) for arg in sys.argv[4:])
     logs = lib.tmpdir("inference-ab")
-    emulator = inference.start_emulator(logs)
+    emulator = inference.start_emulator(
+        logs, "emulator", "--stream-delay-ms", str(inference.PACE_MS), "--stream-burst", "2"
+    )
     port = lib.free_port()
     sink = lib.start(
         "sink", [lib.PROJECT_PY, str(lib.BENCH / "sink.py"), str(port)], cpus=lib.LOAD_CPU
@@ -64,6 +71,9 @@ def main() -> int:
     procs = start_variants(emulator, f"http://127.0.0.1:{port}", variants, logs)
     requests = inference.esproxy_requests()
     for workload, conc in cases:
+        if workload == "first_delta":
+            first_deltas(emulator, procs, seconds, rounds)
+            continue
         path, body = requests[workload]
         for url, _ in procs.values():
             inference.check(url, path, body, None)
@@ -96,6 +106,32 @@ def main() -> int:
             )
         print(f"    {uptime}", flush=True)
     return 0
+
+
+def first_deltas(emulator: str, procs: dict[str, Any], seconds: float, rounds: int) -> None:
+    path, body = inference.esproxy_requests()["chat_stream"]
+    for url, _ in procs.values():
+        inference.check(url, path, body, None)
+    got: dict[str, list[float]] = {"direct": [], **{name: [] for name in procs}}
+    names = list(got)
+    for i in range(rounds):
+        for name in names if i % 2 == 0 else list(reversed(names)):
+            if name == "direct":
+                r = inference.direct(emulator, "chat_stream", 1, seconds)
+            else:
+                r = inference.stream_driver(procs[name][0] + path, body, None, 1, seconds, "raw")
+            got[name].append(r["first_delta_ms"]["p50"])
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    direct = sorted(got["direct"])[rounds // 2]
+    for name, p50s in got.items():
+        p50s.sort()
+        mid = p50s[rounds // 2]
+        print(
+            f"first_delta:1 {name:10} p50s {' '.join(f'{p:.2f}' for p in p50s)} | "
+            f"median {mid:.2f} ms ({mid - direct:+.2f} over direct)",
+            flush=True,
+        )
+    print(f"    {uptime}", flush=True)
 
 
 if __name__ == "__main__":
