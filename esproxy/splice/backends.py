@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from yarl import URL
-
-from esproxy.splice import pipes
 
 if TYPE_CHECKING:
     from esproxy.splice.client_connection import ClientConnection
@@ -106,15 +105,22 @@ class NodeTarget:
 
 
 class AppTarget:
-    """esproxy's own aiohttp application, reached over in-process pipes (`pipes.py`)."""
+    """esproxy's own aiohttp application, reached over in-process socket pairs."""
 
     def __init__(self, make_handler: Callable[[], asyncio.Protocol]) -> None:
         self.make_handler = make_handler
         self.idle: list[Backend] = []
 
-    def open(self) -> Backend:
-        backend = Backend(self.idle)
-        pipes.connect(asyncio.get_running_loop(), backend, self.make_handler())
+    async def open(self) -> Backend:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        try:
+            await loop.connect_accepted_socket(self.make_handler, theirs)
+            _, backend = await loop.create_connection(lambda: Backend(self.idle), sock=ours)
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
         return backend
 
 

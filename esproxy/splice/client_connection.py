@@ -167,7 +167,12 @@ class ClientConnection(asyncio.Protocol):
         if route == APP:
             self.node = None
             raw = data[: end + 4]
-            self.attach(take_idle(splicer.app.idle) or splicer.app.open(), raw, rest)
+            backend = take_idle(splicer.app.idle)
+            if backend is None:
+                self.buffer += rest
+                self.loop.create_task(self.connect_app(raw))
+            else:
+                self.attach(backend, raw, rest)
             return
         if head.expect and head.content_length:
             self.transport.write(CONTINUE)  # the node gets no Expect: esproxy answers it
@@ -201,6 +206,17 @@ class ClientConnection(asyncio.Protocol):
         if self.buffer:
             handler.data_received(bytes(self.buffer))
         self.buffer.clear()
+
+    async def connect_app(self, raw: bytes) -> None:
+        try:
+            backend = await self.splicer.app.open()
+        except OSError as error:
+            self.fail(ProxyError(f"esproxy could not reach its own handler: {error}"))
+            return
+        if self.closed:
+            backend.release()
+            return
+        self.attach(backend, raw)
 
     async def connect_upstream(self, node: UpstreamNode) -> None:
         pool = self.splicer.nodes
@@ -336,7 +352,7 @@ class ClientConnection(asyncio.Protocol):
             # and there is no body to resend, so a fresh connection gets the request.
             self.retried = True
             if self.node is None:
-                self.attach(self.splicer.app.open(), self.upstream_head)
+                self.loop.create_task(self.connect_app(self.upstream_head))
             else:
                 self.loop.create_task(self.connect_upstream(self.node))
             return
