@@ -143,7 +143,8 @@ class ClientConnection(asyncio.Protocol):
         end = data.find(b"\r\n\r\n")
         if end < 0:
             self.buffer += data
-            if len(data) > MAX_HEAD:
+            # A head ended by bare LFs never gets its CRLF pair: aiohttp judges it (a 400).
+            if len(data) > MAX_HEAD or b"\n\n" in data:
                 self.hand_over()
             return
         head = parse_request_head(data[:end])
