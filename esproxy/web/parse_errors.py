@@ -30,9 +30,10 @@ Answered = Callable[[int, int], None]
 
 MAX_EXCERPT = 80  # characters of the offending line a reason quotes: the line may be 64 KiB
 MAX_REASON = 240
-# The start of a request line as aiohttp's pure-Python parser quotes it (a method, then a space);
-# its C parser quotes the target alone, in a bytearray. Header pieces start with a name or a value.
-_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ ")
+# The start of a request line as aiohttp's pure-Python parser quotes it: a method, a space, then a
+# target (a path, `*`, or a scheme or host and a colon). Its C parser quotes the target alone, in a
+# bytearray. Header pieces start with a name or a value.
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ (?:/|\*|[A-Za-z][A-Za-z0-9+.\-]*:)")
 
 
 class ElasticRequestHandler(RequestHandler):
