@@ -17,8 +17,6 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
-from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_request import BaseRequest
 
 from esproxy.errors import MalformedRequest
 from esproxy.web.responses import json_response
@@ -36,7 +34,7 @@ MAX_REASON = 240
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ (?:/|\*|[A-Za-z][A-Za-z0-9+.\-]*:)")
 
 
-class ElasticRequestHandler(RequestHandler):
+class ElasticRequestHandler(web.RequestHandler):
     """aiohttp's connection handler, answering parse errors with Elasticsearch's error body."""
 
     __slots__ = ("_answered",)
@@ -47,7 +45,7 @@ class ElasticRequestHandler(RequestHandler):
 
     def handle_error(
         self,
-        request: BaseRequest,
+        request: web.BaseRequest,
         status: int = 500,
         exc: BaseException | None = None,
         message: str | None = None,
@@ -84,7 +82,7 @@ class ElasticServer(web.Server):
             **server._kwargs,
         )
 
-    def __call__(self) -> RequestHandler:
+    def __call__(self) -> web.RequestHandler:
         return ElasticRequestHandler(self, loop=self._loop, answered=self.answered, **self._kwargs)
 
 
