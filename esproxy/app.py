@@ -47,7 +47,7 @@ from esproxy.limits import LeaseIndex, LimitsCoordinator
 from esproxy.limits import concrete_index as lease_index
 from esproxy.observability import component as observability
 from esproxy.observability.embedding_cache import EmbeddingCacheSeries
-from esproxy.observability.web import ACCESS_LOG_KEY, METRICS_KEY
+from esproxy.observability.web import ACCESS_LOG_KEY, METRICS_KEY, malformed_recorder
 from esproxy.openai_bridge.keys import BridgeKeys
 from esproxy.openai_bridge.routes import add_bridge_routes
 from esproxy.readiness import Readiness
@@ -74,6 +74,7 @@ from esproxy.upstream_session import create_upstream_session, tls_context
 from esproxy.web import handlers, health
 from esproxy.web.authorization import authorization_middleware, open_authorization
 from esproxy.web.middlewares import error_middleware
+from esproxy.web.parse_errors import ElasticServer
 from esproxy.web.routes import add_routes
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,8 @@ OpenableStore = InMemoryEndpointStore | SqliteEndpointStore | ElasticsearchEndpo
 # goes away cancels its handler and its Bedrock call (aiohttp's TestServer always does).
 SERVER_KWARGS: dict[str, Any] = {
     "auto_decompress": False,
-    # Room for long URLs and headers, so that they get ES-shaped answers (or reach the cluster)
-    # rather than aiohttp's plain-text 400.
+    # Room for long URLs and headers, so that they reach the cluster or esproxy's handlers; past
+    # these, `ElasticServer` answers as ES does (too_long_http_line_exception).
     "max_line_size": 65536,
     "max_field_size": 65536,
 }
@@ -94,7 +95,14 @@ SERVER_KWARGS: dict[str, Any] = {
 
 def create_runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
     """How every caller (CLI and tests) serves the app: forwarded requests spliced as bytes."""
-    return SplicingRunner(app, build=build_splicer, **SERVER_KWARGS, **kwargs)
+    return SplicingRunner(
+        app, build=build_splicer, wrap=answer_parse_errors, **SERVER_KWARGS, **kwargs
+    )
+
+
+def answer_parse_errors(app: web.Application, app_server: web.Server) -> web.Server:
+    """Requests aiohttp's parser refuses get ES's error body, and count and log like any other."""
+    return ElasticServer.like(app_server, malformed_recorder(app))
 
 
 async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer | None:

@@ -8,7 +8,9 @@ at the module that meets them; handlers never catch, and `web/middlewares.py` re
     │   ├── ValidationFailed         400     validation_exception "Validation Failed: 1: ..;"
     │   ├── RequestValidationFailed  400     action_request_validation_exception
     │   ├── EndpointAlreadyExists    400     resource_already_exists_exception
-    │   └── BodyParseError           400     parse_exception / x_content_parse_exception
+    │   ├── BodyParseError           400     parse_exception / x_content_parse_exception
+    │   └── MalformedRequest         400     illegal_argument_exception (HTTP parse errors), or
+    │                                        too_long_http_line_exception / _header_exception
     ├── SecurityError                403     security_exception (ElasticsearchSecurityException)
     │   ├── AuthenticationFailed     401     with WWW-Authenticate challenges, as in ES's body
     │   └── AccessDenied             403
@@ -118,6 +120,14 @@ class EndpointAlreadyExists(BadRequest):
 
 class BodyParseError(BadRequest):
     error_type = "parse_exception"
+
+
+class MalformedRequest(BadRequest):
+    """A request aiohttp's HTTP parser refused. ES answers its HTTP decoder's failures with a 400
+    named for the decoder's exception: Netty's `TooLongHttpLineException` for a long request line,
+    `TooLongHttpHeaderException` for long headers, mostly `IllegalArgumentException` otherwise."""
+
+    error_type = "illegal_argument_exception"
 
 
 class SecurityError(ProxyError):

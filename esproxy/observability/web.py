@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -22,6 +23,8 @@ ACCESS_LOG_KEY = web.AppKey("access_log", AccessLog)
 # Prometheus' text format, version 0.0.4 (what prometheus-client renders).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATUS_CLIENT_GONE = 499  # nginx's number for a request whose client left before its answer
+# The route of requests aiohttp's parser refused: they never matched one.
+MALFORMED_ROUTE = "malformed"
 
 
 @web.middleware
@@ -49,6 +52,30 @@ async def observe_requests(request: web.Request, handler: Handler) -> web.Stream
         access = app.get(ACCESS_LOG_KEY)
         if access is not None:
             log_request(access, request, response, record, status, seconds)
+
+
+def malformed_recorder(app: web.Application) -> Callable[[int, int], None]:
+    """What counts and logs the answer to a request aiohttp could not parse, which never reaches
+    `observe_requests`: its method and path are unknown, so its access line says `-` for both."""
+
+    def record(status: int, bytes_out: int) -> None:
+        metrics = app.get(METRICS_KEY)
+        if metrics is not None:
+            metrics.route_answered(MALFORMED_ROUTE, status)
+        access = app.get(ACCESS_LOG_KEY)
+        if access is not None:
+            access.write(
+                method="-",
+                path="-",
+                status=status,
+                seconds=0.0,
+                bytes_in=0,
+                bytes_out=bytes_out,
+                opaque_id=None,
+                traceparent=None,
+            )
+
+    return record
 
 
 def route_pattern(request: web.Request) -> str:

@@ -19,6 +19,7 @@ from esproxy.splice.heads import (
     error_head,
     parse_request_head,
     parse_response_head,
+    read_response_head,
 )
 from esproxy.splice.splicer import APP, HAND_OVER, Splicer
 from esproxy.upstream import broke_off, fell_silent, sent_invalid_answer
@@ -142,7 +143,8 @@ class ClientConnection(asyncio.Protocol):
         end = data.find(b"\r\n\r\n")
         if end < 0:
             self.buffer += data
-            if len(data) > MAX_HEAD:
+            # A head ended by bare LFs never gets its CRLF pair: aiohttp judges it (a 400).
+            if len(data) > MAX_HEAD or b"\n\n" in data:
                 self.hand_over()
             return
         head = parse_request_head(data[:end])
@@ -295,12 +297,17 @@ class ClientConnection(asyncio.Protocol):
                 break
             self.answer_head = b""
             assert self.request is not None
+            head_request = self.request.method == b"HEAD"
             try:
                 answer = parse_response_head(
-                    data[:end],
-                    head_request=self.request.method == b"HEAD",
-                    close_client=self.close_after,
+                    data[:end], head_request=head_request, close_client=self.close_after
                 )
+                if answer.close and not answer.close_client and self.node is None:
+                    # esproxy's own server closes after this answer (aiohttp does after a request
+                    # it could not parse): so does the client's connection, as without splicing.
+                    answer = read_response_head(
+                        data[:end], head_request=head_request, close_client=True
+                    )
             except InvalidResponse as error:
                 self.fail_answer(error)
                 return

@@ -11,6 +11,8 @@ from esproxy.splice.client_connection import ClientConnection
 from esproxy.splice.splicer import Splicer
 
 BuildSplicer = Callable[[web.Application, web.Server], Awaitable[Splicer | None]]
+# What the app's own aiohttp server becomes before anything listens with it.
+WrapServer = Callable[[web.Application, web.Server], web.Server]
 
 
 class SplicingServer(web.Server):
@@ -47,11 +49,15 @@ class SplicingServer(web.Server):
 class SplicingRunner(web.AppRunner):
     """An AppRunner whose server splices forwarded requests, once the app has started."""
 
-    def __init__(self, app: web.Application, *, build: BuildSplicer, **kwargs: Any) -> None:
+    def __init__(
+        self, app: web.Application, *, build: BuildSplicer, wrap: WrapServer, **kwargs: Any
+    ) -> None:
         super().__init__(app, **kwargs)
         self._build = build
+        self._wrap = wrap
 
     async def _make_server(self) -> web.Server:
-        app_server = await super()._make_server()
+        # Both ways in (handed over by the splicer, or taken directly) use the wrapped server.
+        app_server = self._wrap(self.app, await super()._make_server())
         splicer = await self._build(self.app, app_server)
         return app_server if splicer is None else SplicingServer(app_server, splicer)

@@ -1,0 +1,133 @@
+"""aiohttp's server, answering the requests its HTTP parser refuses as Elasticsearch does.
+
+A request aiohttp cannot parse (a line past `max_line_size`, a bad method, invalid header
+characters, bad chunked framing) never reaches the middlewares: aiohttp's `RequestHandler` answers
+it in `handle_error` with a text/plain 400 and closes the connection. Elasticsearch hands its HTTP
+decoder's failures to the REST controller (`RestController.dispatchBadRequest`), which answers 400
+with its usual error body. `ElasticServer` builds handlers that do the same, and report each such
+answer (the metrics and the access log never see these requests otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+
+from esproxy.errors import MalformedRequest
+from esproxy.web.responses import json_response
+
+log = logging.getLogger(__name__)
+
+# Told of each such answer: its status and body size.
+Answered = Callable[[int, int], None]
+
+MAX_EXCERPT = 80  # characters of the offending line a reason quotes: the line may be 64 KiB
+MAX_REASON = 240
+# The start of a request line as aiohttp's pure-Python parser quotes it: a method, a space, then a
+# target (a path, `*`, or a scheme or host and a colon). Its C parser quotes the target alone, in a
+# bytearray. Header pieces start with a name or a value.
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ (?:/|\*|[A-Za-z][A-Za-z0-9+.\-]*:)")
+
+
+class ElasticRequestHandler(web.RequestHandler):
+    """aiohttp's connection handler, answering parse errors with Elasticsearch's error body."""
+
+    __slots__ = ("_answered",)
+
+    def __init__(self, manager: web.Server, *, answered: Answered, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._answered = answered
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # The only way in: parse errors become an `_ErrInfo` message whose handler calls this.
+        # Anything else (a 500 when a middleware itself failed, bytes already sent) stays aiohttp's.
+        if not isinstance(exc, HttpProcessingError) or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        error = malformed_request(exc)
+        log.debug("refused a request from %s: %s", request.remote, error.reason)
+        response = json_response(error.to_body(), status=error.status)
+        response.force_close()  # the rest of the stream cannot be framed
+        body = response.body
+        self._answered(error.status, len(body) if isinstance(body, bytes) else 0)
+        return response
+
+
+class ElasticServer(web.Server):
+    """The application's aiohttp server, whose connections get an `ElasticRequestHandler`."""
+
+    def __init__(self, handler: Any, *, answered: Answered, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.answered = answered
+
+    @classmethod
+    def like(cls, server: web.Server, answered: Answered) -> ElasticServer:
+        """`server` rebuilt with the same handler, request factory and options: aiohttp makes the
+        app's server in `Application._make_handler`, which takes no handler class."""
+        return cls(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            answered=answered,
+            **server._kwargs,
+        )
+
+    def __call__(self) -> web.RequestHandler:
+        return ElasticRequestHandler(self, loop=self._loop, answered=self.answered, **self._kwargs)
+
+
+def malformed_request(error: HttpProcessingError) -> MalformedRequest:
+    """aiohttp's parse error as the ES error for it, with ES's reasons for lines too long."""
+    if isinstance(error, LineTooLong):
+        piece, limit = error.args[0], error.args[1]
+        if is_request_line(piece):
+            return MalformedRequest(
+                f"An HTTP line is larger than {limit} bytes.",
+                error_type="too_long_http_line_exception",
+            )
+        return MalformedRequest(
+            f"HTTP header is larger than {limit} bytes.",
+            error_type="too_long_http_header_exception",
+        )
+    return MalformedRequest(describe(error.message))
+
+
+def is_request_line(piece: object) -> bool:
+    """Whether the start of the line `LineTooLong` quotes is the request line's: aiohttp raises the
+    one exception for a request line and for a header field past its limit."""
+    if isinstance(piece, bytearray):  # the C parser's target buffer
+        return True
+    return isinstance(piece, bytes) and _REQUEST_LINE.match(piece) is not None
+
+
+def describe(message: str) -> str:
+    """aiohttp's message on one line: the parser's descriptions, then the start of the line they
+    point at. aiohttp quotes the whole line; a reason quotes MAX_EXCERPT characters of it."""
+    descriptions: list[str] = []
+    excerpt = ""
+    for line in message.splitlines():
+        text = line.strip()
+        if not text or text == "^":
+            continue
+        if not excerpt and text[:2] in ("b'", 'b"') and text[-1:] == text[1]:
+            excerpt = text[2:-1]
+        else:
+            descriptions.append(text.rstrip(":"))
+    reason = ": ".join(descriptions) or "Malformed HTTP request"
+    if excerpt:
+        reason += f" in [{cut(excerpt, MAX_EXCERPT)}]"
+    return cut(reason, MAX_REASON)
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
