@@ -10,7 +10,8 @@ request: what moves least when others share the machine), with `uptime`.
 The case `first_delta:1` times the streamed chat's first delta instead, as the budget does
 (inference.paced_first_deltas): events paced PACE_MS apart after the first delta (the emulator
 always paces here; the other workloads do not stream), a bare client, and direct aiobotocore
-alternating with the variants; it prints each one's sorted p50s.
+alternating with the variants, SECONDS per round; it prints each one's mean p50 and its
+rounds' differences to direct.
 
     .cache/bench-venv/bin/python scripts/bench/inference_ab.py \
         completion:64,cohere96:16,first_delta:1 SECONDS ROUNDS name=SRC [name=SRC ...]
@@ -109,27 +110,14 @@ def main() -> int:
 
 
 def first_deltas(emulator: str, procs: dict[str, Any], seconds: float, rounds: int) -> None:
-    path, body = inference.esproxy_requests()["chat_stream"]
+    """The budget's measure (inference.first_deltas) with the variants as contenders."""
+    requests = inference.esproxy_requests()
+    targets = {name: (url, requests, None) for name, (url, _) in procs.items()}
     for url, _ in procs.values():
-        inference.check(url, path, body, None)
-    got: dict[str, list[float]] = {"direct": [], **{name: [] for name in procs}}
-    names = list(got)
-    for i in range(rounds):
-        for name in names if i % 2 == 0 else list(reversed(names)):
-            if name == "direct":
-                r = inference.direct(emulator, "chat_stream", 1, seconds)
-            else:
-                r = inference.stream_driver(procs[name][0] + path, body, None, 1, seconds, "raw")
-            got[name].append(r["first_delta_ms"]["p50"])
+        inference.check(url, *requests["chat_stream"], None)
+    clients = dict.fromkeys(procs, "raw")
+    inference.first_deltas(emulator, targets, seconds * rounds, clients, rounds=rounds)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    # The machine's own drift moves whole rounds: a round's difference to direct moves less.
-    for name, p50s in got.items():
-        added = sorted(p - d for p, d in zip(p50s, got["direct"], strict=True))
-        print(
-            f"first_delta:1 {name:10} p50 {sorted(p50s)[rounds // 2]:.2f} ms | added per round "
-            f"{' '.join(f'{a:+.2f}' for a in added)} | median {added[rounds // 2]:+.2f} ms",
-            flush=True,
-        )
     print(f"    {uptime}", flush=True)
 
 
