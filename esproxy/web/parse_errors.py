@@ -32,6 +32,28 @@ MAX_REASON = 240
 # target (a path, `*`, or a scheme or host and a colon). Its C parser quotes the target alone, in a
 # bytearray. Header pieces start with a name or a value.
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ (?:/|\*|[A-Za-z][A-Za-z0-9+.\-]*:)")
+_LINE_END = re.compile(r"\\[rn]")
+# A method never holds a colon (a header name before its colon does): that tells them apart.
+_QUOTED_REQUEST_LINE = re.compile(r"(?P<method>[^\s:]+) (?P<target>\S+) (?P<version>HTTP/\S*)")
+# Headers whose values a reason may quote: framing and content negotiation, and what ES echoes
+# anyway. Any other header may carry a credential (Authorization, Cookie, an API key of some
+# proxy's naming), so a reason names it and withholds its value.
+SHOWN_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "connection",
+        "content-encoding",
+        "content-length",
+        "content-type",
+        "expect",
+        "host",
+        "traceparent",
+        "transfer-encoding",
+        "user-agent",
+        "x-opaque-id",
+    }
+)
 
 
 class ElasticRequestHandler(web.RequestHandler):
@@ -125,8 +147,23 @@ def describe(message: str) -> str:
             descriptions.append(text.rstrip(":"))
     reason = ": ".join(descriptions) or "Malformed HTTP request"
     if excerpt:
-        reason += f" in [{cut(excerpt, MAX_EXCERPT)}]"
+        reason += f" in [{cut(withhold(excerpt), MAX_EXCERPT)}]"
     return cut(reason, MAX_REASON)
+
+
+def withhold(excerpt: str) -> str:
+    """The quoted line's first line without what may be a secret: a request line's query
+    string, or the value of a header not in SHOWN_HEADERS. `excerpt` is escaped as Python
+    prints bytes, so line ends show as `\\r` and `\\n`."""
+    line = _LINE_END.split(excerpt, maxsplit=1)[0]
+    request = _QUOTED_REQUEST_LINE.fullmatch(line)
+    if request is not None:
+        path, query, _ = request["target"].partition("?")
+        return f"{request['method']} {path}{'?...' if query else ''} {request['version']}"
+    name, colon, _ = line.partition(":")
+    if colon and name.strip().lower() not in SHOWN_HEADERS:
+        return f"{name}: (value withheld)"
+    return line
 
 
 def cut(text: str, limit: int) -> str:
