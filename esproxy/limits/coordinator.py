@@ -125,6 +125,7 @@ class LimitsCoordinator:
         self._seq = 0
         self._rounds = 0  # lease rounds that got through
         self._others: dict[str, Seen] | None = None  # None until the first read
+        self._read_at = -math.inf  # when the leases were last read
         self._stale_since: float | None = None
         self._last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -200,7 +201,7 @@ class LimitsCoordinator:
             pace = effective
         else:
             own = state.demand(now, queue.waiting)
-            live = {name: seen for name, seen in self._others.items() if self._is_live(seen, now)}
+            live = {name: seen for name, seen in self._others.items() if self._is_live(seen)}
             # Until this process's lease has told the others that it uses the key, they may all
             # be starting on it too (assume every live process wants as much as this one), and
             # those already on it pace at shares that leave only the rest.
@@ -267,13 +268,17 @@ class LimitsCoordinator:
         """Calls of `key` that got through in the last minute, in the whole deployment."""
         total = float(state.successes.count(now))
         for seen in (self._others or {}).values():
-            if key in seen.lease.endpoints and self._is_live(seen, now):
+            if key in seen.lease.endpoints and self._is_live(seen):
                 total += seen.lease.endpoints[key].get("ok", 0.0)
         return total
 
-    def _is_live(self, seen: Seen, now: float) -> bool:
+    def _is_live(self, seen: Seen) -> bool:
+        """Whether the process was live at the last read. Judged then, not now: between two
+        reads a live process's heartbeat cannot be seen to move, and one judged at a later moment
+        (a throttle, a success, a changed limit) would look gone, and its share free, for the
+        last part of every period."""
         period = max(self.lease_seconds, seen.lease.lease_seconds)
-        return now - seen.moved_at <= period + max(LATE_FRACTION * period, LATE_SECONDS)
+        return self._read_at - seen.moved_at <= period + max(LATE_FRACTION * period, LATE_SECONDS)
 
     # -- the lease loop -------------------------------------------------------------------------
 
@@ -399,6 +404,7 @@ class LimitsCoordinator:
     def _take(self, leases: list[Lease], now: float) -> None:
         """Note which leases moved, and follow the AIMD cuts other processes made."""
         previous = self._others or {}
+        self._read_at = now
         others: dict[str, Seen] = {}
         wall_ms = self._wall() * 1000
         for lease in leases:
@@ -428,7 +434,7 @@ class LimitsCoordinator:
                 continue
             for name, seen in others.items():
                 figures = seen.lease.endpoints.get(queue.limit.key)
-                if figures is None or not self._is_live(seen, now):
+                if figures is None or not self._is_live(seen):
                     continue
                 cuts = figures.get("cuts", 0.0)
                 known = state.seen_cuts.get(name)
@@ -461,7 +467,7 @@ class LimitsCoordinator:
         now = self._clock()
         body: dict[str, Any] = {"ok": self._stale_since is None, "mode": self.mode}
         if self.mode == "cluster":
-            live = [s for s in (self._others or {}).values() if self._is_live(s, now)]
+            live = [s for s in (self._others or {}).values() if self._is_live(s)]
             leases: dict[str, Any] = {
                 "index": self._leases.alias if self._leases else None,
                 "process": self.process,

@@ -338,8 +338,10 @@ def test_a_lease_that_stops_moving_is_left_out_after_one_and_a_half_periods(
         clock.now += 1.0
         await coordinator_.run_round()  # the same lease again: it has not moved
         clock.now = moved + lasts
+        await coordinator_.run_round()
         assert live_processes(coordinator_) == 2
         clock.now = moved + lasts + 0.01
+        await coordinator_.run_round()
         assert live_processes(coordinator_) == 1
 
     clock = Clock()
@@ -381,8 +383,10 @@ def test_a_lease_first_seen_counts_from_its_heartbeat(age, lasts):
             return
         start = clock.now
         clock.now = start + lasts
+        await coordinator_.run_round()  # the same lease again
         assert live_processes(coordinator_) == 2
         clock.now = start + lasts + 0.01
+        await coordinator_.run_round()
         assert live_processes(coordinator_) == 1
 
     clock = Clock()
@@ -400,9 +404,38 @@ async def test_a_lease_that_moves_with_an_old_heartbeat_is_still_live(clock):
     await coordinator_.run_round()
     start = clock.now
     clock.now = start + 3.0
+    await coordinator_.run_round()  # the same lease again
     assert live_processes(coordinator_) == 2
     clock.now = start + 3.01
+    await coordinator_.run_round()
     assert live_processes(coordinator_) == 1
+
+
+@virtual
+async def test_between_reads_a_live_process_keeps_its_share(clock):
+    """b writes its lease 5 s before each of this process's reads, so by 4.5 s after a read its
+    last heartbeat is 9.5 s old, past the 9 s a lease may lag. It is live all the same: nothing
+    newer can be known before the next read. A throttle or a success in that moment re-divides
+    the rate, and must not hand this process b's share (two processes at the whole rate)."""
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)
+    for seq in (1, 2, 3):
+        if seq > 1:
+            clock.now += LEASE
+        put_lease(store, clock, "b", seq, figures(200.0, 90.0), age=5.0)
+        await coordinator_.run_round()
+    assert queue.pace == pytest.approx(30.0)
+    clock.now += 4.5
+    assert live_processes(coordinator_) == 2
+    throttle(limiters, queue)  # the rate is cut to 84: b wants 200, this process 30
+    assert queue.pace == pytest.approx(30.0)
+    succeed(limiters, queue)
+    assert queue.pace == pytest.approx(30.0)
+    clock.now += 1.5
+    await coordinator_.run_round()  # b's lease has not moved: now it is gone
+    assert live_processes(coordinator_) == 1
+    assert queue.pace == pytest.approx(84.0, abs=0.5)
 
 
 @virtual
@@ -526,6 +559,7 @@ async def test_a_cut_ignores_what_a_stale_process_delivered(clock):
     await coordinator_.run_round()
     succeed(limiters, queue, 100)
     clock.now += 9.5
+    await coordinator_.run_round()  # b's lease has not moved since 1000: b is gone
     throttle(limiters, queue)
     assert coordinator_.stats()["endpoints"][KEY]["effective_per_minute"] == 420.0
 
@@ -747,15 +781,13 @@ async def test_the_loop_runs_a_round_each_period_and_removes_its_lease_at_close(
 @virtual
 async def test_an_unreachable_cluster_keeps_each_share_never_more_until_it_answers(clock):
     store = MemoryLeases()
-    put_lease(store, clock, "b", 1, figures(200.0, 90.0))
-    coordinator_, limiters = coordinator(clock, store)
-    queue = arrive(limiters, limit(), 15)
-    await coordinator_.start()
+    coordinator_, limiters, queue = await established(clock, store)
+    await coordinator_.start()  # its first round at 1012
     assert queue.pace == pytest.approx(30.0)
     store.error = "the lease index is out of reach: [n1]: refused"
-    await asyncio.sleep(3.0 + LEASE)  # the round at 1006 fails
+    await asyncio.sleep(3.0 + LEASE)  # the round at 1018 fails
     store.error = "the lease index is out of reach: [n1]: reset"
-    await asyncio.sleep(LEASE + 0.26)  # so does the one at 1012
+    await asyncio.sleep(LEASE + 0.26)  # so does the one at 1024
     stats = coordinator_.stats()
     assert stats["ok"] is False
     assert stats["leases"] == {
@@ -763,12 +795,12 @@ async def test_an_unreachable_cluster_keeps_each_share_never_more_until_it_answe
         "process": coordinator_.process,
         "lease_seconds": LEASE,
         "state": "unreachable",
-        "processes": 1,  # b's lease is stale by now
+        "processes": 2,  # as at the last read: nothing newer is known
         "unreachable_for_s": 9.3,
         "error": "the lease index is out of reach: [n1]: reset",
         "note": "keeping each endpoint's last share, never more",
     }
-    # b looks gone, but this process keeps its last share; a cut may still lower it.
+    # This process keeps its last share, never more; a cut may still lower it.
     succeed(limiters, queue, 1)
     throttle(limiters, queue)
     assert queue.pace == pytest.approx(30.0)
