@@ -139,6 +139,8 @@ class KeyQueue:
     """
 
     __slots__ = (
+        "_counted_at",
+        "busy",
         "limit",
         "limiter",
         "minute",
@@ -147,6 +149,7 @@ class KeyQueue:
         "token_pace",
         "token_turn",
         "tokens",
+        "waited",
         "waiting",
     )
 
@@ -161,12 +164,33 @@ class KeyQueue:
         # turns would all finish late, and those that time out would waste what they took.
         self.token_turn = asyncio.Lock()
         self.waiting = 0
+        # Up to `_counted_at` (the loop's clock): callers' time spent waiting, summed, and the
+        # time during which any caller waited.
+        self.waited = 0.0
+        self.busy = 0.0
+        self._counted_at = 0.0
         self.state: object = None
         self._set_token_pace(limit.tokens_per_minute)
 
     @property
     def requests_per_minute(self) -> int:
         return self.limit.requests_per_minute
+
+    def count_waiting(self, change: int, now: float) -> None:
+        """Add `change` to the callers waiting, at `now` (the loop's clock)."""
+        if self.waiting:
+            span = now - self._counted_at
+            self.waited += self.waiting * span
+            self.busy += span
+        self._counted_at = now
+        self.waiting += change
+
+    def waited_until(self, now: float) -> tuple[float, float]:
+        """Up to `now`: callers' seconds spent waiting, summed, and the seconds during which any
+        caller waited. Their rises over a span, divided by the span, are the mean number of
+        callers waiting in it and the part of it with a caller waiting."""
+        span = now - self._counted_at if self.waiting else 0.0
+        return self.waited + self.waiting * span, self.busy + span
 
     def set_pace(self, per_minute: float, tokens_per_minute: float | None = None) -> None:
         """Pace calls at `per_minute` (and tokens at `tokens_per_minute`) from now on."""
@@ -309,7 +333,8 @@ class RateLimiters:
                 f"because the request service [{limit.key}] queue is full"
             )
         self.pacer.arrived(queue)
-        queue.waiting += 1
+        loop = asyncio.get_running_loop()
+        queue.count_waiting(1, loop.time())
         started = time.perf_counter()
         try:
             # Rate first: a caller holding a global permit while it waits for a slow key's rate
@@ -320,7 +345,7 @@ class RateLimiters:
                     await queue.tokens.take(tokens)
             await self._calls.acquire()
         finally:
-            queue.waiting -= 1
+            queue.count_waiting(-1, loop.time())
         events.rate_limit_waited(time.perf_counter() - started)
         return queue
 

@@ -54,6 +54,8 @@ ACTIVE_SECONDS = 300.0
 # How far back demand is measured, in lease periods (and within these bounds, in seconds).
 DEMAND_PERIODS = 5
 DEMAND_WINDOW_BOUNDS = (10.0, 60.0)
+# A key whose callers waited for at least this part of a lease period wants more than its pace.
+SATURATED_FRACTION = 0.95
 
 
 @dataclass
@@ -79,15 +81,49 @@ class KeyState:
     # the round it was first wanted in, and the live processes sharing the key then.
     raise_round: int | None = None
     sharing: frozenset[str] = frozenset()
+    # The mean number of callers that waited for the key's pace over the last lease period, or
+    # 0 unless one waited nearly all of it; and the queue's sums (KeyQueue.waited_until) then.
+    queued: float = 0.0
+    waited_mark: tuple[float, float] = (0.0, 0.0)
+    marked_at: float = float("-inf")
 
     def effective(self, configured: float) -> float:
         return configured if self.adaptive is None else self.adaptive.value
 
-    def demand(self, now: float, waiting: int) -> float:
-        """Calls per minute wanted: the recent arrival rate, plus the backlog to clear within a
-        minute. Clearing it within the short window instead made one caller waiting a moment
-        claim 6 a minute more (at 1 s leases), a share the process then mostly left unused."""
-        return self.arrivals.per_minute(now) + waiting
+    def demand(self, now: float, waiting: int, *, scaled: bool = True) -> float:
+        """Calls per minute wanted: the recent arrival rate, raised by the callers that waited
+        for the pace, plus the backlog to clear within a minute.
+
+        Callers that wait for each answer before they ask again (an ingest's workers, a node's
+        bounded client) arrive only as fast as they are paced, so their arrival rate says what
+        the process got, not what it wants: a replica that joined a busy endpoint later kept
+        what its callers' rate claimed, a few calls a minute, while its callers waited seconds
+        each. So the mean number of callers waiting over the last period scales the claim when
+        the queue never emptied in it: N callers always waiting claim N times the rate, and a
+        starved process's share grows each round until max-min fairness caps it at an even
+        split. Requests that arrive at their own rate, as fast as the share lets them through,
+        keep about one caller waiting, and claim their rate: one caller waiting at a time is
+        all the difference between them and a single starved caller, which therefore stays as
+        it is. A queue that empties within the period (a burst, a slot waited for now and then)
+        scales nothing: a larger claim would leave its share unused. (Clearing the backlog
+        within the short window instead, as a count, made one caller waiting a moment claim 6
+        a minute more at 1 s leases, and left a starved one starved.)
+
+        `scaled=False` leaves the waiting callers out of the rate: a newcomer's claim. Those
+        already on the key give up what it claims at once, but it cannot take that until they
+        have published their lower shares and it has read them, a period or two later."""
+        scale = max(1.0, self.queued) if scaled else 1.0
+        return self.arrivals.per_minute(now) * scale + waiting
+
+    def measure_queue(self, queue: KeyQueue, now: float) -> None:
+        """Take the mean number of callers that waited since the last measure."""
+        waited = queue.waited_until(now)
+        span = now - self.marked_at
+        if span > 0 and math.isfinite(span):
+            (summed, busy), (summed_before, busy_before) = waited, self.waited_mark
+            saturated = busy - busy_before >= SATURATED_FRACTION * span
+            self.queued = (summed - summed_before) / span if saturated else 0.0
+        self.waited_mark, self.marked_at = waited, now
 
 
 @dataclass
@@ -140,6 +176,7 @@ class LimitsCoordinator:
         if not isinstance(state, KeyState):
             state = queue.state = KeyState(arrivals=RecentEvents(self._demand_window))
             state.opened_at = self._clock()
+            state.measure_queue(queue, state.opened_at)
         if queue.limit.adaptive:
             if state.adaptive is None:
                 state.adaptive = AdaptiveRate(configured)
@@ -200,13 +237,13 @@ class LimitsCoordinator:
             # /_esproxy/ready say the leases are not working.
             pace = effective
         else:
-            own = state.demand(now, queue.waiting)
             live = {name: seen for name, seen in self._others.items() if self._is_live(seen)}
             # Until this process's lease has told the others that it uses the key, they may all
             # be starting on it too (assume every live process wants as much as this one), and
             # those already on it pace at shares that leave only the rest.
             shown = [demand for demand in state.published if demand is not None]
-            newcomer = now - state.opened_at < 2 * self.lease_seconds or len(shown) < 2
+            newcomer = self._is_newcomer(state, now)
+            own = state.demand(now, queue.waiting, scaled=not newcomer)
             if not newcomer:
                 # Views read at different moments must not add up to more than the rate. Each
                 # process divides with its own demand as the least of now and its last two
@@ -244,6 +281,10 @@ class LimitsCoordinator:
             # Tokens follow the same share of the deployment as calls do.
             tokens = limit.tokens_per_minute * min(1.0, pace / max(effective, 1e-9))
         queue.set_pace(pace, tokens)
+
+    def _is_newcomer(self, state: KeyState, now: float) -> bool:
+        published = sum(demand is not None for demand in state.published)
+        return now - state.opened_at < 2 * self.lease_seconds or published < 2
 
     def _hold_raise(
         self, queue: KeyQueue, state: KeyState, pace: float, sharing: frozenset[str]
@@ -376,10 +417,13 @@ class LimitsCoordinator:
         endpoints: dict[str, dict[str, float]] = {}
         for queue in self._limiters.queues():
             state = self._state(queue)
+            state.measure_queue(queue, now)
             if now - state.last_arrival > ACTIVE_SECONDS and not queue.waiting:
                 continue
             figures = {
-                "demand": round(state.demand(now, queue.waiting), 3),
+                "demand": round(
+                    state.demand(now, queue.waiting, scaled=not self._is_newcomer(state, now)), 3
+                ),
                 "share": round(queue.pace, 3),
                 "ok": float(state.successes.count(now)),
             }

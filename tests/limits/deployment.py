@@ -1,5 +1,6 @@
 """A deployment as users run it, for the cluster-wide limit tests: a Bedrock emulator process,
-esproxy replicas as separate `esproxy serve` processes sharing one cluster, and open-loop load.
+esproxy replicas as separate `esproxy serve` processes sharing one cluster, and open-loop load
+or callers that wait for each answer.
 
 Calls are counted where Bedrock would count them: in the emulator's request log.
 """
@@ -203,6 +204,38 @@ class Load:
         for task in [*self.offers, *self.tasks]:
             task.cancel()
         await asyncio.gather(*self.offers, *self.tasks, return_exceptions=True)
+
+
+@dataclass
+class Callers:
+    """Closed-loop load: callers that each send a request, wait for its answer, and send again
+    (an ingest's workers, a node's bounded client). `answered[url]` holds when each 200 came."""
+
+    session: aiohttp.ClientSession
+    answered: dict[str, list[float]] = field(default_factory=dict)
+    other: list[int] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self, url: str, body: dict[str, Any], count: int) -> None:
+        self.answered.setdefault(url, [])
+        self.tasks += [asyncio.create_task(self._call(url, body)) for _ in range(count)]
+
+    async def _call(self, url: str, body: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            async with self.session.post(
+                url, data=json.dumps(body), headers=JSON_HEADERS
+            ) as response:
+                await response.read()
+            if response.status == 200:
+                self.answered[url].append(loop.time())
+            else:
+                self.other.append(response.status)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 def unlimited_session() -> aiohttp.ClientSession:

@@ -522,6 +522,69 @@ async def test_callers_waiting_count_in_the_demand(clock):
 
 
 @virtual
+async def test_callers_that_waited_scale_the_claim_once_the_process_is_established(clock):
+    """The mean number of callers waiting over a period that the queue was never empty in scales
+    the arrival rate in the claim: 2 always waiting claim twice it. About one waiting, or a queue
+    that emptied, claims the rate alone. So does a newcomer: those already on the key give up
+    at once what it claims, but it can take that only rounds later."""
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    queue = arrive(limiters, limit(), 15)  # 30 a minute over the 30 s window
+    queue.count_waiting(2, clock.now)
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_)["demand"] == 32.0  # a newcomer: 30 + 2 waiting
+    clock.now += LEASE
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_)["demand"] == 32.0  # still one
+    clock.now += LEASE
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_)["demand"] == 30.0 * 2 + 2
+    # One served a quarter into the next period, the other still waiting at its end: 1.25 on
+    # average, and the queue never empty.
+    queue.count_waiting(-1, clock.now + 1.5)
+    clock.now += LEASE
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_)["demand"] == 30.0 * 1.25 + 1
+    # Then it is served too, after 5.8 s of the 6: never empty for 95% of it, but under one
+    # caller waiting on average.
+    queue.count_waiting(-1, clock.now + 5.8)
+    clock.now += LEASE
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_)["demand"] == 30.0
+    # Three callers for 5.6 s of the 6: the queue emptied, so no scaling.
+    arrive(limiters, limit(), 15)  # the first 15 leave the 30 s window in this period
+    queue.count_waiting(3, clock.now)
+    queue.count_waiting(-3, clock.now + 5.6)
+    clock.now += LEASE
+    await coordinator_.run_round()
+    assert own_figures(store, coordinator_)["demand"] == 30.0
+
+
+@virtual
+async def test_a_process_whose_callers_always_wait_grows_to_an_even_split(clock):
+    """Callers that wait for each answer before asking again arrive only as fast as they are
+    paced, so their arrival rate claims what the process got. This process's four callers
+    always wait while process a, already on the key, wants it all: the time they wait raises the
+    claim each round until max-min fairness gives each process half."""
+    store = MemoryLeases()
+    coordinator_, limiters = coordinator(clock, store)
+    rate = limit(120)
+    queue = arrive(limiters, rate, 1)
+    queue.count_waiting(4, clock.now)
+    paces = []
+    for seq in range(1, 12):
+        # a publishes what this process's last pace left it.
+        a_share = 118.8 if seq == 1 else 120.0 - queue.pace
+        put_lease(store, clock, "a", seq, figures(5000.0, a_share))
+        await coordinator_.run_round()
+        paces.append(round(queue.pace, 1))
+        arrive(limiters, rate, round(queue.pace * LEASE / 60))  # as many as the pace let by
+        clock.now += LEASE
+    assert paces[-1] == 60.0, paces
+    assert paces.index(60.0) <= 8, paces
+
+
+@virtual
 async def test_a_cut_keeps_what_the_whole_deployment_delivered(clock):
     store = MemoryLeases()
     put_lease(store, clock, "b", 1, figures(200.0, 300.0, ok=500.0))

@@ -16,6 +16,7 @@ import pytest
 
 from esproxy.bedrock_emulator.tokens import count_tokens
 from tests.limits.deployment import (
+    Callers,
     Deployment,
     Load,
     calls,
@@ -180,6 +181,41 @@ async def aimd_learns_the_quota_while_tokens_pace_another_endpoint(emulator_at, 
         f"tokens: {per_minute:.0f} a minute ({tokens_per_call} a call; calls per 10 s: "
         f"{tokens_timeline})"
     )
+
+
+async def test_a_replica_joining_a_busy_endpoint_gets_an_even_split(emulator_at, deployment):
+    """Three callers that each wait for their answer keep replica a busy at the endpoint's whole
+    rate. Three more start on b four lease periods later. Their arrival rate is only what b's
+    pace lets through, so it alone would keep b at a few calls a minute; the time b's callers
+    wait raises b's claim until the two replicas share the rate evenly."""
+    emulator = await emulator_at(quota_per_minute=120)
+    group = await deployment(emulator.url)
+    a, b = await group.start(2)
+    loop = asyncio.get_running_loop()
+    url, body = "/_inference/completion/joined", {"input": "my turn?"}
+    async with unlimited_session() as session:
+        await put_endpoint(session, a, "joined", completion("AKIDJOINED", requests_per_minute=120))
+        await wait_for_processes(session, [a, b])
+        callers = Callers(session)
+        callers.start(a.url + url, body, 3)
+        await asyncio.sleep(4 * LEASE)
+        callers.start(b.url + url, body, 3)
+        joined = loop.time()
+        try:
+            await asyncio.sleep(27)
+            entries = converse(await calls(session, emulator), "AKIDJOINED")
+        finally:
+            await callers.stop()
+    # From 12 s after b joined (the shares' ramp at 1 s leases) to 27 s: 15 s, 30 calls.
+    served = {
+        name: [t for t in callers.answered[replica.url + url] if joined + 12 <= t < joined + 27]
+        for name, replica in (("a", a), ("b", b))
+    }
+    counts = {name: len(times) for name, times in served.items()}
+    assert 26 <= sum(counts.values()) <= 32, counts
+    assert counts["b"] >= 0.4 * sum(counts.values()), counts
+    assert callers.other == []
+    assert [e for e in entries if e["throttled"]] == []
 
 
 @pytest.fixture
