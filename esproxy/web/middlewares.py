@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from esproxy.app_keys import STREAMING
-from esproxy.errors import PlainError, ProxyError
+from esproxy.errors import MalformedRequest, PlainError, ProxyError
 from esproxy.web.rendering import render
 from esproxy.web.server_sent_events import send_error_stream
 
@@ -36,4 +36,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def render_error(request: web.Request, error: ProxyError) -> web.Response:
     if error.status >= 500:
         log.warning("%s %s -> %s %s", request.method, request.path, error.status, error.reason)
-    return render(request, error.to_body(), status=error.status, headers=error.headers)
+    response = render(request, error.to_body(), status=error.status, headers=error.headers)
+    if isinstance(error, MalformedRequest):
+        response.force_close()  # the rest of the stream cannot be framed
+    return response

@@ -6,6 +6,12 @@ it in `handle_error` with a text/plain 400 and closes the connection. Elasticsea
 decoder's failures to the REST controller (`RestController.dispatchBadRequest`), which answers 400
 with its usual error body. `ElasticServer` builds handlers that do the same, and report each such
 answer (the metrics and the access log never see these requests otherwise).
+
+Framing that goes bad in a later packet than the head (a chunk size, say) is refused after the
+request went to its handler. aiohttp queues the error as the next request and leaves the first
+one's body waiting for bytes that will never be framed (aio-libs/aiohttp#10596), so the handler
+would answer only at its body timeout. `ElasticRequestHandler` ends that body with the parser's
+error; the readers in `request_bodies` and `authorization` raise it as `MalformedRequest`.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import _ErrInfo
 
 from esproxy.errors import MalformedRequest
 from esproxy.web.responses import json_response
@@ -59,11 +66,38 @@ SHOWN_HEADERS = frozenset(
 class ElasticRequestHandler(web.RequestHandler):
     """aiohttp's connection handler, answering parse errors with Elasticsearch's error body."""
 
-    __slots__ = ("_answered",)
+    __slots__ = ("_answered", "_last_body")
 
     def __init__(self, manager: web.Server, *, answered: Answered, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._answered = answered
+        self._last_body: StreamReader | None = None  # the body of the last request parsed
+
+    def data_received(self, data: bytes) -> None:
+        queued = len(self._messages)
+        super().data_received(data)
+        if len(self._messages) > queued:
+            self._end_refused_body()
+
+    def _end_refused_body(self) -> None:
+        """When the parser refused what came after a request whose body was still open, end
+        that body: with the error while a handler may read it, so that it answers the 400 at
+        once; with its end when the request was answered already and aiohttp is reading the rest
+        to discard it (up to 10 s), so that the queued error is answered next. (`_messages`,
+        `_current_request` and `_ErrInfo` are aiohttp's own, private: an aiohttp upgrade must
+        recheck them.)"""
+        message, body = self._messages[-1]
+        if not isinstance(message, _ErrInfo):
+            self._last_body = body if isinstance(body, StreamReader) else None
+            return
+        last, self._last_body = self._last_body, None
+        if last is None or last.is_eof() or not isinstance(message.exc, HttpProcessingError):
+            return
+        request = self._current_request
+        if request is not None and request.content is last:
+            last.set_exception(message.exc)
+        else:
+            last.feed_eof()
 
     def handle_error(
         self,

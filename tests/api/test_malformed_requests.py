@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -110,12 +111,18 @@ def front(
     return build
 
 
-async def exchange(client: TestClient, request: bytes) -> tuple[str, dict[str, str], bytes, bool]:
+async def exchange(
+    client: TestClient, request: bytes, later: bytes = b""
+) -> tuple[str, dict[str, str], bytes, bool]:
     """Status line, headers (lower-case names), body by its Content-Length, and whether the
-    connection closed after it."""
+    connection closed after it. `later` is sent a moment after the request, as its own packet."""
     reader, writer = await asyncio.open_connection(client.host, client.port)
     try:
         writer.write(request)
+        if later:
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            writer.write(later)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         status, *lines = head[:-4].decode("latin-1").split("\r\n")
         headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
@@ -139,6 +146,90 @@ async def test_a_request_aiohttp_cannot_parse_gets_an_es_error(start_proxy, fron
     assert closed
     listing = await proxy.get("/_inference")
     assert (await listing.json()) == {"endpoints": []}
+
+
+CHUNKED_PUT = PUT + b"Transfer-Encoding: chunked\r\n\r\n5\r\n" + BODY[:5] + b"\r\n"
+BAD_CHUNK = b"zz\r\n" + BODY[5:] + b"\r\n0\r\n\r\n"
+BAD_CHUNK_ERROR = {
+    "type": "illegal_argument_exception",
+    "reason": "Invalid character in chunk size in [zz]",
+}
+
+
+async def test_framing_refused_after_the_head_is_answered_at_once(start_proxy, front):
+    """A good first chunk, then a bad chunk size in a later packet: by then aiohttp has handed
+    the request to its handler, which used to wait for the rest of the body until its 60 s
+    timeout (a 408). The same 400 comes at once, the connection closes, nothing is stored."""
+    proxy = await start_proxy(front())
+    began = asyncio.get_running_loop().time()
+    status, headers, body, closed = await exchange(proxy, CHUNKED_PUT, later=BAD_CHUNK)
+    assert asyncio.get_running_loop().time() - began < 5
+    assert status.split(" ", 2)[1] == "400", status
+    assert headers["x-elastic-product"] == "Elasticsearch"
+    assert json.loads(body) == {
+        "error": {"root_cause": [BAD_CHUNK_ERROR], **BAD_CHUNK_ERROR},
+        "status": 400,
+    }
+    assert closed
+    listing = await proxy.get("/_inference")
+    assert (await listing.json()) == {"endpoints": []}
+
+
+async def test_framing_refused_after_an_early_answer_closes_at_once(
+    start_proxy, settings_for, dead_url
+):
+    """A request answered before its body was read: beside a cluster, an endpoint esproxy does
+    not have goes to the cluster, here unreachable, a 502 at once. Its broken framing arrives
+    after the answer, while aiohttp reads the rest of the body to discard it, for up to 10 s:
+    the 400 for the framing follows at once instead, and the connection closes."""
+    proxy = await start_proxy(
+        settings_for(
+            ESPROXY_STORAGE_BACKEND="memory", ESPROXY_UPSTREAM=dead_url, ESPROXY_AUTH_MODE="none"
+        )
+    )
+    target = b"POST /_inference/text_embedding/elsewhere"
+    request = target + CHUNKED_PUT[CHUNKED_PUT.index(b" HTTP/1.1") :]
+    began = asyncio.get_running_loop().time()
+    reader, writer = await asyncio.open_connection(proxy.host, proxy.port)
+    try:
+        writer.write(request)
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = int(re.search(rb"Content-Length: (\d+)", first, re.I).group(1))
+        await reader.readexactly(length)
+        writer.write(BAD_CHUNK)
+        rest = await asyncio.wait_for(reader.read(), 5)  # to the close
+    finally:
+        writer.close()
+    assert asyncio.get_running_loop().time() - began < 5
+    statuses = [first.split(b" ", 2)[1], *re.findall(rb"^HTTP/1\.[01] (\d+)", rest, re.M)]
+    assert statuses[-1] == b"400", (first, rest)
+    assert json.loads(rest.partition(b"\r\n\r\n")[2]) == {
+        "error": {"root_cause": [BAD_CHUNK_ERROR], **BAD_CHUNK_ERROR},
+        "status": 400,
+    }
+
+
+async def test_framing_refused_in_a_body_the_guard_reads_is_answered_at_once(
+    start_proxy, settings_for, dead_url
+):
+    """`_aliases` bodies name indices, so the guard reads them whole before forwarding. A bad
+    chunk size in a later packet is the same 400 at once, and nothing reaches the cluster (here
+    unreachable: forwarding would be a 502)."""
+    proxy = await start_proxy(
+        settings_for(
+            ESPROXY_STORAGE_BACKEND="memory", ESPROXY_UPSTREAM=dead_url, ESPROXY_AUTH_MODE="none"
+        )
+    )
+    request = b"POST /_aliases" + CHUNKED_PUT[CHUNKED_PUT.index(b" HTTP/1.1") :]
+    began = asyncio.get_running_loop().time()
+    status, _, body, closed = await exchange(proxy, request, later=BAD_CHUNK)
+    assert asyncio.get_running_loop().time() - began < 5
+    assert status.split(" ", 2)[1] == "400", status
+    assert json.loads(body) == {
+        "error": {"root_cause": [BAD_CHUNK_ERROR], **BAD_CHUNK_ERROR},
+        "status": 400,
+    }
+    assert closed
 
 
 async def test_refused_requests_are_counted_and_logged(start_proxy, front, tmp_path):
