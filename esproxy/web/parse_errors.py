@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import StreamReader, web
+from aiohttp import HttpVersion11, StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import _ErrInfo
 
@@ -114,6 +114,9 @@ class ElasticRequestHandler(web.RequestHandler):
         log.debug("refused a request from %s: %s", request.remote, error.reason)
         response = json_response(error.to_body(), status=error.status)
         response.force_close()  # the rest of the stream cannot be framed
+        # aiohttp answers for a stand-in request of HTTP/1.0, since it could not read the real
+        # one; ES's status line says HTTP/1.1, with `Connection: close`.
+        request._version = HttpVersion11
         body = response.body
         self._answered(error.status, len(body) if isinstance(body, bytes) else 0)
         return response
