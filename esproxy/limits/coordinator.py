@@ -540,6 +540,10 @@ class LimitsCoordinator:
                 "throttled_last_minute": state.throttles.count(now),
                 "succeeded_last_minute": state.successes.count(now),
             }
+            if self.mode == "cluster":
+                # What the shares are divided by: this process's claim as its last lease showed
+                # it (None: the key was left out), the arrival rate scaled by waiting callers.
+                entry["demand_per_minute"] = state.published[-1] if state.published else None
             if limit.tokens_per_minute is not None:
                 entry["tokens_per_minute"] = limit.tokens_per_minute
                 entry["token_pace_per_minute"] = round(queue.token_pace or 0.0, 1)

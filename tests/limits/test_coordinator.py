@@ -539,6 +539,7 @@ async def test_callers_that_waited_scale_the_claim_once_the_process_is_establish
     clock.now += LEASE
     await coordinator_.run_round()
     assert own_figures(store, coordinator_)["demand"] == 30.0 * 2 + 2
+    assert coordinator_.stats()["endpoints"][KEY]["demand_per_minute"] == 62.0
     # One served a quarter into the next period, the other still waiting at its end: 1.25 on
     # average, and the queue never empty.
     queue.count_waiting(-1, clock.now + 1.5)
