@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -179,6 +180,10 @@ class UpstreamForwarder:
                 log.debug("retrying on another node: %s", self.translate(node, error).reason)
                 continue
             except (aiohttp.ClientError, OSError) as error:
+                if isinstance(error.__cause__, HttpProcessingError):
+                    # The client's own body went bad while it was sent (its framing, refused
+                    # after the head): the client's error, not the node's.
+                    raise error.__cause__ from None
                 self.recorder.upstream_error(failure_reason(error))
                 raise self.translate(node, error) from None
             if node.failures:

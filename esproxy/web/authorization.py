@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from esproxy.addresses import is_loopback
@@ -38,7 +37,6 @@ from esproxy.guard.bodies import MAX_BODY
 from esproxy.settings import Settings, SettingsError
 from esproxy.upstream_session import own_authorization
 from esproxy.web import cache_admin
-from esproxy.web.parse_errors import malformed_request
 from esproxy.web.routes import reject_inference
 
 log = logging.getLogger(__name__)
@@ -99,13 +97,10 @@ async def read_bounded(request: web.Request, limit: int) -> bytes | None:
     if request.content_length is not None and request.content_length > limit:
         return None
     body = bytearray()
-    try:
-        while chunk := await request.content.read(limit + 1 - len(body)):
-            body += chunk
-            if len(body) > limit:
-                return None
-    except HttpProcessingError as error:  # framing refused mid-body (web/parse_errors.py)
-        raise malformed_request(error) from None
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            return None
     return bytes(body)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from esproxy.app_keys import STREAMING
 from esproxy.errors import MalformedRequest, PlainError, ProxyError
+from esproxy.web.parse_errors import malformed_request
 from esproxy.web.rendering import render
 from esproxy.web.server_sent_events import send_error_stream
 
@@ -27,6 +29,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if error.status < 400:
             raise
         return render_error(request, PlainError(error.reason, status=error.status))
+    except HttpProcessingError as error:
+        # The body's framing went bad after the head: ElasticRequestHandler ended the body with
+        # the parser's error, and whatever read it (a handler, the guard, forwarding) raised it.
+        return render_error(request, malformed_request(error))
     except Exception:
         # The only place an unexpected error is caught; it is a bug, so log it with its traceback.
         log.exception("unexpected error handling %s %s", request.method, request.path)

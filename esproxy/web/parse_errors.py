@@ -11,7 +11,7 @@ Framing that goes bad in a later packet than the head (a chunk size, say) is ref
 request went to its handler. aiohttp queues the error as the next request and leaves the first
 one's body waiting for bytes that will never be framed (aio-libs/aiohttp#10596), so the handler
 would answer only at its body timeout. `ElasticRequestHandler` ends that body with the parser's
-error; the readers in `request_bodies` and `authorization` raise it as `MalformedRequest`.
+error, which the error middleware answers as `MalformedRequest` whoever read the body.
 """
 
 from __future__ import annotations

@@ -10,10 +10,8 @@ import asyncio
 import zlib
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from esproxy.errors import BodyParseError, PlainError
-from esproxy.web.parse_errors import malformed_request
 
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
@@ -51,8 +49,6 @@ async def read_raw_body(request: web.Request, limit: int, seconds: float = 60.0)
         raise PlainError(
             f"the request body did not arrive within [{seconds:g}s]", status=408
         ) from None
-    except HttpProcessingError as error:  # framing refused mid-body (web/parse_errors.py)
-        raise malformed_request(error) from None
     return b"".join(chunks)
 
 

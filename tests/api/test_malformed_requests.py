@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.http_exceptions import BadHttpMessage, BadStatusLine, LineTooLong
 from aiohttp.test_utils import TestClient
@@ -231,6 +232,37 @@ async def test_framing_refused_in_a_body_the_guard_reads_is_answered_at_once(
         "status": 400,
     }
     assert closed
+
+
+async def test_framing_refused_in_a_forwarded_body_is_the_client_error(
+    start_proxy, settings_for, opensearch_url
+):
+    """A body streamed to the cluster as it arrives (a path esproxy must decode is forwarded by
+    the app rather than spliced): when its framing goes bad mid-way, the client gets the 400 at
+    once, not a 502 that blames the node, and the node keeps nothing of it."""
+    proxy = await start_proxy(
+        settings_for(
+            ESPROXY_STORAGE_BACKEND="memory",
+            ESPROXY_UPSTREAM=opensearch_url,
+            ESPROXY_AUTH_MODE="none",
+            ESPROXY_AUTH_ALLOW_UNSECURED_CLUSTER="true",
+        )
+    )
+    request = b"POST /half%2Dsent/_doc" + CHUNKED_PUT[CHUNKED_PUT.index(b" HTTP/1.1") :]
+    began = asyncio.get_running_loop().time()
+    status, _, body, closed = await exchange(proxy, request, later=BAD_CHUNK)
+    assert asyncio.get_running_loop().time() - began < 5
+    assert status == "HTTP/1.1 400 Bad Request", status
+    assert json.loads(body) == {
+        "error": {"root_cause": [BAD_CHUNK_ERROR], **BAD_CHUNK_ERROR},
+        "status": 400,
+    }
+    assert closed
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{opensearch_url}/half-sent/_count") as response,
+    ):
+        assert response.status == 404, await response.text()
 
 
 async def test_refused_requests_are_counted_and_logged(start_proxy, front, tmp_path):
