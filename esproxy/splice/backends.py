@@ -6,12 +6,10 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from yarl import URL
 
-if TYPE_CHECKING:
-    from esproxy.splice.client_connection import ClientConnection
+from esproxy.splice.client_side import BACKEND_FULL, SplicedClient
 
 IDLE_PER_TARGET = 256  # kept-alive connections per node; more are closed once answered
 
@@ -22,7 +20,7 @@ class Backend(asyncio.Protocol):
     def __init__(self, idle: list[Backend]) -> None:
         self.idle = idle  # where it waits between exchanges
         self.transport: asyncio.Transport | None = None
-        self.client: ClientConnection | None = None
+        self.client: SplicedClient | None = None
         self.reused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -46,11 +44,11 @@ class Backend(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.client is not None:
-            self.client.pause(self.client.BACKEND_FULL)
+            self.client.pause(BACKEND_FULL)
 
     def resume_writing(self) -> None:
         if self.client is not None:
-            self.client.resume(self.client.BACKEND_FULL)
+            self.client.resume(BACKEND_FULL)
 
     def release(self) -> None:
         """Back to the idle list after a complete exchange, or closed when that is full."""

@@ -11,6 +11,7 @@ from esproxy.errors import PlainError, ProxyError, UpstreamUnavailable
 from esproxy.observability import events
 from esproxy.splice.backends import Backend, take_idle
 from esproxy.splice.chunks import ChunkedScanner
+from esproxy.splice.client_side import PIPELINE_FULL
 from esproxy.splice.heads import (
     MAX_HEAD,
     InvalidResponse,
@@ -40,8 +41,6 @@ class ClientConnection(asyncio.Protocol):
     the body follows by its Content-Length as it arrives, and the answer comes back by its own
     framing. The backend connection then returns to its idle list.
     """
-
-    BACKEND_FULL, PIPELINE_FULL = 1, 2  # why reading from the client is paused
 
     def __init__(self, splicer: Splicer) -> None:
         self.splicer = splicer
@@ -97,7 +96,7 @@ class ClientConnection(asyncio.Protocol):
             data = data[left:]
         self.buffer += data
         if len(self.buffer) > PIPELINE_LIMIT:  # body bytes waiting on a connect count too
-            self.pause(self.PIPELINE_FULL)
+            self.pause(PIPELINE_FULL)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -267,8 +266,8 @@ class ClientConnection(asyncio.Protocol):
             del self.buffer[:sent]
             self.body_left = left - sent
         backend.transport.write(head)  # type: ignore[union-attr]
-        if self.paused & self.PIPELINE_FULL and len(self.buffer) <= PIPELINE_LIMIT:
-            self.resume(self.PIPELINE_FULL)
+        if self.paused & PIPELINE_FULL and len(self.buffer) <= PIPELINE_LIMIT:
+            self.resume(PIPELINE_FULL)
 
     # -- the answer ---------------------------------------------------------------------------
 
@@ -419,8 +418,8 @@ class ClientConnection(asyncio.Protocol):
         splicer = self.splicer
         if self.timer is None or splicer.keepalive_seconds < splicer.read_timeout:
             self.arm_timer(splicer.keepalive_seconds)
-        if self.paused & self.PIPELINE_FULL:
-            self.resume(self.PIPELINE_FULL)
+        if self.paused & PIPELINE_FULL:
+            self.resume(PIPELINE_FULL)
         if self.buffer:
             self.start_buffered()
 

@@ -6,19 +6,16 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from esproxy.errors import UpstreamUnavailable
 from esproxy.guard import Guard
 from esproxy.observability.access_log import AccessLog
 from esproxy.observability.events import ForwardRecorder, NoForwardRecording
 from esproxy.splice.backends import AppTarget, NodeTarget, close_idle
+from esproxy.splice.client_side import SplicedClient
 from esproxy.splice.heads import RequestHead
 from esproxy.upstream import cannot_connect
 from esproxy.upstream_nodes import NodePool, UpstreamNode, is_nodes_info
-
-if TYPE_CHECKING:
-    from esproxy.splice.client_connection import ClientConnection
 
 UPSTREAM, APP, HAND_OVER = 0, 1, 2
 KEEPALIVE_SECONDS = 75.0  # an idle client connection is closed after this, as aiohttp does
@@ -50,7 +47,7 @@ class Splicer:
         # Observability, set by app.py: forwarded exchanges are counted and logged here.
         self.recorder: ForwardRecorder = NoForwardRecording()
         self.access: AccessLog | None = None
-        self.clients: set[ClientConnection] = set()
+        self.clients: set[SplicedClient] = set()
         self.closing = False
         self.drained = asyncio.Event()
 
@@ -88,7 +85,7 @@ class Splicer:
             close_idle(target.idle)
         close_idle(self.app.idle)
 
-    def forget(self, client: ClientConnection) -> None:
+    def forget(self, client: SplicedClient) -> None:
         self.clients.discard(client)
         if self.closing and not self.clients:
             self.drained.set()
