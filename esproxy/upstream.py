@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -88,10 +87,12 @@ class UpstreamForwarder:
         if nodes_info:
             headers.popall("Accept-Encoding", None)  # the answer is rewritten, so fetch it plain
         data: bytes | AsyncIterator[bytes] | None = body
+        body_stream = None
         if body is None and request.body_exists:
-            data = paced(request.content, self.read_timeout)
+            body_stream = request.content
+            data = paced(body_stream, self.read_timeout)
         try:
-            node, upstream = await self.send(request.method, path, headers, data)
+            node, upstream = await self.send(request.method, path, headers, data, body_stream)
         except UpstreamUnavailable as error:
             self.recorder.forwarded(error.status, request.content.total_bytes, 0)
             raise
@@ -155,8 +156,10 @@ class UpstreamForwarder:
         path: str,
         headers: CIMultiDict[str],
         data: bytes | AsyncIterator[bytes] | None,
+        body_stream: aiohttp.StreamReader | None = None,
     ) -> tuple[UpstreamNode, aiohttp.ClientResponse]:
-        """Response headers from the first node that takes the connection."""
+        """Response headers from the first node that takes the connection. `body_stream` is the
+        client's body when `data` streams it."""
         pool = self.pool
         for attempt in range(1, len(pool) + 1):
             node = pool.select()
@@ -180,10 +183,11 @@ class UpstreamForwarder:
                 log.debug("retrying on another node: %s", self.translate(node, error).reason)
                 continue
             except (aiohttp.ClientError, OSError) as error:
-                if isinstance(error.__cause__, HttpProcessingError):
+                refused = body_stream.exception() if body_stream is not None else None
+                if refused is not None and error.__cause__ is refused:
                     # The client's own body went bad while it was sent (its framing, refused
-                    # after the head): the client's error, not the node's.
-                    raise error.__cause__ from None
+                    # after the head: web/parse_errors.py): the client's error, not the node's.
+                    raise refused from None
                 self.recorder.upstream_error(failure_reason(error))
                 raise self.translate(node, error) from None
             if node.failures:

@@ -29,11 +29,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if error.status < 400:
             raise
         return render_error(request, PlainError(error.reason, status=error.status))
-    except HttpProcessingError as error:
-        # The body's framing went bad after the head: ElasticRequestHandler ended the body with
-        # the parser's error, and whatever read it (a handler, the guard, forwarding) raised it.
-        return render_error(request, malformed_request(error))
-    except Exception:
+    except Exception as error:
+        if isinstance(error, HttpProcessingError) and error is request.content.exception():
+            # The body's framing went bad after the head: ElasticRequestHandler ended the body
+            # with the parser's error, and whatever read it (a handler, the guard, forwarding)
+            # raised it. Any other parse error is not the caller's.
+            return render_error(request, malformed_request(error))
         # The only place an unexpected error is caught; it is a bug, so log it with its traceback.
         log.exception("unexpected error handling %s %s", request.method, request.path)
         return render_error(request, ProxyError("esproxy failed to handle the request"))
