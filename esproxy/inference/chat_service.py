@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import asdict, dataclass
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
 from esproxy.errors import BadRequest, ProxyError, StatusError
 from esproxy.inference.models import StoredEndpoint, TaskType
@@ -90,7 +91,7 @@ class ChatService:
                 self._count_failure(error)
             raise
         self.stats.streams += 1
-        return self._counted(continue_chunks(first, chunks))
+        return self._counted(first, chunks)
 
     def stats_json(self) -> dict[str, int]:
         return self.stats.to_json()
@@ -101,20 +102,30 @@ class ChatService:
         else:
             self.stats.failed += 1
 
-    async def _counted(self, chunks: AsyncGenerator[Chunk, None]) -> AsyncGenerator[Chunk, None]:
+    async def _counted(
+        self, first: Chunk | None, rest: AsyncGenerator[Chunk, None]
+    ) -> AsyncGenerator[Chunk, None]:
+        """`first`, then the rest of the stream, counted as they go."""
         self.stats.streams_open += 1
         try:
-            async with aclosing(chunks):
-                async for chunk in chunks:
-                    for choice in chunk["choices"]:
-                        for call in choice["delta"].get("tool_calls", ()):
-                            self.stats.tool_calls += "id" in call
+            async with aclosing(rest):
+                if first is None:
+                    return
+                self._count_tool_calls(first)
+                yield first
+                async for chunk in rest:
+                    self._count_tool_calls(chunk)
                     yield chunk
         except ProxyError as error:
             self._count_failure(error)
             raise
         finally:
             self.stats.streams_open -= 1
+
+    def _count_tool_calls(self, chunk: Chunk) -> None:
+        for choice in chunk["choices"]:
+            for call in choice["delta"].get("tool_calls", ()):
+                self.stats.tool_calls += "id" in call
 
     async def _prepare(
         self, path_task_type: TaskType | None, inference_id: str
@@ -135,24 +146,19 @@ class ChatService:
 
 
 def chat_integration(integration: Integration) -> ChatIntegration:
-    if not isinstance(integration, ChatIntegration):
+    if not answers_chat(type(integration)):
         raise StatusError(
             f"The [{integration.name}] service does not support the unified chat API",
             status=400,
         )
-    return integration
+    return cast(ChatIntegration, integration)
+
+
+@cache
+def answers_chat(kind: type[Integration]) -> bool:
+    """Once per class: a check against a runtime protocol inspects every member (~5 µs)."""
+    return issubclass(kind, ChatIntegration)
 
 
 def deadline(time_limit: float | None) -> float:
     return default_timeout(TaskType.CHAT_COMPLETION) if time_limit is None else time_limit
-
-
-async def continue_chunks(
-    first: Chunk | None, rest: AsyncGenerator[Chunk, None]
-) -> AsyncGenerator[Chunk, None]:
-    async with aclosing(rest):
-        if first is None:
-            return
-        yield first
-        async for chunk in rest:
-            yield chunk
