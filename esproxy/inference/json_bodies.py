@@ -10,9 +10,8 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
-
-import orjson
 
 from esproxy.errors import BodyParseError
 from esproxy.inference.java_text import REDACTED
@@ -45,13 +44,23 @@ class Location:
 
 
 class JsonBody(dict[str, Any]):
-    """A decoded JSON object that remembers where its top-level keys and values begin."""
+    """A decoded JSON object that can say where its top-level keys and values begin.
 
-    def __init__(self, text: str, pairs: list[tuple[str, Any, int, int]]) -> None:
-        super().__init__((key, value) for key, value, _, _ in pairs)
+    The offsets are found only when an error asks for them: a valid body is decoded in one C call.
+    """
+
+    def __init__(self, text: str, start: int, members: Mapping[str, Any]) -> None:
+        super().__init__(members)
         self.text = text
-        self.key_offsets = {key: start for key, _, start, _ in pairs}
-        self.value_offsets = {key: start for key, _, _, start in pairs}
+        self.start = start
+
+    @cached_property
+    def key_offsets(self) -> dict[str, int]:
+        return {key: at for key, _, at, _ in scan_members(self.text, self.start)}
+
+    @cached_property
+    def value_offsets(self) -> dict[str, int]:
+        return {key: at for key, _, _, at in scan_members(self.text, self.start)}
 
     @classmethod
     def compact(cls, body: Mapping[str, Any]) -> JsonBody:
@@ -92,7 +101,13 @@ def decode_json_body(raw: bytes) -> JsonBody:
         kind = token_kind(text, start)
         raise parse_failure(f"Expected START_OBJECT but was: {kind}", locate(text, start))
     try:
-        body = JsonBody(text, list(scan_members(text, start)))
+        members, _ = _DECODER.raw_decode(text, start)
+    except (ValueError, RecursionError):
+        members = None  # the member walk below says what and where, as Jackson would
+    try:
+        if members is None:
+            members = {key: value for key, value, _, _ in scan_members(text, start)}
+        body = JsonBody(text, start, members)
     except json.JSONDecodeError as error:
         raise parse_failure(jackson_message(error), locate(text, error.pos)) from None
     except RecursionError:
@@ -113,8 +128,9 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 def reject_lone_surrogates(body: JsonBody) -> None:
     """`\\ud800` alone decodes to text no UTF-8 encoder takes: refuse it here, not later."""
     try:
-        orjson.dumps(dict(body))
-    except orjson.JSONEncodeError:
+        # Not orjson: it also refuses integers past 64 bits, which are no surrogate's fault.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
         raise parse_failure(
             "Invalid UTF-16 surrogate in a JSON string: a \\uD800-\\uDFFF escape must be "
             "half of a valid pair"
