@@ -7,6 +7,10 @@ each variant's esproxy on core 1. Rounds alternate the variants, reversed every 
 print each variant's sorted CPU ms per request (utime + stime of the process per completed
 request: what moves least when others share the machine), with `uptime`.
 
+A case `bridge-WORKLOAD:C` (e.g. `bridge-completion:1`) times each variant's call through
+`_inference` and through the OpenAI bridge in alternating rounds, as the bridge's budget
+compares them, and prints each round's difference.
+
 The case `first_delta:1` times the streamed chat's first delta instead, as the budget does
 (inference.paced_first_deltas): events paced PACE_MS apart after the first delta (the emulator
 always paces here; the other workloads do not stream), a bare client, and direct aiobotocore
@@ -75,6 +79,9 @@ def main() -> int:
         if workload == "first_delta":
             first_deltas(emulator, procs, seconds, rounds)
             continue
+        if workload.startswith("bridge-"):
+            bridge_rounds(workload.removeprefix("bridge-"), conc, procs, seconds, rounds)
+            continue
         path, body = requests[workload]
         for url, _ in procs.values():
             inference.check(url, path, body, None)
@@ -107,6 +114,43 @@ def main() -> int:
             )
         print(f"    {uptime}", flush=True)
     return 0
+
+
+def bridge_rounds(
+    workload: str, conc: int, procs: dict[str, Any], seconds: float, rounds: int
+) -> None:
+    """Each variant's same call through `_inference` and through the OpenAI bridge, alternating
+    in every round (reversed every other round): the p50s and each round's difference, which the
+    machine's drift moves less than one long run of each."""
+    plain = inference.esproxy_requests()[workload]
+    bridged = inference.bridge_requests()[workload]
+    for name, (url, proc) in procs.items():
+        for path, body in (plain, bridged):
+            inference.check(url, path, body, None)
+            lib.wrk(url + path, connections=4, duration=1, method="POST", body=body)
+        p50s: dict[str, list[float]] = {"_inference": [], "bridge": []}
+        for i in range(rounds):
+            pairs = [("_inference", plain), ("bridge", bridged)]
+            for route, (path, body) in pairs if i % 2 == 0 else reversed(pairs):
+                r = lib.wrk(
+                    url + path,
+                    connections=conc,
+                    duration=seconds,
+                    method="POST",
+                    body=body,
+                    measure=proc,
+                )
+                p50s[route].append(r["latency_ms"]["p50"])
+        added = sorted(b - p for p, b in zip(p50s["_inference"], p50s["bridge"], strict=True))
+        middle = sorted(p50s["_inference"])[rounds // 2], sorted(p50s["bridge"])[rounds // 2]
+        print(
+            f"bridge-{workload}:{conc} {name:10} p50 _inference {middle[0]:.2f} ms, bridge "
+            f"{middle[1]:.2f} ms; bridge added per round {' '.join(f'{a:+.2f}' for a in added)} "
+            f"(median {added[rounds // 2]:+.2f})",
+            flush=True,
+        )
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"    {uptime}", flush=True)
 
 
 def first_deltas(emulator: str, procs: dict[str, Any], seconds: float, rounds: int) -> None:
