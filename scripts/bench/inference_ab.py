@@ -119,36 +119,10 @@ def main() -> int:
 def bridge_rounds(
     workload: str, conc: int, procs: dict[str, Any], seconds: float, rounds: int
 ) -> None:
-    """Each variant's same call through `_inference` and through the OpenAI bridge, alternating
-    in every round (reversed every other round): the p50s and each round's difference, which the
-    machine's drift moves less than one long run of each."""
-    plain = inference.esproxy_requests()[workload]
-    bridged = inference.bridge_requests()[workload]
+    """Each variant's call through `_inference` and the OpenAI bridge, as the budget times it."""
     for name, (url, proc) in procs.items():
-        for path, body in (plain, bridged):
-            inference.check(url, path, body, None)
-            lib.wrk(url + path, connections=4, duration=1, method="POST", body=body)
-        p50s: dict[str, list[float]] = {"_inference": [], "bridge": []}
-        for i in range(rounds):
-            pairs = [("_inference", plain), ("bridge", bridged)]
-            for route, (path, body) in pairs if i % 2 == 0 else reversed(pairs):
-                r = lib.wrk(
-                    url + path,
-                    connections=conc,
-                    duration=seconds,
-                    method="POST",
-                    body=body,
-                    measure=proc,
-                )
-                p50s[route].append(r["latency_ms"]["p50"])
-        added = sorted(b - p for p, b in zip(p50s["_inference"], p50s["bridge"], strict=True))
-        middle = sorted(p50s["_inference"])[rounds // 2], sorted(p50s["bridge"])[rounds // 2]
-        print(
-            f"bridge-{workload}:{conc} {name:10} p50 _inference {middle[0]:.2f} ms, bridge "
-            f"{middle[1]:.2f} ms; bridge added per round {' '.join(f'{a:+.2f}' for a in added)} "
-            f"(median {added[rounds // 2]:+.2f})",
-            flush=True,
-        )
+        print(f"  {name}:", flush=True)
+        inference.bridge_rounds(url, proc, workload, conc, seconds, rounds)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"    {uptime}", flush=True)
 
