@@ -31,6 +31,7 @@ an OpenSearch node (store and leases), the cache is on and the embedding endpoin
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import statistics
 import subprocess
@@ -613,6 +614,7 @@ def bridge_rounds(
         check(url, path, body, None)
         lib.wrk(url + path, connections=4, duration=1, method="POST", body=body)
     p50s: dict[str, list[float]] = {name: [] for name in routes}
+    cpu: dict[str, list[float]] = {name: [] for name in routes}
     for i in range(rounds):
         for name in routes if i % 2 == 0 else reversed(routes):
             path, body = routes[name]
@@ -625,16 +627,20 @@ def bridge_rounds(
                 measure=proc,
             )
             p50s[name].append(r["latency_ms"]["p50"])
+            cpu[name].append(r.get("cpu_ms_per_request") or math.nan)
     added = sorted(b - p for p, b in zip(p50s["_inference"], p50s["bridge"], strict=True))
     found = {
         "inference_p50_ms": p50s["_inference"],
         "bridge_p50_ms": p50s["bridge"],
         "added_per_round_ms": added,
         "added_p50_ms": statistics.median(added),
+        "cpu_ms_per_request": {name: statistics.median(v) for name, v in cpu.items()},
     }
     print(
         f"  {workload:<10} c={conc:<3} bridge added per round "
-        f"{' '.join(f'{a:+.2f}' for a in added)} ms (median {found['added_p50_ms']:+.2f})",
+        f"{' '.join(f'{a:+.2f}' for a in added)} ms (median {found['added_p50_ms']:+.2f}); "
+        f"CPU ms/req _inference {found['cpu_ms_per_request']['_inference']:.2f}, bridge "
+        f"{found['cpu_ms_per_request']['bridge']:.2f}",
         flush=True,
     )
     return found
