@@ -55,12 +55,18 @@ class JsonBody(dict[str, Any]):
         self.start = start
 
     @cached_property
-    def key_offsets(self) -> dict[str, int]:
-        return {key: at for key, _, at, _ in scan_members(self.text, self.start)}
+    def _offsets(self) -> dict[str, tuple[int, int]]:
+        """Each member's key and value offsets, from one walk of the text."""
+        walk = scan_members(self.text, self.start)
+        return {key: (key_at, value_at) for key, _, key_at, value_at in walk}
 
-    @cached_property
+    @property
+    def key_offsets(self) -> dict[str, int]:
+        return {key: at for key, (at, _) in self._offsets.items()}
+
+    @property
     def value_offsets(self) -> dict[str, int]:
-        return {key: at for key, _, _, at in scan_members(self.text, self.start)}
+        return {key: at for key, (_, at) in self._offsets.items()}
 
     @classmethod
     def compact(cls, body: Mapping[str, Any]) -> JsonBody:

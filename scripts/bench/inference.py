@@ -603,38 +603,50 @@ def observability_case(emulator: str, duration: float, logs: Path) -> dict[str, 
     )
 
 
+def alternate_wrk(
+    runs: dict[str, tuple[str, str, Any]], conc: int, seconds: float, rounds: int
+) -> dict[str, list[dict[str, Any]]]:
+    """wrk `rounds` times against each of `runs` (name -> (url, body, process measured)), the
+    order reversed every other round, so that the machine's drift falls on all alike."""
+    got: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    for i in range(rounds):
+        for name in runs if i % 2 == 0 else reversed(runs):
+            url, body, proc = runs[name]
+            got[name].append(
+                lib.wrk(
+                    url, connections=conc, duration=seconds, method="POST", body=body, measure=proc
+                )
+            )
+    return got
+
+
 def bridge_rounds(
     url: str, proc: Any, workload: str, conc: int, seconds: float, rounds: int
 ) -> dict[str, Any]:
     """The same call through `_inference` and through the OpenAI bridge of one esproxy, in
-    alternating rounds (the order reversed every other round). `added_p50_ms` is the median of
-    the rounds' differences of p50s: drift moves both routes of a round alike."""
+    alternating rounds. `added_p50_ms` is the median of the rounds' differences of p50s: drift
+    moves both routes of a round alike."""
     routes = {"_inference": esproxy_requests()[workload], "bridge": bridge_requests()[workload]}
     for path, body in routes.values():
         check(url, path, body, None)
         lib.wrk(url + path, connections=4, duration=1, method="POST", body=body)
-    p50s: dict[str, list[float]] = {name: [] for name in routes}
-    cpu: dict[str, list[float]] = {name: [] for name in routes}
-    for i in range(rounds):
-        for name in routes if i % 2 == 0 else reversed(routes):
-            path, body = routes[name]
-            r = lib.wrk(
-                url + path,
-                connections=conc,
-                duration=seconds,
-                method="POST",
-                body=body,
-                measure=proc,
-            )
-            p50s[name].append(r["latency_ms"]["p50"])
-            cpu[name].append(r.get("cpu_ms_per_request") or math.nan)
+    got = alternate_wrk(
+        {name: (url + path, body, proc) for name, (path, body) in routes.items()},
+        conc,
+        seconds,
+        rounds,
+    )
+    p50s = {name: [r["latency_ms"]["p50"] for r in runs] for name, runs in got.items()}
     added = sorted(b - p for p, b in zip(p50s["_inference"], p50s["bridge"], strict=True))
     found = {
         "inference_p50_ms": p50s["_inference"],
         "bridge_p50_ms": p50s["bridge"],
         "added_per_round_ms": added,
         "added_p50_ms": statistics.median(added),
-        "cpu_ms_per_request": {name: statistics.median(v) for name, v in cpu.items()},
+        "cpu_ms_per_request": {
+            name: statistics.median(r.get("cpu_ms_per_request") or math.nan for r in runs)
+            for name, runs in got.items()
+        },
     }
     print(
         f"  {workload:<10} c={conc:<3} bridge added per round "
@@ -820,8 +832,8 @@ def report(res: dict[str, Any]) -> None:
     if "bridge_rounds" in res:
         print("the OpenAI bridge over `_inference` at c=1, alternating rounds (p50 added each):")
         for w, r in res["bridge_rounds"].items():
-            rounds = " ".join(f"{a:+.2f}" for a in r["added_per_round_ms"])
-            print(f"  {w:<11} {rounds} ms; median {r['added_p50_ms']:+.2f} ms")
+            each = " ".join(f"{a:+.2f}" for a in r["added_per_round_ms"])
+            print(f"  {w:<11} {each} ms; median {r['added_p50_ms']:+.2f} ms")
     for target, ok in res["summary"]["targets"].items():
         print(f"  {'MET ' if ok else 'MISS'} {target}")
 

@@ -86,20 +86,12 @@ def main() -> int:
         for url, _ in procs.values():
             inference.check(url, path, body, None)
             lib.wrk(url + path, connections=4, duration=1, method="POST", body=body)
-        got: dict[str, list[dict[str, Any]]] = {name: [] for name in procs}
-        for i in range(rounds):
-            for name in list(procs) if i % 2 == 0 else list(reversed(procs)):
-                url, proc = procs[name]
-                got[name].append(
-                    lib.wrk(
-                        url + path,
-                        connections=conc,
-                        duration=seconds,
-                        method="POST",
-                        body=body,
-                        measure=proc,
-                    )
-                )
+        got = inference.alternate_wrk(
+            {name: (url + path, body, proc) for name, (url, proc) in procs.items()},
+            conc,
+            seconds,
+            rounds,
+        )
         uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
         for name, runs in got.items():
             cpu = sorted(r["cpu_ms_per_request"] for r in runs)
