@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -123,16 +124,38 @@ def connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        connection.execute("PRAGMA journal_mode = WAL")
+        switch_to_wal(connection)
         # FULL also survives power loss; endpoints change rarely, so the extra fsync is cheap.
         connection.execute("PRAGMA synchronous = FULL")
+        # IMMEDIATE takes the write lock first, waiting under busy_timeout, so workers starting
+        # together set the schema up one at a time.
+        connection.execute("BEGIN IMMEDIATE")
         check_schema_version(path, connection)
         connection.execute(CREATE_TABLE)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+def switch_to_wal(connection: sqlite3.Connection) -> None:
+    """Put the file in WAL mode, retrying while another process does the same.
+
+    Two connections switching one new file both hold a read lock and want the exclusive one, so
+    SQLite refuses one of them at once instead of calling the busy handler.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            # The primary code: extended ones (SQLITE_BUSY_RECOVERY, ...) are busy too.
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
 
 
 def insert(db: sqlite3.Connection, record: EndpointRecord) -> None:

@@ -1,9 +1,12 @@
 """What the SQLite store adds to the contract: restarts, other writers, file modes, failures."""
 
 import asyncio
+import multiprocessing
 import sqlite3
 import stat
+import time
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -161,6 +164,33 @@ async def test_a_write_lock_held_too_long_is_unavailable_then_recovers(db_path, 
         assert await store.list() == [record("e")]
     finally:
         await store.close()
+
+
+def open_at(path: Path, start: float) -> str | None:
+    """Runs in a worker process: wait for the common start, open the store, say what went wrong."""
+    time.sleep(max(0.0, start - time.time()))
+    try:
+        sqlite_module.connect(path).close()
+    except sqlite3.Error as error:
+        return str(error)
+    return None
+
+
+def test_workers_opening_a_new_file_together_all_succeed(tmp_path):
+    # `serve --workers N` opens one new file from N processes at once. Two of them switching it to
+    # WAL together once made SQLite refuse one at once ("database is locked"), killing that worker.
+    # A race: this fails for about one round in ten on the old code, so it runs many rounds.
+    processes = 8
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes) as pool:
+        failures = []
+        for round_number in range(60):
+            path = tmp_path / f"round-{round_number}" / "endpoints.db"
+            start = time.time() + 0.05
+            results = pool.starmap(open_at, [(path, start)] * processes, chunksize=1)
+            failures += [result for result in results if result is not None]
+
+    assert failures == []
 
 
 def all_subclasses(cls: type[sqlite3.Error]) -> list[type[sqlite3.Error]]:
