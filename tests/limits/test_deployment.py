@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import statistics
 import time
 from typing import Any
 
@@ -45,6 +46,14 @@ def completion(access_key: str, **rate_limit: Any) -> dict[str, Any]:
 
 def converse(entries, key):
     return [e for e in entries if e["operation"] == "Converse" and e["access_key"] == key]
+
+
+def calls_per_minute(entries: list[dict[str, Any]]) -> float:
+    """The slope of the calls' running count over time. The replicas pace alike and call in
+    step, three at a time, so a count of the calls in a fixed window moves in threes with where
+    its edges fall: 63 to 66 calls in 80 s for the same pace, 1,418 to 1,485 tokens a minute."""
+    times = sorted(entry["at"] for entry in entries)
+    return 60 * statistics.linear_regression(times, range(len(times))).slope
 
 
 @pytest.fixture
@@ -170,10 +179,11 @@ async def aimd_learns_the_quota_while_tokens_pace_another_endpoint(emulator_at, 
     assert goodput * 2 >= 0.9 * 60, timeline  # calls a minute that got through
     assert 50 <= effective["effective_per_minute"] <= 63, f"AIMD: {effective}"
 
-    # Token pacing: 1,500 tokens a minute for the deployment, after a 10 s warm-up.
+    # Token pacing: 1,500 tokens a minute for the deployment, after a 10 s warm-up. By design
+    # each replica drains its share less its bucket (0.5% of the budget): 1,477.5 in all.
     paced = within(converse(entries, "AKIDTOKENS"), began + 10, began + 90)
     assert not [e for e in paced if e["throttled"]], "token-paced calls were throttled"
-    per_minute = len(paced) * tokens_per_call * 60 / 80
+    per_minute = calls_per_minute(paced) * tokens_per_call
     tokens = converse(entries, "AKIDTOKENS")
     tokens_timeline = [len(within(tokens, began + t, began + t + 10)) for t in range(0, 90, 10)]
     print(f"{timeline}; tokens: {per_minute:.0f} a minute, calls per 10 s: {tokens_timeline}")
