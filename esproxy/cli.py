@@ -10,10 +10,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aiohttp import web
 from marshmallow import ValidationError
@@ -30,6 +30,9 @@ from esproxy.settings import (
     load_settings,
     parse_listen,
 )
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 log = logging.getLogger("esproxy")
 
@@ -302,23 +305,27 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve_worker(settings: Settings, log_level: str) -> None:
-    """A spawned worker: its startup mistakes are one line and exit 1, as in a single process."""
+def serve_worker(settings: Settings, log_level: str, reports: Connection) -> None:
+    """A spawned worker: it tells the parent when it listens, or its startup mistake's one line,
+    which the parent prints last before it exits 1, as a single process would."""
     from esproxy.errors import ProxyError
     from esproxy.startup_checks import StartupError
+    from esproxy.workers import LISTENING
 
     configure_logging(log_level)  # a spawned worker starts with logging unconfigured
     use_log_format(settings.log.format)
     try:
-        serve_one(settings, checked=True)
+        serve_one(settings, checked=True, on_listening=lambda: reports.send(LISTENING))
     except (StartupError, ProxyError, SettingsError) as error:
-        print(f"esproxy: {error}", file=sys.stderr)
+        reports.send(f"esproxy: {error}")
         sys.exit(1)
 
 
-def serve_one(settings: Settings, *, checked: bool = False) -> None:
+def serve_one(
+    settings: Settings, *, checked: bool = False, on_listening: Callable[[], None] | None = None
+) -> None:
     """One server process; with several workers, each shares the port through SO_REUSEPORT."""
-    run_until_stopped(serve_until_stopped(settings, checked=checked))
+    run_until_stopped(serve_until_stopped(settings, checked=checked, on_listening=on_listening))
 
 
 async def check_upstreams_of(settings: Settings) -> None:
@@ -347,7 +354,9 @@ def run_until_stopped(coroutine: Coroutine[Any, Any, None]) -> None:
         raise main.exception()  # type: ignore[misc]
 
 
-async def serve_until_stopped(settings: Settings, *, checked: bool = False) -> None:
+async def serve_until_stopped(
+    settings: Settings, *, checked: bool = False, on_listening: Callable[[], None] | None = None
+) -> None:
     from esproxy.app import create_app, create_runner
 
     server = settings.server
@@ -369,6 +378,8 @@ async def serve_until_stopped(settings: Settings, *, checked: bool = False) -> N
         )
         await start_site(site, server.host, server.port)
         log.info("esproxy %s listening on http://%s:%d", __version__, server.host, server.port)
+        if on_listening is not None:
+            on_listening()
         await asyncio.Event().wait()
     finally:
         log.info("esproxy stopping: finishing requests in flight, then closing")

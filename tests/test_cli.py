@@ -7,9 +7,10 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,7 +21,9 @@ from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION, TITAN_EMBEDDINGS
 
 
 @asynccontextmanager
-async def running(*args: str, port: int, env: dict[str, str] | None = None) -> AsyncIterator[str]:
+async def running_process(
+    *args: str, port: int, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -33,11 +36,17 @@ async def running(*args: str, port: int, env: dict[str, str] | None = None) -> A
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_for_port(port, process)
-        yield url
+        yield url, process
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), 30)
         assert process.returncode == 0, output.decode()
+
+
+@asynccontextmanager
+async def running(*args: str, port: int, env: dict[str, str] | None = None) -> AsyncIterator[str]:
+    async with running_process(*args, port=port, env=env) as (url, _):
+        yield url
 
 
 async def wait_for_port(port: int, process: asyncio.subprocess.Process | None) -> None:
@@ -265,6 +274,62 @@ async def test_workers_share_one_port(tmp_path: Path):
                 )
                 statuses.append(answer.status)
         assert statuses == [200] * 20
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The spawned workers among a process's children (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return {int(pid) for pid in children if b"spawn_main" in command_line(pid)}
+
+
+def command_line(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:  # it ended since the parent's children were listed
+        return b""
+
+
+def listeners(port: int) -> int:
+    """Sockets listening on 127.0.0.1:`port`: one per worker that accepts connections."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(row.split()[1] == f"0100007F:{port:04X}" and row.split()[3] == "0A" for row in rows)
+
+
+async def wait_for(check: Callable[[], Any], what: str) -> Any:
+    for _ in range(400):
+        if result := check():
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_a_killed_worker_is_replaced_and_serves(tmp_path: Path):
+    port = free_port()
+    args = ("serve", "--dev", "--workers", "2", "--listen", f"127.0.0.1:{port}")
+    args += ("--data-dir", str(tmp_path))
+    async with (
+        running_process(*args, port=port) as (url, process),
+        aiohttp.ClientSession() as session,
+    ):
+        body = json.dumps(TITAN_COMPLETION)
+        put = await session.put(f"{url}/_inference/completion/c", data=body, headers=JSON_HEADERS)
+        assert put.status == 200, await put.text()
+        await wait_for(lambda: listeners(port) == 2, "both workers to listen")
+        first = worker_pids(process.pid)
+        killed, kept = sorted(first)
+        os.kill(killed, signal.SIGKILL)
+        await wait_for(lambda: worker_pids(process.pid) - first, "a replacement worker")
+        await wait_for(lambda: listeners(port) == 2, "the replacement to listen")
+        # With the other original worker gone too, only replacements can answer.
+        os.kill(kept, signal.SIGKILL)
+        await wait_for(lambda: listeners(port) == 1, "the second killed worker's socket to close")
+        async with aiohttp.ClientSession() as fresh:
+            answer = await fresh.post(
+                f"{url}/_inference/completion/c", data='{"input": "x"}', headers=JSON_HEADERS
+            )
+            assert answer.status == 200, await answer.text()
+        await wait_for(lambda: len(worker_pids(process.pid) - first) == 2, "a second replacement")
+        await wait_for(lambda: listeners(port) == 2, "the second replacement to listen")
 
 
 def test_api_key_commands(capsys, monkeypatch):
