@@ -79,24 +79,26 @@ def wait_until(check, seconds: float = 20.0):
     return result
 
 
-def test_a_worker_failing_before_it_listens_stops_the_others():
-    supervisor = supervise("fail_worker_1_at_startup")
+def supervise_to_the_end(serve: str) -> tuple[int, str]:
+    """Run the supervisor with these workers until it exits by itself: its status and output."""
+    supervisor = supervise(serve)
     try:
         output, _ = supervisor.communicate(timeout=30)
     finally:
         stop(supervisor)
-    assert supervisor.returncode == 3, output
+    return supervisor.returncode, output
+
+
+def test_a_worker_failing_before_it_listens_stops_the_others():
+    status, output = supervise_to_the_end("fail_worker_1_at_startup")
+    assert status == 3, output
     # Its own reason, last, once the other worker has stopped.
     assert output.splitlines()[-1] == "esproxy: worker 1 cannot start", output
 
 
 def test_a_worker_killed_before_it_listens_is_named():
-    supervisor = supervise("die_at_startup")
-    try:
-        output, _ = supervisor.communicate(timeout=30)
-    finally:
-        stop(supervisor)
-    assert supervisor.returncode == 1, output
+    status, output = supervise_to_the_end("die_at_startup")
+    assert status == 1, output
     assert re.search(r"worker [01] exited with status -9 before it listened", output), output
 
 
