@@ -11,6 +11,8 @@ content delta is also measured at concurrency 1 (scripts/bench/stream_driver.py 
 on a second emulator that paces its events (`--stream-delay-ms`, PACE_MS apart after the message
 start and the first delta, which come together) and a second esproxy on it; and, for reference,
 on the main emulator, which sends a whole answer at once (see first_deltas and docs/benchmarks.md).
+The paced runs also time `floor` (scripts/bench/minimal_chat_proxy.py: aiohttp and the same
+ConverseStream call, nothing else), which shows what any Python HTTP proxy adds here.
 `--workloads chat_stream` (comma-separated) runs a subset and records it as inference-<names>.
 `completion-role` is the completion workload on an endpoint that assumes a role through the
 emulator's STS (esproxy only; direct signs with keys): its p50 against the key endpoint's is the
@@ -352,8 +354,24 @@ def paced_first_deltas(
     clients = dict.fromkeys(paced, "raw")
     paced["esproxy-aiohttp"] = paced["esproxy"]
     clients["esproxy-aiohttp"] = "aiohttp"
+    # The floor: an aiohttp server making the same ConverseStream call and nothing else, on
+    # esproxy's core and read by the same client. What esproxy adds beyond it is its own work;
+    # what the floor adds over direct is the hop that any HTTP proxy in Python pays here.
+    port = lib.free_port()
+    floor = lib.start(
+        "floor",
+        [lib.PROJECT_PY, str(lib.BENCH / "minimal_chat_proxy.py"), str(port), emulator],
+        cpus=lib.PROXY_CPU,
+        log=logs / "floor.log",
+    )
+    floor_url = f"http://127.0.0.1:{port}"
+    lib.wait_http(floor_url, floor)
+    paced["floor"] = (floor_url, paced["esproxy"][1], None)
+    check(floor_url, *paced["floor"][1]["chat_stream"], None)
+    clients["floor"] = "raw"
     print(f"  chat_stream first delta, emulator events {PACE_MS} ms apart:")
     found = first_deltas(emulator, paced, duration, clients, rounds=PACED_ROUNDS)
+    lib.stop(floor)
     lib.stop(proc)
     return found
 
@@ -727,6 +745,8 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
         means = deltas["esproxy"]["first_delta_p50_ms"] - deltas["direct"]["first_delta_p50_ms"]
         chat["added_first_delta_p50_ms_of_means"] = means
         chat["added_first_delta_p50_ms"] = deltas["esproxy"].get("added_p50_ms", means)
+        if "floor" in deltas:  # context, not a budget: the bare aiohttp + aiobotocore proxy
+            chat["floor_added_first_delta_p50_ms"] = deltas["floor"]["added_p50_ms"]
         targets["<= 1 ms added to the first delta of a streamed chat (concurrency 1)"] = (
             chat["added_first_delta_p50_ms"] <= 1.0
         )

@@ -1,0 +1,94 @@
+"""The floor for a streamed-chat proxy on this machine: an aiohttp server that turns the unified
+chat body into one aiobotocore ConverseStream call and writes each text event as ES's unified
+stream does, and nothing else (no validation, endpoints, limits, auth, metrics, log or splicer).
+An experiment for the first-delta budget (`scripts/bench/inference --floor`), not a product:
+whatever esproxy adds beyond it is esproxy's own work.
+    python minimal_chat_proxy.py PORT EMULATOR_URL
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import orjson
+import uvloop
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from aiohttp import web
+
+CHAT_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+MESSAGE = "\ufeffevent: message\ndata: ".encode()
+DONE = MESSAGE + b"[DONE]\n\n"
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    body = {
+        "id": "floor",
+        "choices": [{"delta": delta, "finish_reason": finish, "index": 0}],
+        "model": CHAT_MODEL,
+        "object": "chat.completion.chunk",
+    }
+    return MESSAGE + orjson.dumps(body) + b"\n\n"
+
+
+def main(port: int, emulator: str) -> None:
+    config = AioConfig(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=64,
+        signature_version="v4",
+    )
+
+    async def client_ctx(app: web.Application) -> Any:
+        async with AioSession().create_client(
+            "bedrock-runtime",
+            region_name="us-east-1",
+            endpoint_url=emulator,
+            aws_access_key_id="AKIDBENCH",
+            aws_secret_access_key="bench-secret",
+            config=config,
+        ) as client:
+            app["client"] = client
+            yield
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        messages = [
+            {"role": m["role"], "content": [{"text": m["content"]}]} for m in body["messages"]
+        ]
+        answer = await request.app["client"].converse_stream(
+            modelId=CHAT_MODEL,
+            messages=messages,
+            inferenceConfig={"maxTokens": body.get("max_completion_tokens", 64)},
+        )
+        response = web.StreamResponse(
+            headers={
+                "X-Elastic-Product": "Elasticsearch",
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+            }
+        )
+        await response.prepare(request)
+        async for event in answer["stream"]:
+            if "messageStart" in event:
+                await response.write(chunk({"role": "assistant"}))
+            elif "contentBlockDelta" in event:
+                await response.write(
+                    chunk({"content": event["contentBlockDelta"]["delta"]["text"]})
+                )
+            elif "messageStop" in event:
+                await response.write(chunk({}, event["messageStop"]["stopReason"]))
+        await response.write(DONE)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.cleanup_ctx.append(client_ctx)
+    app.router.add_post("/{tail:.*}", stream)
+    web.run_app(
+        app, host="127.0.0.1", port=port, access_log=None, print=None, loop=uvloop.new_event_loop()
+    )
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2])
