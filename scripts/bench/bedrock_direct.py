@@ -45,20 +45,26 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-async def main(url: str, workload: str, concurrency: int, seconds: float) -> None:
+def open_client(url: str) -> Any:
+    """A Bedrock Runtime client on the emulator with esproxy's client settings (an async context
+    manager); minimal_chat_proxy.py uses it too."""
     config = AioConfig(
         retries={"total_max_attempts": 1, "mode": "standard"},
         max_pool_connections=64,
         signature_version="v4",
     )
-    async with AioSession().create_client(
+    return AioSession().create_client(
         "bedrock-runtime",
         region_name="us-east-1",
         endpoint_url=url,
         aws_access_key_id="AKIDBENCH",
         aws_secret_access_key="bench-secret",
         config=config,
-    ) as client:
+    )
+
+
+async def main(url: str, workload: str, concurrency: int, seconds: float) -> None:
+    async with open_client(url) as client:
 
         async def invoke(model: str, body: dict[str, Any]) -> Any:
             response = await client.invoke_model(

@@ -13,11 +13,9 @@ from typing import Any
 
 import orjson
 import uvloop
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from aiohttp import web
+from bedrock_direct import CHAT_MODEL, open_client
 
-CHAT_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 MESSAGE = "\ufeffevent: message\ndata: ".encode()
 DONE = MESSAGE + b"[DONE]\n\n"
 
@@ -33,21 +31,8 @@ def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
 
 
 def main(port: int, emulator: str) -> None:
-    config = AioConfig(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=64,
-        signature_version="v4",
-    )
-
     async def client_ctx(app: web.Application) -> Any:
-        async with AioSession().create_client(
-            "bedrock-runtime",
-            region_name="us-east-1",
-            endpoint_url=emulator,
-            aws_access_key_id="AKIDBENCH",
-            aws_secret_access_key="bench-secret",
-            config=config,
-        ) as client:
+        async with open_client(emulator) as client:
             app["client"] = client
             yield
 
