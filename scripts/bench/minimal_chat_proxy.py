@@ -1,8 +1,9 @@
 """The floor for a streamed-chat proxy on this machine: an aiohttp server that turns the unified
 chat body into one aiobotocore ConverseStream call and writes each text event as ES's unified
 stream does, and nothing else (no validation, endpoints, limits, auth, metrics, log or splicer).
-An experiment for the first-delta budget (`scripts/bench/inference --floor`), not a product:
-whatever esproxy adds beyond it is esproxy's own work.
+A reference for the first-delta budget (timed in every paced run of `scripts/bench/inference`),
+not a product: whatever esproxy adds beyond it is esproxy's own work. It imports nothing of
+esproxy's on purpose, so its framing constants are its own.
     python minimal_chat_proxy.py PORT EMULATOR_URL
 """
 
