@@ -84,8 +84,8 @@ class ElasticRequestHandler(web.RequestHandler):
         that body: with the error while a handler may read it, so that it answers the 400 at
         once; with its end when the request was answered already and aiohttp is reading the rest
         to discard it (up to 10 s), so that the queued error is answered next. (`_messages`,
-        `_current_request` and `_ErrInfo` are aiohttp's own, private: an aiohttp upgrade must
-        recheck them.)"""
+        `_current_request` and `_ErrInfo` are aiohttp's own, private: setup.cfg holds aiohttp to
+        one minor series for them.)"""
         message, body = self._messages[-1]
         if not isinstance(message, _ErrInfo):
             self._last_body = body if isinstance(body, StreamReader) else None
