@@ -34,6 +34,14 @@ CLOSED: Final = "closed"
 INVALID_ANSWER: Final = "invalid_answer"
 UPSTREAM_REASONS: Final = (CONNECT, CONNECT_TIMEOUT, READ_TIMEOUT, CLOSED, INVALID_ANSWER)
 
+# How a client connection passed between the splicer and esproxy's own handler, as
+# `esproxy_connection_handoffs_total{kind}` names it: lent for esproxy's APIs, taken back for
+# forwarding, or kept by the handler for good (what the splicer does not frame).
+LENT: Final = "lent"
+TAKEN_BACK: Final = "taken_back"
+KEPT: Final = "kept"
+HANDOFFS: Final = (LENT, TAKEN_BACK, KEPT)
+
 
 class EndpointRecorder(Protocol):
     """The series of one stored inference endpoint."""
@@ -67,6 +75,8 @@ class ForwardRecorder(Protocol):
     ) -> None: ...
 
     def upstream_error(self, reason: str) -> None: ...
+
+    def handoff(self, kind: str) -> None: ...
 
 
 class NullEndpointRecorder:
@@ -104,6 +114,9 @@ class NoForwardRecording:
         pass
 
     def upstream_error(self, reason: str) -> None:
+        pass
+
+    def handoff(self, kind: str) -> None:
         pass
 
 

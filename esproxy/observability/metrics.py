@@ -213,6 +213,7 @@ class ForwardSeries(Collector):
         self.bytes_in = 0
         self.bytes_out = 0
         self.errors = dict.fromkeys(events.UPSTREAM_REASONS, 0)
+        self.handoffs = dict.fromkeys(events.HANDOFFS, 0)
         # Reports exchanges held back for a later `forwarded_batch` (the access log's), so that a
         # scrape counts every exchange that has ended: set by the composition, run by `refresh`.
         self.catch_up: Callable[[], None] = do_nothing
@@ -241,6 +242,9 @@ class ForwardSeries(Collector):
     def upstream_error(self, reason: str) -> None:
         self.errors[reason] += 1
 
+    def handoff(self, kind: str) -> None:
+        self.handoffs[kind] += 1
+
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "esproxy_forwarded_requests",
@@ -268,6 +272,15 @@ class ForwardSeries(Collector):
         for reason, count in self.errors.items():
             errors.add_metric([reason], count)
         yield errors
+        handoffs = CounterMetricFamily(
+            "esproxy_connection_handoffs",
+            "Client connections passed between the splicer and esproxy's own handler: lent for "
+            "esproxy's APIs, taken back for forwarding, kept by the handler for good.",
+            labels=["kind"],
+        )
+        for kind, count in self.handoffs.items():
+            handoffs.add_metric([kind], count)
+        yield handoffs
 
 
 def do_nothing() -> None:
