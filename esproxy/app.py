@@ -110,6 +110,8 @@ async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer
     forwarder = app.get(FORWARDER)
     if forwarder is None:
         return None
+    # The server `answer_parse_errors` made: its handlers can be lent a spliced connection.
+    assert isinstance(app_server, ElasticServer)
     settings = app[SETTINGS].upstream
     tls = await tls_context(settings)
     targets = {node.url: NodeTarget(node.url, node.host, tls) for node in forwarder.pool.nodes}

@@ -22,9 +22,10 @@ from esproxy.splice.heads import (
     parse_response_head,
     read_response_head,
 )
-from esproxy.splice.splicer import APP, HAND_OVER, Splicer
+from esproxy.splice.splicer import APP, LEND, UPSTREAM, Splicer
 from esproxy.upstream import broke_off, fell_silent, sent_invalid_answer
 from esproxy.upstream_nodes import UpstreamNode
+from esproxy.web.lending import LendableHandler
 from esproxy.web.responses import to_json
 
 # Forwarded requests log under the forwarder's name, whichever path carried them.
@@ -32,6 +33,9 @@ log = logging.getLogger("esproxy.upstream")
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 PIPELINE_LIMIT = 65536  # bytes held while no backend can take them (connecting, or pipelined)
+# Loop turns a lent handler may take to settle after its last answer (a body it never read is
+# drained first) before the connection is left to it for good.
+SETTLE_TURNS = 64
 
 
 class ClientConnection(asyncio.Protocol):
@@ -40,6 +44,11 @@ class ClientConnection(asyncio.Protocol):
     An exchange: the request head is parsed, sent on (rewritten for a node, unchanged to the app),
     the body follows by its Content-Length as it arrives, and the answer comes back by its own
     framing. The backend connection then returns to its idle list.
+
+    esproxy's own APIs are not relayed: the connection is lent to an aiohttp handler, which
+    answers on it directly. This protocol still reads the requests, feeding them to the handler
+    and following their framing, and takes the connection back before the next request bound
+    upstream, once the handler has answered all it was fed.
     """
 
     def __init__(self, splicer: Splicer) -> None:
@@ -67,6 +76,10 @@ class ClientConnection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0  # when `timer` fires: kept here, read on every exchange
         self.closed = False
+        self.writing_paused = False  # the transport's flow control, as last told
+        self.lent: LendableHandler | None = None  # serves requests while the connection is lent
+        self.taking_back = False  # a request bound upstream waits until the lent handler is done
+        self.settle_turns = 0
 
     # -- the client's side --------------------------------------------------------------------
 
@@ -77,6 +90,9 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.activity = self.loop.time()
+        if self.lent is not None:
+            self.feed_lent(data)
+            return
         if self.request is None:
             if self.buffer:  # the rest of a head that came in pieces
                 self.buffer += data
@@ -103,18 +119,29 @@ class ClientConnection(asyncio.Protocol):
         self.splicer.forget(self)
         if self.timer is not None:
             self.timer.cancel()
+        lent, self.lent = self.lent, None
+        if lent is not None:
+            lent.connection_lost(exc)
         backend, self.backend = self.backend, None
         if backend is not None:
             backend.discard()  # mid-exchange: its state is unknown, so it is never reused
         self.request = None
 
     def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.lent is not None:
+            self.lent.pause_writing()
+            return
         # The client reads slower than the backend answers: stop reading the backend.
         if self.backend is not None and self.backend.transport is not None:
             self.backend.transport.pause_reading()
             self.backend_paused = True
 
     def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.lent is not None:
+            self.lent.resume_writing()
+            return
         if self.backend_paused and self.backend is not None and self.backend.transport is not None:
             self.backend.transport.resume_reading()
         self.backend_paused = False
@@ -147,10 +174,13 @@ class ClientConnection(asyncio.Protocol):
                 self.hand_over()
             return
         head = parse_request_head(data[:end])
-        route = HAND_OVER if head is None else self.splicer.route(head)
-        if head is None or route == HAND_OVER:
+        if head is None:
             self.buffer += data
             self.hand_over()
+            return
+        route = self.splicer.route(head)
+        if route == LEND:
+            self.lend(data)
             return
         rest = data[end + 4 :]  # body bytes, then perhaps pipelined requests
         self.request = head
@@ -193,9 +223,11 @@ class ClientConnection(asyncio.Protocol):
         self.start_next(data)
 
     def hand_over(self) -> None:
-        """Give the whole connection to aiohttp, from this request on (it is never handed back)."""
+        """Give the whole connection to aiohttp, from this request on (it is never handed back):
+        for what this parser does not read (aiohttp judges it)."""
         self.closed = True  # to this protocol
         self.splicer.forget(self)
+        self.splicer.recorder.handoff(events.KEPT)
         if self.timer is not None:
             self.timer.cancel()
         handler = self.splicer.make_handler()
@@ -207,6 +239,127 @@ class ClientConnection(asyncio.Protocol):
         if self.buffer:
             handler.data_received(bytes(self.buffer))
         self.buffer.clear()
+
+    # -- lending the connection to aiohttp -----------------------------------------------------
+
+    def lend(self, data: bytes) -> None:
+        """Serve from this request on with an aiohttp handler, fed `data` (this request and what
+        followed it) and what comes next, until a request bound upstream."""
+        self.splicer.forget(self)  # the app's server owns it now: its shutdown closes it
+        if self.timer is not None:  # aiohttp keeps its own keep-alive time
+            self.timer.cancel()
+            self.timer = None
+        handler = self.splicer.make_handler()
+        self.lent = handler
+        self.splicer.recorder.handoff(events.LENT)
+        self.body_left = 0
+        handler.connection_made(self.transport)
+        if self.writing_paused:
+            handler.pause_writing()
+        if self.paused:
+            self.paused = 0
+            self.transport.resume_reading()
+        self.feed_lent(data)
+
+    def feed_lent(self, data: bytes) -> None:
+        """Feed the lent handler whole requests: each head once it is all here (so that aiohttp
+        never holds part of one), and its body by Content-Length. A request bound upstream, and
+        all after it, wait in `buffer` while the handler finishes."""
+        handler = self.lent
+        assert handler is not None
+        if self.taking_back:
+            self.buffer += data
+            if len(self.buffer) > PIPELINE_LIMIT:
+                # Not `pause()`: the handler may have resumed reading since, for its own reasons.
+                self.paused |= PIPELINE_FULL
+                self.transport.pause_reading()
+            return
+        if self.buffer:  # the start of a head that came in pieces
+            self.buffer += data
+            data = bytes(self.buffer)
+            self.buffer.clear()
+        fed = 0  # data[:fed] goes to the handler
+        while fed < len(data):
+            if self.body_left:
+                step = min(self.body_left, len(data) - fed)
+                self.body_left -= step
+                fed += step
+                continue
+            end = data.find(b"\r\n\r\n", fed)
+            if end < 0:
+                rest = data[fed:]
+                if len(rest) <= MAX_HEAD and b"\n\n" not in rest:
+                    self.buffer += rest
+                    break
+                head = None  # aiohttp judges it, as without lending
+            else:
+                head = parse_request_head(data[fed:end])
+            # Requests already framed go first, on their own: aiohttp drops the messages parsed
+            # with one that fails to parse.
+            if head is None or self.splicer.route(head) == UPSTREAM:
+                if fed:
+                    handler.data_received(data[:fed])
+                if head is None:
+                    self.give_lent(data[fed:])
+                else:
+                    self.buffer += data[fed:]
+                    self.take_back()
+                return
+            self.body_left = head.content_length
+            fed = end + 4
+        if fed:
+            handler.data_received(data[:fed] if fed < len(data) else data)
+
+    def give_lent(self, data: bytes) -> None:
+        """Leave the connection to the lent handler for good, with `data` and all that follows."""
+        handler = self.lent
+        assert handler is not None
+        self.lent = None
+        self.closed = True  # to this protocol
+        self.splicer.recorder.handoff(events.KEPT)
+        self.transport.set_protocol(handler)
+        if self.paused:
+            self.paused = 0
+            self.transport.resume_reading()
+        handler.data_received(data)
+
+    def take_back(self) -> None:
+        handler = self.lent
+        assert handler is not None
+        self.taking_back = True
+        self.settle_turns = 0
+        handler.after_each_answer(self.try_take_back)
+        self.try_take_back()
+
+    def try_take_back(self) -> None:
+        handler = self.lent
+        if handler is None or not self.taking_back:
+            return
+        if handler.is_idle():
+            self.resume_splicing(handler)
+        elif handler.is_busy() or handler.is_closing():
+            return  # called again after its next answer; or aiohttp closes the connection
+        elif self.settle_turns < SETTLE_TURNS:
+            self.settle_turns += 1
+            self.loop.call_soon(self.try_take_back)
+        else:
+            log.debug("a lent connection did not settle: it stays with aiohttp")
+            data = bytes(self.buffer)
+            self.buffer.clear()
+            self.taking_back = False
+            self.give_lent(data)
+
+    def resume_splicing(self, handler: LendableHandler) -> None:
+        self.lent = None
+        self.taking_back = False
+        handler.let_go()
+        self.splicer.recorder.handoff(events.TAKEN_BACK)
+        if self.splicer.closing:
+            self.transport.close()
+            return
+        self.splicer.clients.add(self)
+        self.arm_timer(self.splicer.keepalive_seconds)
+        self.start_buffered()
 
     async def connect_app(self, raw: bytes) -> None:
         try:
@@ -249,6 +402,9 @@ class ClientConnection(asyncio.Protocol):
         """Send the head, and the body bytes already here: from `rest`, else from `buffer`."""
         backend.client = self
         self.backend = backend
+        if self.writing_paused and backend.transport is not None:
+            backend.transport.pause_reading()  # the client is not reading what came before
+            self.backend_paused = True
         self.reused = backend.reused
         self.upstream_head = head
         left = self.body_left

@@ -16,8 +16,9 @@ from esproxy.splice.client_side import SplicedClient
 from esproxy.splice.heads import RequestHead
 from esproxy.upstream import cannot_connect
 from esproxy.upstream_nodes import NodePool, UpstreamNode, is_nodes_info
+from esproxy.web.lending import LendableHandler
 
-UPSTREAM, APP, HAND_OVER = 0, 1, 2
+UPSTREAM, APP, LEND = 0, 1, 2
 KEEPALIVE_SECONDS = 75.0  # an idle client connection is closed after this, as aiohttp does
 # Characters aiohttp decodes or normalises in a path, so that its router may read the path as one
 # of esproxy's own routes: such requests are left to aiohttp to route.
@@ -31,7 +32,7 @@ class Splicer:
         nodes: NodePool,
         targets: dict[str, NodeTarget],
         app: AppTarget,
-        make_handler: Callable[[], asyncio.Protocol],
+        make_handler: Callable[[], LendableHandler],
         connect_timeout: float,
         read_timeout: float,
         guard: Guard | None,
@@ -39,7 +40,7 @@ class Splicer:
         self.nodes = nodes
         self.targets = targets
         self.app = app
-        self.make_handler = make_handler  # aiohttp's protocol, for connections handed over whole
+        self.make_handler = make_handler  # aiohttp's handler, for connections lent or handed over
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.keepalive_seconds = KEEPALIVE_SECONDS
@@ -53,16 +54,17 @@ class Splicer:
 
     def route(self, head: RequestHead) -> int:
         """UPSTREAM for plain forwarding; APP for what esproxy answers or aiohttp must judge;
-        HAND_OVER for what the app answers knowing the caller's address."""
+        LEND for esproxy's own APIs, served by aiohttp on the client's connection itself."""
         path = head.path
         if head.target[:1] != b"/" or _ODD_PATH.search(path) is not None:
             return APP
         if path.startswith(b"/_inference") and (len(path) == 11 or path[11:12] == b"/"):
-            return APP
+            # Streamed chat's first delta is latency-bound: relaying it costs ~0.3 ms a request.
+            return LEND
         if path.startswith(b"/_esproxy") and (len(path) == 9 or path[9:10] == b"/"):
-            # The whole connection, so that the app sees the caller's address: readiness details
-            # go to loopback callers when no one can be authenticated. Probes are rare.
-            return HAND_OVER
+            # So that the app sees the caller's address: readiness details go to loopback callers
+            # when no one can be authenticated.
+            return LEND
         if path.startswith(b"/_nodes") and is_nodes_info(
             head.method.decode(), head.target.decode("latin-1")
         ):

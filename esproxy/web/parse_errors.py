@@ -26,6 +26,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import _ErrInfo
 
 from esproxy.errors import MalformedRequest
+from esproxy.web.lending import LendableHandler
 from esproxy.web.responses import json_response
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ SHOWN_HEADERS = frozenset(
 )
 
 
-class ElasticRequestHandler(web.RequestHandler):
+class ElasticRequestHandler(LendableHandler):
     """aiohttp's connection handler, answering parse errors with Elasticsearch's error body."""
 
     __slots__ = ("_answered", "_last_body")
@@ -141,7 +142,7 @@ class ElasticServer(web.Server):
             **server._kwargs,
         )
 
-    def __call__(self) -> web.RequestHandler:
+    def __call__(self) -> ElasticRequestHandler:
         return ElasticRequestHandler(self, loop=self._loop, answered=self.answered, **self._kwargs)
 
 

@@ -228,3 +228,26 @@ async def test_requests_the_app_forwards_count_and_log_as_forwarded(
     [line, _] = await log_lines(access_log_path, 2)  # and the scrape's
     assert (line["path"], line["forwarded"], line["status"]) == ("/_nodes/http", True, 200)
     assert line["x_opaque_id"] == "sniff-1" and line["bytes_out"] == len(body)
+
+
+async def test_connections_lent_taken_back_and_kept_are_counted(observed: TestClient) -> None:
+    handoffs = "esproxy_connection_handoffs_total"
+    before = matching(await scrape(observed), handoffs)  # its connection stays lent from here
+    reader, writer = await asyncio.open_connection("127.0.0.1", observed.port)
+    host = b"Host: esproxy.test\r\n\r\n"
+    inference, health = b"GET /_inference/_all HTTP/1.1\r\n" + host, b"GET / HTTP/1.1\r\n" + host
+    chunked = (
+        b"POST /_count HTTP/1.1\r\nHost: esproxy.test\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    )
+    writer.write(inference + health + inference + health + inference + chunked)
+    for _ in range(6):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200 OK"), head
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+    writer.close()
+    await writer.wait_closed()
+    after = matching(await scrape(observed), handoffs)
+    counted = {dict(labels)["kind"]: after[labels] - before[labels] for labels in after}
+    assert counted == {"lent": 3, "taken_back": 2, "kept": 1}

@@ -18,7 +18,7 @@ from yarl import URL
 
 from esproxy.app import create_app
 from esproxy.app_keys import FORWARDER
-from esproxy.settings import UpstreamSettings, load_settings
+from esproxy.settings import Settings, UpstreamSettings, load_settings
 from esproxy.upstream import UpstreamForwarder
 from tests.conftest import ProxyServer
 from tests.faulty_upstream import create_faulty_app
@@ -36,8 +36,11 @@ def start_forwarder(aiohttp_client: Any, tmp_path: Path) -> StartForwarder:
     `Accept-Encoding` itself.
     """
 
-    async def start(*urls: str, **options: Any) -> TestClient[Any, Any]:
-        base = load_settings(environ={"ESPROXY_DATA_DIR": str(tmp_path / "data")})
+    async def start(
+        *urls: str, base: Settings | None = None, **options: Any
+    ) -> TestClient[Any, Any]:
+        if base is None:  # `base`: other settings to start from, e.g. a Bedrock emulator's
+            base = load_settings(environ={"ESPROXY_DATA_DIR": str(tmp_path / "data")})
         settings = dataclasses.replace(
             base,
             upstream=UpstreamSettings(urls=urls, **options),
