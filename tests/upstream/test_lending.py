@@ -225,3 +225,24 @@ async def test_the_guard_still_refuses_on_a_lent_connection(
     assert json.loads(body)["error"]["type"] == "security_exception"
     await assert_healthy(connection)
     await connection.close()
+
+
+async def test_a_lent_request_answered_before_its_large_body_is_read(
+    lender: TestClient[Any, Any], direct: aiohttp.ClientSession, opensearch_url: str
+) -> None:
+    # A wrong method is refused without reading the body: aiohttp reads the rest (its flow
+    # control pausing and resuming the connection) before the splicer may take it back.
+    connection = await RawConnection.open(lender.port)
+    await warm_up(connection)
+    before = await http_connections_opened(direct, opensearch_url)
+    body = b"x" * 1_000_000
+    whole = request("PATCH", "/_inference/completion/big", body) + get(HEALTH)
+    for at in range(0, len(whole), 64 * 1024):
+        connection.send(whole[at : at + 64 * 1024])
+        await connection.writer.drain()
+    status, _, answer = await connection.answer()
+    assert status == b"HTTP/1.1 405 Method Not Allowed", answer
+    assert b"Incorrect HTTP method" in answer
+    await assert_healthy(connection)
+    await connection.close()
+    assert await http_connections_opened(direct, opensearch_url) - before == 1
