@@ -246,3 +246,20 @@ async def test_a_lent_request_answered_before_its_large_body_is_read(
     await assert_healthy(connection)
     await connection.close()
     assert await http_connections_opened(direct, opensearch_url) - before == 1
+
+
+async def test_a_lent_request_aiohttp_refuses_ends_the_connection_with_what_followed(
+    lender: TestClient[Any, Any], direct: aiohttp.ClientSession, opensearch_url: str
+) -> None:
+    # The splicer frames this head (it takes any byte but space, CR and LF in a target), aiohttp
+    # refuses it: the connection is never taken back, so the request behind it reaches nothing.
+    connection = await RawConnection.open(lender.port)
+    connection.send(get("/_inference/\x01") + request("PUT", "/lend-after-refusal"))
+    status, headers, body = await connection.answer()
+    assert status == b"HTTP/1.1 400 Bad Request", body
+    assert headers["connection"] == "close"
+    assert json.loads(body)["error"]["type"] == "illegal_argument_exception"
+    assert await connection.closed()
+    await connection.close()
+    status, _ = await fetch(direct, f"{opensearch_url}/lend-after-refusal")
+    assert status == 404
