@@ -180,7 +180,7 @@ class ClientConnection(asyncio.Protocol):
             return
         route = self.splicer.route(head)
         if route == LEND:
-            self.lend(data)
+            self.lend(data, head.content_length, end + 4)
             return
         rest = data[end + 4 :]  # body bytes, then perhaps pipelined requests
         self.request = head
@@ -242,9 +242,10 @@ class ClientConnection(asyncio.Protocol):
 
     # -- lending the connection to aiohttp -----------------------------------------------------
 
-    def lend(self, data: bytes) -> None:
-        """Serve from this request on with an aiohttp handler, fed `data` (this request and what
-        followed it) and what comes next, until a request bound upstream."""
+    def lend(self, data: bytes, body: int, fed: int) -> None:
+        """Serve from this request on with an aiohttp handler, fed `data` (this request, whose
+        head ends at `fed` and whose body is `body` bytes, then what followed it) and what comes
+        next, until a request bound upstream."""
         self.splicer.forget(self)  # the app's server owns it now: its shutdown closes it
         if self.timer is not None:  # aiohttp keeps its own keep-alive time
             self.timer.cancel()
@@ -252,19 +253,20 @@ class ClientConnection(asyncio.Protocol):
         handler = self.splicer.make_handler()
         self.lent = handler
         self.splicer.recorder.handoff(events.LENT)
-        self.body_left = 0
         handler.connection_made(self.transport)
         if self.writing_paused:
             handler.pause_writing()
         if self.paused:
             self.paused = 0
             self.transport.resume_reading()
-        self.feed_lent(data)
+        self.body_left = body
+        self.feed_lent(data, fed)
 
-    def feed_lent(self, data: bytes) -> None:
+    def feed_lent(self, data: bytes, fed: int = 0) -> None:
         """Feed the lent handler whole requests: each head once it is all here (so that aiohttp
         never holds part of one), and its body by Content-Length. A request bound upstream, and
-        all after it, wait in `buffer` while the handler finishes."""
+        all after it, wait in `buffer` while the handler finishes. `data[:fed]` is framed already
+        (the request `lend` was called for)."""
         handler = self.lent
         assert handler is not None
         if self.taking_back:
@@ -278,8 +280,7 @@ class ClientConnection(asyncio.Protocol):
             self.buffer += data
             data = bytes(self.buffer)
             self.buffer.clear()
-        fed = 0  # data[:fed] goes to the handler
-        while fed < len(data):
+        while fed < len(data):  # data[:fed] goes to the handler
             if self.body_left:
                 step = min(self.body_left, len(data) - fed)
                 self.body_left -= step
