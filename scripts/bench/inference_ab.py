@@ -39,7 +39,9 @@ import inference
 import lib
 
 
-def start_variants(emulator: str, upstream: str, variants: dict[str, str], logs: Path) -> Any:
+def start_variants(
+    emulator: str, upstream: str, variants: dict[str, str], logs: Path, experiment: bool = False
+) -> Any:
     procs = {}
     for name, src in variants.items():
         env = {
@@ -52,7 +54,11 @@ def start_variants(emulator: str, upstream: str, variants: dict[str, str], logs:
         if src != ".":
             env["PYTHONPATH"] = str(tree)
         os.chdir(tree)
-        procs[name] = inference.start_esproxy(emulator, logs, name=name, env=env)
+        # The experiment launcher reads its knobs (BENCH_EXP_*) from the environment.
+        knobs = {k: v for k, v in os.environ.items() if k.startswith("BENCH_EXP_")}
+        procs[name] = inference.start_esproxy(
+            emulator, logs, name=name, env=env, experiment=knobs if experiment else None
+        )
     os.chdir(lib.REPO)
     return procs
 

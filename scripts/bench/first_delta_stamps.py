@@ -1,0 +1,96 @@
+"""Where the streamed chat's first delta spends its time inside esproxy: stage stamps.
+
+    .cache/bench-venv/bin/python scripts/bench/first_delta_stamps.py SECONDS [name=SRC ...]
+
+Runs esproxy as `inference_ab.py` does (every feature on, a sink upstream so that the splicer is
+in front, the memory store, local limits) under esproxy_experiment.py with BENCH_EXP_STAMPS, then
+drives one streamed chat at a time for SECONDS with the bare client against the paced emulator,
+and prints the median ms after the splicer's first read at which each stage was first reached
+(stage_stamps.py). SRC is a tree holding an `esproxy` package, `.` (the default) for this one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+os.environ["BENCH_FEATURES"] = "all"
+
+import inference
+import inference_ab
+import lib
+
+
+def main() -> int:
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    seconds = float(sys.argv[1])
+    variants = dict(arg.split("=", 1) for arg in sys.argv[2:]) or {"esproxy": "."}
+    logs = lib.tmpdir("first-delta-stamps")
+    emulator = inference.start_emulator(
+        logs, "emulator", "--stream-delay-ms", str(inference.PACE_MS), "--stream-burst", "2"
+    )
+    port = lib.free_port()
+    sink = lib.start(
+        "sink", [lib.PROJECT_PY, str(lib.BENCH / "sink.py"), str(port)], cpus=lib.LOAD_CPU
+    )
+    lib.wait_http(f"http://127.0.0.1:{port}", sink)
+    path, body = inference.esproxy_requests()["chat_stream"]
+    floor_stamps = logs / "floor.stamps"
+    floor_port = lib.free_port()
+    floor = lib.start(
+        "floor",
+        [
+            lib.PROJECT_PY,
+            str(lib.BENCH / "floor_stamped.py"),
+            str(floor_stamps),
+            str(floor_port),
+            emulator,
+        ],
+        cpus=lib.PROXY_CPU,
+        log=logs / "floor.log",
+    )
+    floor_url = f"http://127.0.0.1:{floor_port}"
+    lib.wait_http(floor_url, floor)
+    inference.check(floor_url, path, body, None)
+    floor_stamps.write_text("")
+    r = inference.stream_driver(floor_url + path, body, None, 1, seconds, "raw")
+    lib.stop(floor)
+    summarize("floor", r, floor_stamps)
+    for name, src in variants.items():
+        stamps = logs / f"{name}.stamps"
+        os.environ["BENCH_EXP_STAMPS"] = str(stamps)
+        procs = inference_ab.start_variants(
+            emulator, f"http://127.0.0.1:{port}", {name: src}, logs, experiment=True
+        )
+        url, proc = procs[name]
+        inference.check(url, path, body, None)
+        stamps.write_text("")  # the check's request is a cold one
+        r = inference.stream_driver(url + path, body, None, 1, seconds, "raw")
+        lib.stop(proc)
+        summarize(name, r, stamps)
+    return 0
+
+
+def summarize(name: str, run: dict[str, Any], stamps: Path) -> None:
+    rows = [json.loads(line) for line in stamps.read_text().splitlines()]
+    p50 = run["first_delta_ms"]["p50"]
+    print(f"{name}: {len(rows)} streams, the client's first delta p50 {p50:.2f} ms")
+    stages: dict[str, list[float]] = {}
+    for row in rows:
+        for stage, ms in row.items():
+            stages.setdefault(stage, []).append(ms)
+    last = 0.0
+    for stage, values in sorted(stages.items(), key=lambda kv: statistics.median(kv[1])):
+        mid = statistics.median(values)
+        print(f"  {stage:<18} {mid:7.3f} ms  (+{mid - last:.3f}, n={len(values)})")
+        last = mid
+
+
+if __name__ == "__main__":
+    sys.exit(main())
