@@ -59,7 +59,7 @@ from esproxy.secret_cipher import (
     read_key_file_keys,
 )
 from esproxy.settings import Settings, SettingsError
-from esproxy.splice.backends import AppTarget, NodeTarget
+from esproxy.splice.backends import NodeTarget
 from esproxy.splice.server import SplicingRunner
 from esproxy.splice.splicer import Splicer
 from esproxy.storage.cache import CachedEndpointStore
@@ -118,7 +118,6 @@ async def build_splicer(app: web.Application, app_server: web.Server) -> Splicer
     splicer = Splicer(
         nodes=forwarder.pool,  # shared with the app's forwarder: one view of which nodes are dead
         targets=targets,
-        app=AppTarget(app_server),
         make_handler=app_server,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,

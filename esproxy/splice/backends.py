@@ -1,11 +1,9 @@
-"""Connections to where spliced requests go: the upstream nodes, and esproxy's own aiohttp app."""
+"""Connections to where spliced requests go: the upstream nodes."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
-from collections.abc import Callable
 
 from yarl import URL
 
@@ -99,26 +97,6 @@ class NodeTarget:
                 ssl=self.tls,
                 server_hostname=self.host if self.tls else None,
             )
-        return backend
-
-
-class AppTarget:
-    """esproxy's own aiohttp application, reached over in-process socket pairs."""
-
-    def __init__(self, make_handler: Callable[[], asyncio.Protocol]) -> None:
-        self.make_handler = make_handler
-        self.idle: list[Backend] = []
-
-    async def open(self) -> Backend:
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair()
-        try:
-            await loop.connect_accepted_socket(self.make_handler, theirs)
-            _, backend = await loop.create_connection(lambda: Backend(self.idle), sock=ours)
-        except BaseException:
-            ours.close()
-            theirs.close()
-            raise
         return backend
 
 

@@ -20,9 +20,8 @@ from esproxy.splice.heads import (
     error_head,
     parse_request_head,
     parse_response_head,
-    read_response_head,
 )
-from esproxy.splice.splicer import APP, LEND, UPSTREAM, Splicer
+from esproxy.splice.splicer import LEND, UPSTREAM, Splicer
 from esproxy.upstream import broke_off, fell_silent, sent_invalid_answer
 from esproxy.upstream_nodes import UpstreamNode
 from esproxy.web.lending import LendableHandler
@@ -41,14 +40,14 @@ SETTLE_TURNS = 64
 class ClientConnection(asyncio.Protocol):
     """Serves one exchange at a time; later pipelined requests wait in `buffer`.
 
-    An exchange: the request head is parsed, sent on (rewritten for a node, unchanged to the app),
-    the body follows by its Content-Length as it arrives, and the answer comes back by its own
-    framing. The backend connection then returns to its idle list.
+    An exchange: the request head is parsed, rewritten and sent to a node, the body follows by its
+    Content-Length as it arrives, and the answer comes back by its own framing. The backend
+    connection then returns to its idle list.
 
-    esproxy's own APIs are not relayed: the connection is lent to an aiohttp handler, which
-    answers on it directly. This protocol still reads the requests, feeding them to the handler
-    and following their framing, and takes the connection back before the next request bound
-    upstream, once the handler has answered all it was fed.
+    What esproxy answers itself, or aiohttp must judge, is not relayed: the connection is lent to
+    an aiohttp handler, which answers on it directly. This protocol still reads the requests,
+    feeding them to the handler and following their framing, and takes the connection back
+    before the next request bound upstream, once the handler has answered all it was fed.
     """
 
     def __init__(self, splicer: Splicer) -> None:
@@ -57,7 +56,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.buffer = bytearray()  # received, not yet sent on
         self.request: RequestHead | None = None  # the exchange in flight
-        self.node: UpstreamNode | None = None  # its node; None when the app answers it
+        self.node: UpstreamNode | None = None  # its node, once a connection to it is had
         self.backend: Backend | None = None
         self.upstream_head = b""  # the head as sent, kept for a retry on a fresh connection
         self.reused = self.retried = False
@@ -67,7 +66,6 @@ class ClientConnection(asyncio.Protocol):
         self.answer_left = 0
         self.scanner: ChunkedScanner | None = None
         self.close_after = False
-        self.forwarding = False  # the exchange in flight goes to a node, not to the app
         self.request_bytes = self.answer_bytes = 0
         self.paused = 0
         self.backend_paused = False
@@ -189,22 +187,11 @@ class ClientConnection(asyncio.Protocol):
         self.close_after = head.close or self.splicer.closing
         self.retried = False
         self.started = perf_counter()
-        self.forwarding = route != APP
         self.request_bytes = end + 4 + head.content_length
         self.answer_bytes = 0
         splicer = self.splicer
         if self.timer is None or splicer.read_timeout < splicer.keepalive_seconds:
             self.arm_timer(splicer.read_timeout)
-        if route == APP:
-            self.node = None
-            raw = data[: end + 4]
-            backend = take_idle(splicer.app.idle)
-            if backend is None:
-                self.buffer += rest
-                self.loop.create_task(self.connect_app(raw))
-            else:
-                self.attach(backend, raw, rest)
-            return
         if head.expect and head.content_length:
             self.transport.write(CONTINUE)  # the node gets no Expect: esproxy answers it
         node = splicer.nodes.select()
@@ -362,17 +349,6 @@ class ClientConnection(asyncio.Protocol):
         self.arm_timer(self.splicer.keepalive_seconds)
         self.start_buffered()
 
-    async def connect_app(self, raw: bytes) -> None:
-        try:
-            backend = await self.splicer.app.open()
-        except OSError as error:
-            self.fail(ProxyError(f"esproxy could not reach its own handler: {error}"))
-            return
-        if self.closed:
-            backend.release()
-            return
-        self.attach(backend, raw)
-
     async def connect_upstream(self, node: UpstreamNode) -> None:
         pool = self.splicer.nodes
         error: BaseException | None = None
@@ -458,12 +434,6 @@ class ClientConnection(asyncio.Protocol):
                 answer = parse_response_head(
                     data[:end], head_request=head_request, close_client=self.close_after
                 )
-                if answer.close and not answer.close_client and self.node is None:
-                    # esproxy's own server closes after this answer (aiohttp does after a request
-                    # it could not parse): so does the client's connection, as without splicing.
-                    answer = read_response_head(
-                        data[:end], head_request=head_request, close_client=True
-                    )
             except InvalidResponse as error:
                 self.fail_answer(error)
                 return
@@ -514,13 +484,8 @@ class ClientConnection(asyncio.Protocol):
             # A kept-alive connection the other side closed as it was reused: nothing was read,
             # and there is no body to resend, so a fresh connection gets the request.
             self.retried = True
-            if self.node is None:
-                self.loop.create_task(self.connect_app(self.upstream_head))
-            else:
-                self.loop.create_task(self.connect_upstream(self.node))
-            return
-        if self.node is None:
-            self.fail(ProxyError("esproxy's handler closed the connection before answering"))
+            assert self.node is not None  # a reused connection came from its node's idle list
+            self.loop.create_task(self.connect_upstream(self.node))
             return
         if self.answer_head:
             self.fail_answer(InvalidResponse("the connection closed inside the answer's head"))
@@ -536,7 +501,7 @@ class ClientConnection(asyncio.Protocol):
         return sent_invalid_answer(self.where(), error)
 
     def where(self) -> str:
-        return "esproxy" if self.node is None else f"upstream [{self.node.url}]"
+        return "upstream" if self.node is None else f"upstream [{self.node.url}]"
 
     def finish(self, extra: int) -> None:
         """The answer is complete; `extra` bytes came after it (the backend is not reused then)."""
@@ -551,8 +516,7 @@ class ClientConnection(asyncio.Protocol):
                 backend.discard()
             else:
                 backend.release()
-        if self.forwarding:
-            self.record(answer.status, self.answer_bytes - extra)
+        self.record(answer.status, self.answer_bytes - extra)
         if log.isEnabledFor(logging.DEBUG) and self.node is not None:
             log.debug(
                 "%s %s -> %d in %.2f ms from %s",
@@ -623,10 +587,9 @@ class ClientConnection(asyncio.Protocol):
         close = self.close_after or self.body_left > 0
         head = error_head(error.status, len(body), close=close)
         self.transport.write(head + body)
-        if self.forwarding:
-            if reason is not None:
-                self.splicer.recorder.upstream_error(reason)
-            self.record(error.status, len(head) + len(body))
+        if reason is not None:
+            self.splicer.recorder.upstream_error(reason)
+        self.record(error.status, len(head) + len(body))
         log.warning(
             "%s %s -> %s %s",
             request.method.decode(),
@@ -643,7 +606,7 @@ class ClientConnection(asyncio.Protocol):
     def abort(self, error: ProxyError, reason: str) -> None:
         """Cut the client's connection: the status line is out, so an error body cannot follow."""
         request = self.request
-        if request is not None and self.forwarding:
+        if request is not None:
             self.splicer.recorder.upstream_error(reason)
             answer = self.answer
             self.record(error.status if answer is None else answer.status, self.answer_bytes)

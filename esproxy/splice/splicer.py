@@ -11,14 +11,14 @@ from esproxy.errors import UpstreamUnavailable
 from esproxy.guard import Guard
 from esproxy.observability.access_log import AccessLog
 from esproxy.observability.events import ForwardRecorder, NoForwardRecording
-from esproxy.splice.backends import AppTarget, NodeTarget, close_idle
+from esproxy.splice.backends import NodeTarget, close_idle
 from esproxy.splice.client_side import SplicedClient
 from esproxy.splice.heads import RequestHead
 from esproxy.upstream import cannot_connect
 from esproxy.upstream_nodes import NodePool, UpstreamNode, is_nodes_info
 from esproxy.web.lending import LendableHandler
 
-UPSTREAM, APP, LEND = 0, 1, 2
+UPSTREAM, LEND = 0, 1
 KEEPALIVE_SECONDS = 75.0  # an idle client connection is closed after this, as aiohttp does
 # Characters aiohttp decodes or normalises in a path, so that its router may read the path as one
 # of esproxy's own routes: such requests are left to aiohttp to route.
@@ -31,7 +31,6 @@ class Splicer:
         *,
         nodes: NodePool,
         targets: dict[str, NodeTarget],
-        app: AppTarget,
         make_handler: Callable[[], LendableHandler],
         connect_timeout: float,
         read_timeout: float,
@@ -39,7 +38,6 @@ class Splicer:
     ) -> None:
         self.nodes = nodes
         self.targets = targets
-        self.app = app
         self.make_handler = make_handler  # aiohttp's handler, for connections lent or handed over
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -53,11 +51,11 @@ class Splicer:
         self.drained = asyncio.Event()
 
     def route(self, head: RequestHead) -> int:
-        """UPSTREAM for plain forwarding; APP for what esproxy answers or aiohttp must judge;
-        LEND for esproxy's own APIs, served by aiohttp on the client's connection itself."""
+        """UPSTREAM for plain forwarding; LEND for what esproxy answers or aiohttp must judge,
+        served by aiohttp on the client's connection itself."""
         path = head.path
         if head.target[:1] != b"/" or _ODD_PATH.search(path) is not None:
-            return APP
+            return LEND
         if path.startswith(b"/_inference") and (len(path) == 11 or path[11:12] == b"/"):
             # Streamed chat's first delta is latency-bound: relaying it costs ~0.3 ms a request.
             return LEND
@@ -68,11 +66,11 @@ class Splicer:
         if path.startswith(b"/_nodes") and is_nodes_info(
             head.method.decode(), head.target.decode("latin-1")
         ):
-            return APP  # its addresses are rewritten
+            return LEND  # its addresses are rewritten
         guard = self.guard
         target = head.target.decode("latin-1")
         if guard is not None and guard.check(head.method.decode(), target) is not None:
-            return APP  # the app answers with the guard's 403, or reads the body it must check
+            return LEND  # the app answers with the guard's 403, or reads the body it must check
         return UPSTREAM
 
     def connect_error(self, node: UpstreamNode, error: BaseException) -> UpstreamUnavailable:
@@ -85,7 +83,6 @@ class Splicer:
             client.close_if_idle()
         for target in self.targets.values():
             close_idle(target.idle)
-        close_idle(self.app.idle)
 
     def forget(self, client: SplicedClient) -> None:
         self.clients.discard(client)

@@ -1,11 +1,12 @@
 """aiohttp's connection handler, lent a connection that the splicer owns and later takes back.
 
 The splicer (`esproxy/splice/`) relays forwarded requests as bytes. What esproxy answers itself
-(`_inference`, `/_esproxy`) is cheaper served by aiohttp on the client's own connection than
-relayed to it over a socket pair, so the splicer lends it the connection, still feeding it the
-bytes, and takes it back at the next request bound upstream. It takes it back only when the
-handler is idle: every request it was fed answered, nothing buffered, nothing paused. The state
-read here is aiohttp's own and private: setup.cfg holds aiohttp to one minor series for it.
+(`_inference`, `/_esproxy`, node info, the guard's refusals) or aiohttp must judge (odd paths)
+is served by aiohttp on the client's own connection: the splicer lends it the connection, still
+feeding it the bytes, and takes it back at the next request bound upstream. It takes it back
+only when the handler is idle: every request it was fed answered, nothing buffered, nothing
+paused. The state read here is aiohttp's own and private: setup.cfg holds aiohttp to one minor
+series for it.
 """
 
 from __future__ import annotations

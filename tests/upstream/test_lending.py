@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from yarl import URL
 
 from esproxy.settings import Settings
 from tests.chat_examples import CHAT_ENDPOINT, QUESTION, parse_events
@@ -263,3 +264,40 @@ async def test_a_lent_request_aiohttp_refuses_ends_the_connection_with_what_foll
     await connection.close()
     status, _ = await fetch(direct, f"{opensearch_url}/lend-after-refusal")
     assert status == 404
+
+
+async def test_requests_esproxy_must_judge_are_lent_and_taken_back(
+    lender: TestClient[Any, Any], direct: aiohttp.ClientSession, opensearch_url: str
+) -> None:
+    # Node info (its addresses rewritten), the guard's refusal and an encoded path (aiohttp
+    # decodes it before routing), each followed by a request the splicer forwards again. The
+    # encoded path gets the node's own answer: the node is the oracle.
+    odd = "/_cluster/%68ealth?filter_path=status"
+    async with direct.get(URL(f"{opensearch_url}{odd}", encoded=True)) as straight:
+        expected = straight.status
+    connection = await RawConnection.open(lender.port)
+    await warm_up(connection)
+    before = await http_connections_opened(direct, opensearch_url)
+    for _ in range(3):
+        connection.send(
+            get("/_nodes/_local/http")
+            + get(HEALTH)
+            + get("/.esproxy-leases/_search")
+            + get(HEALTH)
+            + get(odd)
+            + get(HEALTH)
+        )
+        status, _, body = await connection.answer()
+        assert status == b"HTTP/1.1 200 OK", body
+        (node,) = json.loads(body)["nodes"].values()
+        assert node["http"]["publish_address"] == "esproxy.test:80"  # as the client named it
+        await assert_healthy(connection)
+        status, _, body = await connection.answer()
+        assert status == b"HTTP/1.1 403 Forbidden", body
+        await assert_healthy(connection)
+        status, _, body = await connection.answer()
+        assert int(status.split()[1]) == expected, body
+        await assert_healthy(connection)
+    await connection.close()
+    # The splicer's one connection, and aiohttp's forwarder's own for what the app sends on.
+    assert await http_connections_opened(direct, opensearch_url) - before <= 2
