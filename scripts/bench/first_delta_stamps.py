@@ -32,14 +32,7 @@ def main() -> int:
     seconds = float(sys.argv[1])
     variants = dict(arg.split("=", 1) for arg in sys.argv[2:]) or {"esproxy": "."}
     logs = lib.tmpdir("first-delta-stamps")
-    emulator = inference.start_emulator(
-        logs, "emulator", "--stream-delay-ms", str(inference.PACE_MS), "--stream-burst", "2"
-    )
-    port = lib.free_port()
-    sink = lib.start(
-        "sink", [lib.PROJECT_PY, str(lib.BENCH / "sink.py"), str(port)], cpus=lib.LOAD_CPU
-    )
-    lib.wait_http(f"http://127.0.0.1:{port}", sink)
+    emulator, upstream = inference_ab.start_emulator_and_sink(logs)
     path, body = inference.esproxy_requests()["chat_stream"]
     floor_stamps = logs / "floor.stamps"
     floor_port = lib.free_port()
@@ -65,9 +58,7 @@ def main() -> int:
     for name, src in variants.items():
         stamps = logs / f"{name}.stamps"
         os.environ["BENCH_EXP_STAMPS"] = str(stamps)
-        procs = inference_ab.start_variants(
-            emulator, f"http://127.0.0.1:{port}", {name: src}, logs, experiment=True
-        )
+        procs = inference_ab.start_variants(emulator, upstream, {name: src}, logs, experiment=True)
         url, proc = procs[name]
         inference.check(url, path, body, None)
         stamps.write_text("")  # the check's request is a cold one

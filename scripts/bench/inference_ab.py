@@ -63,14 +63,8 @@ def start_variants(
     return procs
 
 
-def main() -> int:
-    if len(sys.argv) < 5:
-        print(__doc__, file=sys.stderr)
-        return 2
-    cases = [(w, int(c)) for w, c in (x.split(":") for x in sys.argv[1].split(","))]
-    seconds, rounds = float(sys.argv[2]), int(sys.argv[3])
-    variants = dict(arg.split("=", 1) for arg in sys.argv[4:])
-    logs = lib.tmpdir("inference-ab")
+def start_emulator_and_sink(logs: Path) -> tuple[str, str]:
+    """The pacing emulator (the other workloads do not stream) and a sink upstream, on core 0."""
     emulator = inference.start_emulator(
         logs, "emulator", "--stream-delay-ms", str(inference.PACE_MS), "--stream-burst", "2"
     )
@@ -79,7 +73,19 @@ def main() -> int:
         "sink", [lib.PROJECT_PY, str(lib.BENCH / "sink.py"), str(port)], cpus=lib.LOAD_CPU
     )
     lib.wait_http(f"http://127.0.0.1:{port}", sink)
-    procs = start_variants(emulator, f"http://127.0.0.1:{port}", variants, logs)
+    return emulator, f"http://127.0.0.1:{port}"
+
+
+def main() -> int:
+    if len(sys.argv) < 5:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cases = [(w, int(c)) for w, c in (x.split(":") for x in sys.argv[1].split(","))]
+    seconds, rounds = float(sys.argv[2]), int(sys.argv[3])
+    variants = dict(arg.split("=", 1) for arg in sys.argv[4:])
+    logs = lib.tmpdir("inference-ab")
+    emulator, upstream = start_emulator_and_sink(logs)
+    procs = start_variants(emulator, upstream, variants, logs)
     requests = inference.esproxy_requests()
     for workload, conc in cases:
         if workload == "first_delta":
