@@ -1,9 +1,12 @@
 """Where the streamed chat's first delta spends its time inside esproxy: stage stamps.
 
-    .cache/bench-venv/bin/python scripts/bench/first_delta_stamps.py SECONDS [name=SRC ...]
+    .cache/bench-venv/bin/python scripts/bench/first_delta_stamps.py SECONDS [--opensearch] \
+        [name=SRC ...]
 
 Runs esproxy as `inference_ab.py` does (every feature on, a sink upstream so that the splicer is
-in front, the memory store, local limits) under esproxy_experiment.py with BENCH_EXP_STAMPS, then
+in front, the memory store, local limits), or with `--opensearch` as the recorded sidecar run
+does (an OpenSearch node upstream holding the endpoints and the leases), under
+esproxy_experiment.py with BENCH_EXP_STAMPS, then
 drives one streamed chat at a time for SECONDS with the bare client against the paced emulator,
 and prints the median ms after the splicer's first read at which each stage was first reached
 (stage_stamps.py). SRC is a tree holding an `esproxy` package, `.` (the default) for this one.
@@ -30,9 +33,15 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     seconds = float(sys.argv[1])
-    variants = dict(arg.split("=", 1) for arg in sys.argv[2:]) or {"esproxy": "."}
+    opensearch = "--opensearch" in sys.argv[2:]
+    variants = dict(arg.split("=", 1) for arg in sys.argv[2:] if "=" in arg) or {"esproxy": "."}
     logs = lib.tmpdir("first-delta-stamps")
     emulator, upstream = inference_ab.start_emulator_and_sink(logs)
+    if opensearch:
+        node, _ = lib.opensearch_node(logs)
+        inference.SIDECAR.update(
+            {"ESPROXY_UPSTREAM": node, "ESPROXY_SECRETS_KEY": lib.secrets_key()}
+        )
     path, body = inference.esproxy_requests()["chat_stream"]
     floor_stamps = logs / "floor.stamps"
     floor_port = lib.free_port()
@@ -58,14 +67,26 @@ def main() -> int:
     for name, src in variants.items():
         stamps = logs / f"{name}.stamps"
         os.environ["BENCH_EXP_STAMPS"] = str(stamps)
-        procs = inference_ab.start_variants(emulator, upstream, {name: src}, logs, experiment=True)
-        url, proc = procs[name]
+        if opensearch:
+            url, proc = start_sidecar(emulator, name, src, logs)
+        else:
+            procs = inference_ab.start_variants(
+                emulator, upstream, {name: src}, logs, experiment=True
+            )
+            url, proc = procs[name]
         inference.check(url, path, body, None)
         stamps.write_text("")  # the check's request is a cold one
         r = inference.stream_driver(url + path, body, None, 1, seconds, "raw")
         lib.stop(proc)
         summarize(name, r, stamps)
     return 0
+
+
+def start_sidecar(emulator: str, name: str, src: str, logs: Path) -> tuple[str, Any]:
+    tree = lib.REPO if src == "." else Path(src).resolve()
+    env = {"PYTHONPATH": str(tree)}
+    knobs = {k: v for k, v in os.environ.items() if k.startswith("BENCH_EXP_")}
+    return inference.start_esproxy(emulator, logs, name=name, env=env, experiment=knobs)
 
 
 def summarize(name: str, run: dict[str, Any], stamps: Path) -> None:
