@@ -21,7 +21,7 @@ from esproxy.splice.heads import (
     parse_request_head,
     parse_response_head,
 )
-from esproxy.splice.splicer import LEND, UPSTREAM, Splicer
+from esproxy.splice.splicer import Splicer
 from esproxy.upstream import broke_off, fell_silent, sent_invalid_answer
 from esproxy.upstream_nodes import UpstreamNode
 from esproxy.web.lending import LendableHandler
@@ -176,8 +176,7 @@ class ClientConnection(asyncio.Protocol):
             self.buffer += data
             self.hand_over()
             return
-        route = self.splicer.route(head)
-        if route == LEND:
+        if self.splicer.lends(head):
             self.lend(data, head.content_length, end + 4)
             return
         rest = data[end + 4 :]  # body bytes, then perhaps pipelined requests
@@ -284,7 +283,7 @@ class ClientConnection(asyncio.Protocol):
                 head = parse_request_head(data[fed:end])
             # Requests already framed go first, on their own: aiohttp drops the messages parsed
             # with one that fails to parse.
-            if head is None or self.splicer.route(head) == UPSTREAM:
+            if head is None or not self.splicer.lends(head):
                 if fed:
                     handler.data_received(data[:fed])
                 if head is None:

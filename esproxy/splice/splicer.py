@@ -18,7 +18,6 @@ from esproxy.upstream import cannot_connect
 from esproxy.upstream_nodes import NodePool, UpstreamNode, is_nodes_info
 from esproxy.web.lending import LendableHandler
 
-UPSTREAM, LEND = 0, 1
 KEEPALIVE_SECONDS = 75.0  # an idle client connection is closed after this, as aiohttp does
 # Characters aiohttp decodes or normalises in a path, so that its router may read the path as one
 # of esproxy's own routes: such requests are left to aiohttp to route.
@@ -50,28 +49,27 @@ class Splicer:
         self.closing = False
         self.drained = asyncio.Event()
 
-    def route(self, head: RequestHead) -> int:
-        """UPSTREAM for plain forwarding; LEND for what esproxy answers or aiohttp must judge,
-        served by aiohttp on the client's connection itself."""
+    def lends(self, head: RequestHead) -> bool:
+        """Whether aiohttp answers this request on the client's connection itself (what esproxy
+        answers or aiohttp must judge), rather than the splicer forwarding it as bytes."""
         path = head.path
         if head.target[:1] != b"/" or _ODD_PATH.search(path) is not None:
-            return LEND
+            return True
         if path.startswith(b"/_inference") and (len(path) == 11 or path[11:12] == b"/"):
             # Streamed chat's first delta is latency-bound: relaying it costs ~0.3 ms a request.
-            return LEND
+            return True
         if path.startswith(b"/_esproxy") and (len(path) == 9 or path[9:10] == b"/"):
             # So that the app sees the caller's address: readiness details go to loopback callers
             # when no one can be authenticated.
-            return LEND
+            return True
         if path.startswith(b"/_nodes") and is_nodes_info(
             head.method.decode(), head.target.decode("latin-1")
         ):
-            return LEND  # its addresses are rewritten
+            return True  # its addresses are rewritten
+        # The app answers with the guard's 403, or reads the body the guard must check.
         guard = self.guard
         target = head.target.decode("latin-1")
-        if guard is not None and guard.check(head.method.decode(), target) is not None:
-            return LEND  # the app answers with the guard's 403, or reads the body it must check
-        return UPSTREAM
+        return guard is not None and guard.check(head.method.decode(), target) is not None
 
     def connect_error(self, node: UpstreamNode, error: BaseException) -> UpstreamUnavailable:
         return cannot_connect(f"upstream [{node.url}]", error, self.connect_timeout)
