@@ -30,6 +30,7 @@ from esproxy.errors import ProviderError, ProviderUnavailable, ProxyError, snake
 from esproxy.inference.rate_limits import current_deadline, report_usage
 from esproxy.integrations.amazonbedrock import log_redaction, usage, vector_json
 from esproxy.integrations.amazonbedrock.credentials import BedrockCredentials, Egress, Identity
+from esproxy.integrations.amazonbedrock.signing import use_lean_signer
 from esproxy.integrations.amazonbedrock.user_agent import memoize_user_agent
 from esproxy.observability import events
 
@@ -183,6 +184,7 @@ class BedrockClients:
         finally:
             del self._opening[key]
         memoize_user_agent(client)
+        use_lean_signer(client)
         self._clients[key] = client
         return client
 
