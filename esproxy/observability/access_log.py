@@ -276,13 +276,15 @@ class AccessLog:
         retries: int = 0,
         rate_limit_wait: float = 0.0,
         forwarded: bool = False,
+        ended: float | None = None,
     ) -> None:
+        """One line of esproxy's own; `ended` is when the answer ended (now if not given)."""
         if opaque_id is not None and len(opaque_id) > MAX_ID_CHARS:
             opaque_id = opaque_id[:MAX_ID_CHARS]
         if traceparent is not None and len(traceparent) > MAX_ID_CHARS:
             traceparent = traceparent[:MAX_ID_CHARS]
         fields = {
-            "time": self.timestamp(time.time()),
+            "time": self.timestamp(time.time() if ended is None else ended),
             "method": method,
             "path": path,
             "status": status,

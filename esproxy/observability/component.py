@@ -9,11 +9,13 @@ from aiohttp import web
 
 from esproxy.app_keys import FORWARDER, SETTINGS
 from esproxy.observability.access_log import AccessLog, open_writer
+from esproxy.observability.bookkeeping import Bookkeeping
 from esproxy.observability.endpoints_view import list_endpoints
 from esproxy.observability.metrics import Metrics
 from esproxy.observability.prices import ModelPrice, PriceTable
 from esproxy.observability.web import (
     ACCESS_LOG_KEY,
+    BOOKKEEPING_KEY,
     METRICS_KEY,
     echo_opaque_id,
     observe_requests,
@@ -64,9 +66,13 @@ async def open_observability(app: web.Application) -> AsyncIterator[None]:
             access.counts = forwarder.recorder
         if metrics is not None:
             metrics.forward.catch_up = access.count_pending
+    bookkeeping = app[BOOKKEEPING_KEY] = Bookkeeping(metrics, access)
+    if metrics is not None:
+        metrics.settle = bookkeeping.settle
     try:
         yield
     finally:
+        bookkeeping.settle()
         if side is not None:
             await side.cleanup()
         if access is not None:

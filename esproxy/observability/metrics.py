@@ -393,6 +393,9 @@ class Metrics:
         self._endpoints: dict[str, EndpointSeries] = {}
         self._other: dict[str, EndpointSeries] = {}
         self.started = time.time()
+        # Books the answers held back for a moment (bookkeeping.py), so that every reader sees
+        # each answer that has ended: set by the composition, run by `settle`.
+        self.settle: Callable[[], None] = do_nothing
 
     # -- the inference service's side (events.Telemetry) ------------------------------------
 
@@ -442,6 +445,7 @@ class Metrics:
     def refresh(self) -> None:
         """Read the scrape-time gauges and count the exchanges held back; on the event loop,
         before `render`."""
+        self.settle()
         self.forward.catch_up()
         self.gauges.refresh()
 

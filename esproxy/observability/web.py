@@ -15,10 +15,12 @@ from esproxy.app_keys import SETTINGS
 from esproxy.errors import AccessDenied
 from esproxy.observability import events
 from esproxy.observability.access_log import AccessLog
+from esproxy.observability.bookkeeping import Bookkeeping
 from esproxy.observability.metrics import Metrics
 
 METRICS_KEY = web.AppKey("metrics", Metrics)
 ACCESS_LOG_KEY = web.AppKey("access_log", AccessLog)
+BOOKKEEPING_KEY = web.AppKey("bookkeeping", Bookkeeping)
 
 # Prometheus' text format, version 0.0.4 (what prometheus-client renders).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -41,17 +43,9 @@ async def observe_requests(request: web.Request, handler: Handler) -> web.Stream
         status = error.status
         raise
     finally:
-        seconds = time.perf_counter() - started
-        app = request.app
-        metrics = app.get(METRICS_KEY)
-        if metrics is not None:
-            if record.inference:
-                metrics.inference_done(record, status, seconds)
-            if not record.forwarded:
-                metrics.route_answered(route_pattern(request), status)
-        access = app.get(ACCESS_LOG_KEY)
-        if access is not None:
-            log_request(access, request, response, record, status, seconds)
+        bookkeeping = request.app.get(BOOKKEEPING_KEY)
+        if bookkeeping is not None:
+            bookkeeping.hold(request, response, record, status, time.perf_counter() - started)
 
 
 def malformed_recorder(app: web.Application) -> Callable[[int, int], None]:
@@ -78,42 +72,6 @@ def malformed_recorder(app: web.Application) -> Callable[[int, int], None]:
     return record
 
 
-def route_pattern(request: web.Request) -> str:
-    """The pattern of the route that answered (`/_inference/{first}`), never the raw path."""
-    resource = request.match_info.route.resource
-    return "unmatched" if resource is None else resource.canonical
-
-
-def log_request(
-    access: AccessLog,
-    request: web.Request,
-    response: web.StreamResponse | None,
-    record: events.RequestRecord,
-    status: int,
-    seconds: float,
-) -> None:
-    inference_id = record.inference_id
-    if inference_id is None and request.path.startswith("/_inference/"):
-        match = request.match_info
-        inference_id = match.get("second") or match.get("first")
-    headers = request.headers
-    access.write(
-        method=request.method,
-        path=request.path,
-        status=status,
-        seconds=seconds,
-        bytes_in=request.content.total_bytes,
-        bytes_out=body_bytes(response),
-        opaque_id=headers.get("X-Opaque-Id"),
-        traceparent=headers.get("traceparent"),
-        inference_id=inference_id,
-        bedrock_request_ids=record.bedrock_request_ids,
-        retries=record.retries,
-        rate_limit_wait=record.rate_limit_wait,
-        forwarded=record.forwarded,
-    )
-
-
 async def require_details_access(request: web.Request) -> None:
     """`/_esproxy/ready`'s rule for its details: a caller `GET _inference` admits, or a loopback
     caller when callers are not checked (or cannot be checked now)."""
@@ -124,13 +82,6 @@ async def require_details_access(request: web.Request) -> None:
             f"[{request.path}] is for callers that may read the inference endpoints "
             "(GET _inference), as are the details of /_esproxy/ready; or scrape [metrics] listen"
         )
-
-
-def body_bytes(response: web.StreamResponse | None) -> int:
-    """A streamed answer is sent by now; a plain one is sent after the middleware, so its length."""
-    if response is None:
-        return 0
-    return response.body_length or response.content_length or 0
 
 
 async def echo_opaque_id(request: web.Request, response: web.StreamResponse) -> None:
