@@ -14,6 +14,7 @@ and prints the median ms after the splicer's first read at which each stage was 
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import statistics
@@ -61,6 +62,7 @@ def main() -> int:
     lib.wait_http(floor_url, floor)
     inference.check(floor_url, path, body, None)
     floor_stamps.write_text("")
+    os.environ["STREAM_DRIVER_TIMES"] = str(logs / "floor.times")
     r = inference.stream_driver(floor_url + path, body, None, 1, seconds, "raw")
     lib.stop(floor)
     summarize("floor", r, floor_stamps)
@@ -76,6 +78,7 @@ def main() -> int:
             url, proc = procs[name]
         inference.check(url, path, body, None)
         stamps.write_text("")  # the check's request is a cold one
+        os.environ["STREAM_DRIVER_TIMES"] = str(logs / f"{name}.times")
         r = inference.stream_driver(url + path, body, None, 1, seconds, "raw")
         lib.stop(proc)
         summarize(name, r, stamps)
@@ -96,12 +99,44 @@ def summarize(name: str, run: dict[str, Any], stamps: Path) -> None:
     stages: dict[str, list[float]] = {}
     for row in rows:
         for stage, ms in row.items():
-            stages.setdefault(stage, []).append(ms)
+            if not stage.startswith("@"):
+                stages.setdefault(stage, []).append(ms)
     last = 0.0
     for stage, values in sorted(stages.items(), key=lambda kv: statistics.median(kv[1])):
         mid = statistics.median(values)
         print(f"  {stage:<18} {mid:7.3f} ms  (+{mid - last:.3f}, n={len(values)})")
         last = mid
+    line_up(rows, stamps.with_suffix(".times"))
+
+
+def line_up(rows: list[dict[str, float]], times: Path) -> None:
+    """What the stamps cannot see, from the client's clock (perf_counter is system-wide): the
+    client's send to the server's first read, the last write of the first delta to the client
+    reading it, and the previous answer's end to this request's first read."""
+    sent = json.loads(times.read_text())  # [started, first delta or None] per request
+    starts = [s for s, _ in sent]
+    arrival, delivery, turnaround = [], [], []
+    previous_end = None
+    for row in rows:
+        t0 = row.get("@t0")
+        if t0 is None:
+            continue
+        at = bisect.bisect_right(starts, t0) - 1
+        if at >= 0 and t0 - starts[at] < 0.01:
+            started, first = sent[at]
+            arrival.append((t0 - started) * 1000)
+            if first is not None and "delta written" in row:
+                delivery.append((first - t0) * 1000 - row["delta written"])
+        if previous_end is not None:
+            turnaround.append((t0 - previous_end) * 1000)
+        previous_end = t0 + row["@eof"] / 1000
+    for label, values in (
+        ("client send to first read", arrival),
+        ("delta written to client", delivery),
+        ("answer's end to next read", turnaround),
+    ):
+        if values:
+            print(f"  {label:<26} {statistics.median(values):7.3f} ms  (n={len(values)})")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ _stamps: dict[str, float] = {}
 _t0 = 0.0
 _out: Any = None
 _CALLS_FILE = os.environ.get("BENCH_EXP_CALLS")
+_AFTER_FILE = os.environ.get("BENCH_EXP_AFTER_EOF")
+_answers = 0
 _calls: list[str] | None = None
 _traced = 0
 
@@ -61,14 +63,56 @@ def trace_calls(stage: str, path: str) -> None:
 def _flush() -> None:
     global _t0
     if _t0 and _out is not None:
+        # "@"-keys are no stages: the first read's perf_counter() in s, to line up with the
+        # client's own clock (stream_driver.py's STREAM_DRIVER_TIMES), and the answer's end in ms.
+        _stamps["@t0"] = _t0
+        _stamps["@eof"] = (time.perf_counter() - _t0) * 1000
         _out.write(json.dumps(_stamps) + "\n")
         _out.flush()
     _stamps.clear()
     _t0 = 0.0
 
 
+def trace_after_eof() -> None:
+    """BENCH_EXP_AFTER_EOF=FILE: the Python calls from the 30th answer's end to the next read,
+    each with its ms since the end and its depth: what the loop does before it reads again."""
+    global _answers, _calls
+    _answers += 1
+    if _answers != 30:
+        return
+    _calls = []
+    began = time.perf_counter()
+    depth = 0
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal depth
+        if _calls is None:
+            return
+        if event in ("call", "c_call"):
+            code = frame.f_code
+            name = arg.__qualname__ if event == "c_call" else code.co_qualname
+            where = "C" if event == "c_call" else f"{code.co_filename}:{code.co_firstlineno}"
+            ms = (time.perf_counter() - began) * 1000
+            _calls.append(f"{ms:8.3f} {'  ' * min(depth, 30)}{name} {where}")
+            depth += 1
+        elif event in ("return", "c_return", "c_exception"):
+            depth = max(0, depth - 1)
+
+    sys.setprofile(profile)
+
+
+def end_trace_after_eof() -> None:
+    global _calls
+    if _AFTER_FILE and _calls is not None and _answers >= 30:
+        sys.setprofile(None)
+        with open(_AFTER_FILE, "a") as out:  # the floor's first, then esproxy's
+            out.write(f"# {' '.join(sys.argv)}\n" + "\n".join(_calls) + "\n")
+        _calls = None
+
+
 def _begin() -> None:
     global _t0
+    end_trace_after_eof()
     _stamps.clear()
     _t0 = time.perf_counter()
 
@@ -234,7 +278,10 @@ def install_response(response_type: Any) -> None:
 
     async def write_eof_stamped(self: Any, data: bytes = b"") -> None:
         await write_eof(self, data)
+        answered = bool(_t0)  # aiohttp calls write_eof once more, after the handler returns
         _flush()
+        if _AFTER_FILE and answered:
+            trace_after_eof()
 
     response_type.prepare = prepare_stamped
     response_type.write = write_stamped
