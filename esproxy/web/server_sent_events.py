@@ -6,7 +6,6 @@ ends the stream in place of `[DONE]`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -31,15 +30,6 @@ def error_event(error: ProxyError) -> bytes:
     return _ERROR + to_json(error.to_body()) + b"\n\n"
 
 
-async def let_out() -> None:
-    """One turn of the event loop, so that what was just written leaves before the next events,
-    which may already be here, are read. On a spliced connection (esproxy beside a cluster) the
-    answer reaches the client through the splicer, which relays it only when the loop polls;
-    without this, a first delta that came in one read with the rest of the answer would wait for
-    the whole answer to be translated and written (~1 ms for 30 events)."""
-    await asyncio.sleep(0)
-
-
 def start_stream(status: int = 200) -> web.StreamResponse:
     headers = {**PRODUCT_HEADERS, "Content-Type": EVENT_STREAM, "Cache-Control": "no-cache"}
     return OwnStreamResponse(status=status, headers=headers)
@@ -60,13 +50,9 @@ async def send_completion_deltas(
     """One event per delta, written as it arrives so the client sees each one at once."""
     response = start_stream()
     await response.prepare(request)
-    waiting = True  # for the first delta
     try:
         async for delta in deltas:
             await response.write(message_event({"completion": [{"delta": delta}]}))
-            if waiting:
-                waiting = False
-                await let_out()
     except ProxyError as error:
         await response.write(error_event(error))
     except Exception:

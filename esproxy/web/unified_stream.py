@@ -16,7 +16,7 @@ from aiohttp import web
 
 from esproxy.errors import ProxyError, unified_error_body
 from esproxy.web.responses import to_json
-from esproxy.web.server_sent_events import DONE, let_out, message_event, start_stream
+from esproxy.web.server_sent_events import DONE, message_event, start_stream
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,6 @@ _ERROR = "\ufeffevent: error\ndata: ".encode()
 
 def unified_error_event(error: ProxyError) -> bytes:
     return _ERROR + to_json(unified_error_body(error)) + b"\n\n"
-
-
-def carries_delta(chunk: dict[str, Any]) -> bool:
-    """Whether a chunk holds text or a tool call (not only the role, a finish or usage)."""
-    return any(
-        "content" in choice["delta"] or "tool_calls" in choice["delta"]
-        for choice in chunk["choices"]
-    )
 
 
 async def send_unified_error(request: web.Request, error: ProxyError) -> web.StreamResponse:
@@ -50,13 +42,9 @@ async def send_chat_chunks(
     """One event per chunk, written as it arrives."""
     response = start_stream()
     await response.prepare(request)
-    waiting = True  # for the first delta
     try:
         async for chunk in chunks:
             await response.write(message_event(chunk))
-            if waiting and carries_delta(chunk):
-                waiting = False
-                await let_out()
     except ProxyError as error:
         await response.write(unified_error_event(error))
     except Exception:
