@@ -13,9 +13,9 @@ compares them, and prints each round's difference.
 
 The case `first_delta:1` times the streamed chat's first delta instead, as the budget does
 (inference.paced_first_deltas): events paced PACE_MS apart after the first delta (the emulator
-always paces here; the other workloads do not stream), a bare client, and direct aiobotocore
-alternating with the variants, SECONDS per round; it prints each one's mean p50 and its
-rounds' differences to direct.
+paces here unless BENCH_AB_BURST=1; the other workloads do not stream), a bare client, and
+direct aiobotocore alternating with the variants, SECONDS per round; it prints each one's mean
+p50 and its rounds' differences to direct.
 
     .cache/bench-venv/bin/python scripts/bench/inference_ab.py \
         completion:64,cohere96:16,first_delta:1 SECONDS ROUNDS name=SRC [name=SRC ...]
@@ -64,10 +64,12 @@ def start_variants(
 
 
 def start_emulator_and_sink(logs: Path) -> tuple[str, str]:
-    """The pacing emulator (the other workloads do not stream) and a sink upstream, on core 0."""
-    emulator = inference.start_emulator(
-        logs, "emulator", "--stream-delay-ms", str(inference.PACE_MS), "--stream-burst", "2"
-    )
+    """The pacing emulator (the other workloads do not stream) and a sink upstream, on core 0.
+    With BENCH_AB_BURST=1 the emulator writes each answer's events at once, as the first delta's
+    reference case in `inference` has it."""
+    pacing = ("--stream-delay-ms", str(inference.PACE_MS), "--stream-burst", "2")
+    burst = os.environ.get("BENCH_AB_BURST") == "1"
+    emulator = inference.start_emulator(logs, "emulator", *(() if burst else pacing))
     port = lib.free_port()
     sink = lib.start(
         "sink", [lib.PROJECT_PY, str(lib.BENCH / "sink.py"), str(port)], cpus=lib.LOAD_CPU
