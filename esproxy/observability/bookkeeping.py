@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Final
+from typing import Final, NamedTuple
 
 from aiohttp import web
 
@@ -22,9 +22,16 @@ from esproxy.observability.metrics import Metrics
 
 SETTLE_SECONDS: Final = 0.005
 
-# The request, its record, the status, the answer's bytes, its duration, and when it ended (wall
-# clock).
-Held = tuple[web.Request, RequestRecord, int, int, float, float]
+
+class Answer(NamedTuple):
+    """What the books need of one answer, taken when it ended."""
+
+    request: web.Request
+    record: RequestRecord
+    status: int
+    sent: int  # bytes
+    seconds: float  # its duration
+    ended: float  # wall clock
 
 
 class Bookkeeping:
@@ -33,7 +40,7 @@ class Bookkeeping:
     def __init__(self, metrics: Metrics | None, access: AccessLog | None) -> None:
         self.metrics = metrics
         self.access = access
-        self._held: list[Held] = []
+        self._held: list[Answer] = []
         self._timer: asyncio.TimerHandle | None = None
 
     def hold(
@@ -47,7 +54,7 @@ class Bookkeeping:
         """Book this answer at the next settle; `seconds` is its duration, measured already."""
         # Its size now: a plain answer's body_length, once sent, would count its head too.
         sent = body_bytes(response)
-        self._held.append((request, record, status, sent, seconds, time.time()))
+        self._held.append(Answer(request, record, status, sent, seconds, time.time()))
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(SETTLE_SECONDS, self.settle)
 
@@ -57,26 +64,18 @@ class Bookkeeping:
             self._timer.cancel()
             self._timer = None
         held, self._held = self._held, []
-        for entry in held:
-            self._book(*entry)
+        for answer in held:
+            self._book(answer)
 
-    def _book(
-        self,
-        request: web.Request,
-        record: RequestRecord,
-        status: int,
-        sent: int,
-        seconds: float,
-        ended: float,
-    ) -> None:
-        metrics = self.metrics
+    def _book(self, answer: Answer) -> None:
+        metrics, record = self.metrics, answer.record
         if metrics is not None:
             if record.inference:
-                metrics.inference_done(record, status, seconds)
+                metrics.inference_done(record, answer.status, answer.seconds)
             if not record.forwarded:
-                metrics.route_answered(route_pattern(request), status)
+                metrics.route_answered(route_pattern(answer.request), answer.status)
         if self.access is not None:
-            log_request(self.access, request, record, status, sent, seconds, ended)
+            log_request(self.access, answer)
 
 
 def route_pattern(request: web.Request) -> str:
@@ -85,15 +84,8 @@ def route_pattern(request: web.Request) -> str:
     return "unmatched" if resource is None else resource.canonical
 
 
-def log_request(
-    access: AccessLog,
-    request: web.Request,
-    record: RequestRecord,
-    status: int,
-    sent: int,
-    seconds: float,
-    ended: float,
-) -> None:
+def log_request(access: AccessLog, answer: Answer) -> None:
+    request, record = answer.request, answer.record
     inference_id = record.inference_id
     if inference_id is None and request.path.startswith("/_inference/"):
         match = request.match_info
@@ -102,10 +94,10 @@ def log_request(
     access.write(
         method=request.method,
         path=request.path,
-        status=status,
-        seconds=seconds,
+        status=answer.status,
+        seconds=answer.seconds,
         bytes_in=request.content.total_bytes,
-        bytes_out=sent,
+        bytes_out=answer.sent,
         opaque_id=headers.get("X-Opaque-Id"),
         traceparent=headers.get("traceparent"),
         inference_id=inference_id,
@@ -113,7 +105,7 @@ def log_request(
         retries=record.retries,
         rate_limit_wait=record.rate_limit_wait,
         forwarded=record.forwarded,
-        ended=ended,
+        ended=answer.ended,
     )
 
 
