@@ -9,7 +9,7 @@ import json
 from aiohttp.test_utils import TestClient
 
 from tests.observability.conftest import matching, parse
-from tests.upstream.raw_client import RawConnection, get
+from tests.upstream.raw_client import RawConnection, get, request
 from tests.user_examples import JSON_HEADERS, TITAN_COMPLETION
 
 MISSING = "/_inference/completion/missing"
@@ -17,12 +17,7 @@ SCRAPE = "/_esproxy/metrics"
 
 
 def post(path: str, document: object) -> bytes:
-    body = json.dumps(document).encode()
-    return (
-        b"POST %s HTTP/1.1\r\nHost: esproxy.test\r\n"
-        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-        % (path.encode(), len(body), body)
-    )
+    return request("POST", path, json.dumps(document).encode())
 
 
 async def pipelined(client: TestClient, *requests: bytes) -> list[bytes]:

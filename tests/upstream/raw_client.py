@@ -53,6 +53,13 @@ def get(path: str, *extra: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def request(method: str, path: str, body: bytes = b"", *extra: str) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: esproxy.test", *extra]
+    if body or method in ("POST", "PUT"):
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
 async def fetch(direct: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
     async with direct.get(url, headers={"Accept-Encoding": "identity"}) as response:
         return response.status, json.loads(await response.read())

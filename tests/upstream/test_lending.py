@@ -21,7 +21,13 @@ from yarl import URL
 from esproxy.settings import Settings
 from tests.chat_examples import CHAT_ENDPOINT, QUESTION, parse_events
 from tests.upstream.conftest import StartForwarder
-from tests.upstream.raw_client import RawConnection, fetch, get, http_connections_opened
+from tests.upstream.raw_client import (
+    RawConnection,
+    fetch,
+    get,
+    http_connections_opened,
+    request,
+)
 
 HEALTH = "/_cluster/health?filter_path=status"
 
@@ -33,13 +39,6 @@ async def lender(
     """esproxy in front of the node, with the Bedrock emulator, and no cluster traffic of its own
     (endpoints in memory, local limits): the node sees only what is forwarded."""
     return await start_forwarder(opensearch_url, base=settings_for(ESPROXY_LIMITS_MODE="local"))
-
-
-def request(method: str, path: str, body: bytes = b"", *extra: str) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: esproxy.test", *extra]
-    if body or method in ("POST", "PUT"):
-        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 async def assert_healthy(connection: RawConnection) -> None:
