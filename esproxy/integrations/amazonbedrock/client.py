@@ -30,6 +30,8 @@ from esproxy.errors import ProviderError, ProviderUnavailable, ProxyError, snake
 from esproxy.inference.rate_limits import current_deadline, report_usage
 from esproxy.integrations.amazonbedrock import log_redaction, usage, vector_json
 from esproxy.integrations.amazonbedrock.credentials import BedrockCredentials, Egress, Identity
+from esproxy.integrations.amazonbedrock.endpoint_rules import keep_resolved_endpoints
+from esproxy.integrations.amazonbedrock.serializing import use_lean_serializer
 from esproxy.integrations.amazonbedrock.signing import use_lean_signer
 from esproxy.integrations.amazonbedrock.user_agent import memoize_user_agent
 from esproxy.observability import events
@@ -185,6 +187,8 @@ class BedrockClients:
             del self._opening[key]
         memoize_user_agent(client)
         use_lean_signer(client)
+        use_lean_serializer(client)
+        keep_resolved_endpoints(client)
         self._clients[key] = client
         return client
 
