@@ -21,6 +21,9 @@ from botocore.utils import percent_encode  # type: ignore[import-untyped, unused
 
 # Types whose JSON form differs from the Python value that botocore is given.
 CONVERTED_TYPES = frozenset({"blob", "timestamp"})
+# botocore's json.dumps defaults, but refusing NaN and infinities (botocore writes them as
+# strings); one encoder, since json.dumps builds a new one for any non-default option.
+ENCODER = json.JSONEncoder(allow_nan=False)
 
 
 class RequestPlan:
@@ -65,7 +68,7 @@ class RequestPlan:
         if not body:
             return None
         try:
-            encoded = json.dumps(body, allow_nan=False).encode("utf-8")
+            encoded = ENCODER.encode(body).encode("utf-8")
         except (TypeError, ValueError):  # bytes, Decimal, NaN: botocore converts these
             return None
         values = tuple(labels.get(label.rstrip("+")) for label in self.labels)
