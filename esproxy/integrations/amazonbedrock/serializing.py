@@ -29,16 +29,22 @@ ENCODER = json.JSONEncoder(allow_nan=False)
 class RequestPlan:
     """What one operation's request looks like, for inputs that botocore would dump as they are."""
 
-    def __init__(self, operation: Any, uri_members: dict[str, str], checked: dict[str, Any]):
+    def __init__(
+        self,
+        operation: Any,
+        uri_members: dict[str, str],
+        checked: dict[str, Any],
+        check: ValueCheck,
+    ) -> None:
         self.method = operation.http.get("method", "POST")
         self.uri = operation.http["requestUri"]
         self.labels = re.findall(r"{(.*?)}", self.uri)
         self.uri_members = uri_members  # member name -> label in the URI template
         self.checked = checked  # body member name -> its shape, where a value must be looked at
-        self.check = ValueCheck()
+        self.check = check
 
     @lru_cache(maxsize=256)  # noqa: B019 - one plan per operation, kept for the client's life
-    def path_for(self, values: tuple[str | None, ...]) -> str:
+    def path_for(self, values: tuple[str, ...]) -> str:
         """The URI with its labels percent-encoded as botocore encodes them (a few model ids)."""
         path = {}
         for label, value in zip(self.labels, values, strict=True):
@@ -116,15 +122,16 @@ def plan_for(operation: Any) -> RequestPlan | None:
         return None
     uri_members: dict[str, str] = {}
     checked: dict[str, Any] = {}
+    check = ValueCheck()
     for name, member in shape.members.items():
         location = member.serialization.get("location")
         if location == "uri" and member.type_name == "string":
             uri_members[name] = member.serialization.get("name", name)
         elif location is not None or "name" in member.serialization:
             return None
-        elif may_differ(member, set()):
+        elif check.differs(member):
             checked[name] = member
-    return RequestPlan(operation, uri_members, checked)
+    return RequestPlan(operation, uri_members, checked, check)
 
 
 def may_differ(shape: Any, seen: set[str]) -> bool:
